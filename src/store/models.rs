@@ -1,0 +1,147 @@
+//! The rows Portcullis keeps. Plain data: no behaviour, no secrets in the clear.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A registered OAuth client (RFC 7591).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    /// SHA-256 (hex) of the client secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    /// Space-separated scopes the client registered, if any.
+    pub scope: Option<String>,
+    /// Everything else the client registered, returned as-is in the registration response.
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user as identified at sign-in; `key` decides who is the same person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// `email:<lower-cased verified email>` or `sub:<provider>:<subject>`.
+    pub key: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable id (a UUID), the `sub` of Portcullis' tokens.
+    pub id: String,
+    pub key: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: DateTime<Utc>,
+}
+
+/// An authorization request on its way through provider choice, consent and upstream sign-in.
+/// Stored as a JSON document so the steps can add to it without schema changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    pub id: String,
+    pub expires_at: DateTime<Utc>,
+    pub data: FlowData,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowData {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// The client's `state`, returned to it unchanged.
+    pub state: Option<String>,
+    pub code_challenge: String,
+    /// Space-separated scopes requested.
+    pub scope: Option<String>,
+    /// The canonical resource (RFC 8707) the token will be for.
+    pub resource: String,
+    /// SHA-256 (hex) of the browser-binding cookie of the browser that started the flow.
+    pub browser_hash: String,
+    /// The CSRF token of the provider and consent forms.
+    pub csrf: String,
+    /// The upstream provider chosen (set at once when only one is configured).
+    pub provider: Option<String>,
+    /// Set when the person approved and was sent upstream.
+    pub upstream: Option<UpstreamLeg>,
+}
+
+/// Portcullis' own state for the upstream leg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamLeg {
+    pub nonce: String,
+    /// Fernet-encrypted PKCE verifier.
+    pub pkce_verifier_enc: String,
+}
+
+/// The upstream tokens of a grant, each Fernet-encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpstreamTokens {
+    pub access_token_enc: Option<String>,
+    pub refresh_token_enc: Option<String>,
+    pub id_token_enc: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One sign-in of a user at a client, the `sid` of every token issued from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub provider: String,
+    /// Space-separated scopes granted.
+    pub scope: String,
+    pub resource: String,
+    pub upstream: UpstreamTokens,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    /// SHA-256 (hex) of the code.
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    pub expires_at: DateTime<Utc>,
+    /// When it was redeemed; `None` while unspent.
+    pub redeemed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// When it was exchanged for its successor; `None` while current.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// The successor token, Fernet-encrypted, so a concurrent duplicate refresh inside the
+    /// grace window receives the same answer.
+    pub successor_enc: Option<String>,
+}
+
+/// A signing key of Portcullis' own tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// `ES256`.
+    pub alg: String,
+    /// Fernet-encrypted PKCS#8 DER of the private key.
+    pub private_key_enc: String,
+    /// The public JWK as JSON text.
+    pub public_jwk: String,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,88 @@
+//! Upstream identity providers behind one small trait: where to send the browser, how to turn
+//! the returned code into an identity, and how to refresh the upstream token.
+//!
+//! `oidc` is the generic OpenID Connect implementation (discovery, id_token validation through
+//! `openidconnect`); `dev` is the loopback-only development sign-in form.
+
+pub mod dev;
+pub mod oidc;
+mod registry;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use url::Url;
+
+pub use registry::Providers;
+
+/// What went wrong upstream. Shown to nobody: the handler logs it and answers generically.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The provider's discovery document or JWKS could not be fetched or used.
+    #[error("provider discovery failed: {0}")]
+    Discovery(String),
+    /// The code exchange or refresh was refused by the provider (`invalid_grant`, …).
+    #[error("provider refused the request: {0}")]
+    Refused(String),
+    /// The provider's answer failed validation (id_token signature, nonce, issuer, audience…).
+    #[error("provider response is invalid: {0}")]
+    Invalid(String),
+    /// Network or protocol failure talking to the provider.
+    #[error("provider unreachable: {0}")]
+    Transport(String),
+}
+
+/// What Portcullis asks the provider to do in the browser.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest<'a> {
+    /// Portcullis' own `state` for the upstream leg.
+    pub state: &'a str,
+    pub nonce: &'a str,
+    /// PKCE S256 challenge of Portcullis' own verifier.
+    pub pkce_challenge: &'a str,
+    /// `{public_base_url}/callback/{provider id}`.
+    pub redirect_uri: &'a Url,
+}
+
+/// Tokens the provider issued, in the clear (the caller encrypts them before storing).
+#[derive(Debug, Clone, Default)]
+pub struct ProviderTokens {
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Who signed in, as the provider vouches.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The provider's stable subject identifier.
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub tokens: ProviderTokens,
+}
+
+/// One upstream identity provider.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The configured id, used in `/callback/{id}`.
+    fn id(&self) -> &str;
+    /// What the provider-choice page shows.
+    fn display_name(&self) -> &str;
+    /// Where to send the browser to sign in.
+    fn authorization_url(&self, request: &AuthorizationRequest<'_>) -> Result<Url, UpstreamError>;
+    /// Exchanges the returned code (with Portcullis' PKCE verifier) and validates the answer,
+    /// including the id_token's nonce when there is one.
+    async fn exchange(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+        redirect_uri: &Url,
+        now: DateTime<Utc>,
+    ) -> Result<Identity, UpstreamError>;
+    /// Uses an upstream refresh token. A provider that returns no new refresh token keeps the
+    /// old one valid: the caller keeps it.
+    async fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<ProviderTokens, UpstreamError>;
+}
