@@ -28,7 +28,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Invalid { key: key.into(), message: message.into() }
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -123,6 +126,21 @@ pub struct ProviderSettings {
     pub client_secret: Option<SecretString>,
     #[serde(default = "default_upstream_scopes")]
     pub scopes: Vec<String>,
+    /// The most a person signing in here may be granted (`domain:resource:action` patterns with
+    /// `*`). Defaults to everything for the development provider and nothing for the others.
+    #[serde(default)]
+    pub grant_scopes: Option<Vec<String>>,
+}
+
+impl ProviderSettings {
+    /// The scope patterns a sign-in through this provider may receive.
+    pub fn may_grant(&self) -> Vec<String> {
+        match (&self.grant_scopes, self.kind) {
+            (Some(patterns), _) => patterns.clone(),
+            (None, ProviderKind::Dev) => vec!["*".into()],
+            (None, ProviderKind::Oidc) => Vec::new(),
+        }
+    }
 }
 
 fn default_upstream_scopes() -> Vec<String> {
@@ -201,7 +219,13 @@ impl Settings {
 
     fn extract(figment: Figment) -> Result<Self, ConfigError> {
         let settings: Settings = figment.extract().map_err(|errors| {
-            ConfigError::Parse(errors.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))
+            ConfigError::Parse(
+                errors
+                    .into_iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         settings.validate()?;
         Ok(settings)
@@ -237,8 +261,9 @@ impl Settings {
             ));
         }
         if let Some(redis) = &self.redis_url {
-            Url::parse(redis)
-                .map_err(|e| ConfigError::invalid("redis_url", format!("not a URL: {e} (REDIS_URL)")))?;
+            Url::parse(redis).map_err(|e| {
+                ConfigError::invalid("redis_url", format!("not a URL: {e} (REDIS_URL)"))
+            })?;
         }
         let tokens = &self.tokens;
         for (key, value) in [
@@ -252,19 +277,30 @@ impl Settings {
             }
         }
         if self.providers.is_empty() {
-            return Err(ConfigError::invalid("providers", "at least one provider is required"));
+            return Err(ConfigError::invalid(
+                "providers",
+                "at least one provider is required",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (index, provider) in self.providers.iter().enumerate() {
             let key = |field: &str| format!("providers[{index}].{field}");
             let id_ok = !provider.id.is_empty()
                 && provider.id.len() <= 64
-                && provider.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                && provider.id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
             if !id_ok {
-                return Err(ConfigError::invalid(key("id"), "use 1-64 of a-z, 0-9, - and _"));
+                return Err(ConfigError::invalid(
+                    key("id"),
+                    "use 1-64 of a-z, 0-9, - and _",
+                ));
             }
             if !seen.insert(provider.id.as_str()) {
-                return Err(ConfigError::invalid(key("id"), format!("`{}` is used twice", provider.id)));
+                return Err(ConfigError::invalid(
+                    key("id"),
+                    format!("`{}` is used twice", provider.id),
+                ));
             }
             match provider.kind {
                 ProviderKind::Dev => {
@@ -279,18 +315,26 @@ impl Settings {
                     }
                 }
                 ProviderKind::Oidc => {
-                    let issuer = provider
-                        .issuer
-                        .as_ref()
-                        .ok_or_else(|| ConfigError::invalid(key("issuer"), "required for kind = \"oidc\""))?;
+                    let issuer = provider.issuer.as_ref().ok_or_else(|| {
+                        ConfigError::invalid(key("issuer"), "required for kind = \"oidc\"")
+                    })?;
                     if issuer.scheme() != "https" && !is_loopback_url(issuer) {
-                        return Err(ConfigError::invalid(key("issuer"), "must be https (or http on loopback)"));
+                        return Err(ConfigError::invalid(
+                            key("issuer"),
+                            "must be https (or http on loopback)",
+                        ));
                     }
                     if provider.client_id.as_deref().is_none_or(str::is_empty) {
-                        return Err(ConfigError::invalid(key("client_id"), "required for kind = \"oidc\""));
+                        return Err(ConfigError::invalid(
+                            key("client_id"),
+                            "required for kind = \"oidc\"",
+                        ));
                     }
                     if provider.client_secret.is_none() {
-                        return Err(ConfigError::invalid(key("client_secret"), "required for kind = \"oidc\""));
+                        return Err(ConfigError::invalid(
+                            key("client_secret"),
+                            "required for kind = \"oidc\"",
+                        ));
                     }
                     if !provider.scopes.iter().any(|s| s == "openid") {
                         return Err(ConfigError::invalid(key("scopes"), "must include openid"));
@@ -321,10 +365,16 @@ pub fn is_loopback_url(url: &Url) -> bool {
 fn validate_public_url(url: &Url) -> Result<(), ConfigError> {
     let key = "public_base_url";
     if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_url(url)) {
-        return Err(ConfigError::invalid(key, "must be https (http only on a loopback host) (PUBLIC_BASE_URL)"));
+        return Err(ConfigError::invalid(
+            key,
+            "must be https (http only on a loopback host) (PUBLIC_BASE_URL)",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
-        return Err(ConfigError::invalid(key, "must not carry a query or fragment (PUBLIC_BASE_URL)"));
+        return Err(ConfigError::invalid(
+            key,
+            "must not carry a query or fragment (PUBLIC_BASE_URL)",
+        ));
     }
     Ok(())
 }
@@ -346,9 +396,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_by_name() {
-        let err = Settings::from_toml("bnid = \"127.0.0.1:1\"").unwrap_err().to_string();
+        let err = Settings::from_toml("bnid = \"127.0.0.1:1\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bnid"), "{err}");
-        let err = Settings::from_toml("[tokens]\naccess_ttl = 5").unwrap_err().to_string();
+        let err = Settings::from_toml("[tokens]\naccess_ttl = 5")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("access_ttl"), "{err}");
     }
 
@@ -377,21 +431,36 @@ mod tests {
             client_secret = "s"
         "#;
         let err = Settings::from_toml(toml).unwrap_err().to_string();
-        assert!(err.contains("fernet_keys") && err.contains("PORTCULLIS_FERNET_KEYS"), "{err}");
+        assert!(
+            err.contains("fernet_keys") && err.contains("PORTCULLIS_FERNET_KEYS"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_urls_are_refused_by_name() {
-        let err = Settings::from_toml("public_base_url = \"not a url\"").unwrap_err().to_string();
+        let err = Settings::from_toml("public_base_url = \"not a url\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("public_base_url"), "{err}");
-        let err = Settings::from_toml("public_base_url = \"http://example.com\"").unwrap_err().to_string();
-        assert!(err.contains("public_base_url") && err.contains("https"), "{err}");
+        let err = Settings::from_toml("public_base_url = \"http://example.com\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("public_base_url") && err.contains("https"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_dev_provider_refuses_a_non_loopback_bind() {
-        let err = Settings::from_toml("bind = \"0.0.0.0:8080\"").unwrap_err().to_string();
-        assert!(err.contains("providers[0].kind") && err.contains("loopback"), "{err}");
+        let err = Settings::from_toml("bind = \"0.0.0.0:8080\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("providers[0].kind") && err.contains("loopback"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -402,7 +471,8 @@ mod tests {
 
     #[test]
     fn a_public_url_with_a_path_prefix_is_kept() {
-        let settings = Settings::from_toml("public_base_url = \"https://example.com/auth\"").unwrap();
+        let settings =
+            Settings::from_toml("public_base_url = \"https://example.com/auth\"").unwrap();
         assert_eq!(settings.public_url().as_str(), "https://example.com/auth");
     }
 }

@@ -32,7 +32,9 @@ impl Secrets {
         if parsed.is_empty() {
             return Err(0);
         }
-        Ok(Self { fernet: std::sync::Arc::new(fernet::MultiFernet::new(parsed)) })
+        Ok(Self {
+            fernet: std::sync::Arc::new(fernet::MultiFernet::new(parsed)),
+        })
     }
 
     /// A new random Fernet key, URL-safe base64.
@@ -102,7 +104,10 @@ mod tests {
 
     #[test]
     fn invalid_fernet_keys_are_named_by_position() {
-        assert_eq!(Secrets::from_keys(&[Secrets::generate_key(), "nope".into()]).unwrap_err(), 1);
+        assert_eq!(
+            Secrets::from_keys(&[Secrets::generate_key(), "nope".into()]).unwrap_err(),
+            1
+        );
         assert!(Secrets::from_keys(&[]).is_err());
     }
 

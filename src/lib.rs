@@ -1,8 +1,28 @@
 //! Portcullis: an OAuth 2.1 authorization-server proxy and gateway for MCP servers.
 //!
-//! The modules, in the order a request meets them:
+//! The modules, roughly in the order a request meets them:
 
+/// The one place the time is read.
+pub mod clock;
 /// Typed settings: embedded defaults, then a TOML file, then the environment.
 pub mod config;
 /// Fernet encryption at rest, random tokens, hashes, PKCE.
 pub mod crypto;
+/// The MCP endpoint: token check and the tools behind it.
+pub mod gateway;
+/// The HTTP surface: routes and thin handlers.
+pub mod http;
+/// The OAuth protocol core: authorize, consent, callback, grants, tokens, metadata.
+pub mod oauth;
+/// Route paths shared by the router and the discovery documents.
+pub mod paths;
+/// Binding, building the state, serving, and shutting down.
+pub mod startup;
+/// What every handler shares.
+pub mod state;
+/// Storage behind one trait, with SQLite and Postgres implementations.
+pub mod store;
+/// Logging set-up, with `audit` and `security` targets.
+pub mod telemetry;
+/// Upstream identity providers (OpenID Connect, development sign-in).
+pub mod upstream;

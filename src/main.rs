@@ -1,1 +1,145 @@
-fn main() {}
+//! The `portcullis` command: serve, migrate, check-config, keys.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::config::{ProviderKind, Settings};
+use portcullis::startup::{Application, load_secrets, open_store, shutdown_signal};
+use portcullis::{crypto, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "OAuth 2.1 authorization-server proxy and gateway for MCP servers"
+)]
+struct Cli {
+    /// The configuration file (default: ./portcullis.toml when present).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration and say exactly what is wrong.
+    CheckConfig,
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new Fernet key for PORTCULLIS_FERNET_KEYS.
+    Generate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Keys {
+        command: KeysCommand::Generate,
+    } = cli.command
+    {
+        println!("{}", crypto::Secrets::generate_key());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("portcullis: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        return check_config(&settings);
+    }
+    telemetry::init(settings.log.format, &settings.log.filter, std::io::stderr);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portcullis: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(settings).await,
+            Command::Migrate => open_store(&settings.database_url)
+                .await
+                .map(|_| println!("migrations applied")),
+            Command::CheckConfig | Command::Keys { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portcullis: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(settings: &Settings) -> ExitCode {
+    if let Err(error) = load_secrets(settings) {
+        eprintln!("portcullis: invalid configuration: {error:#}");
+        return ExitCode::from(2);
+    }
+    println!("configuration is valid");
+    println!("  listen:     {}", settings.bind);
+    println!("  public URL: {}", settings.public_url());
+    println!(
+        "  database:   {}",
+        if settings.database_url.starts_with("sqlite:") {
+            "SQLite"
+        } else {
+            "Postgres"
+        }
+    );
+    for provider in &settings.providers {
+        let kind = match provider.kind {
+            ProviderKind::Dev => "development sign-in".to_owned(),
+            ProviderKind::Oidc => format!(
+                "OpenID Connect at {}",
+                provider
+                    .issuer
+                    .as_ref()
+                    .map(|u| u.as_str())
+                    .unwrap_or_default()
+            ),
+        };
+        println!("  provider:   {} ({kind})", provider.id);
+    }
+    ExitCode::SUCCESS
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let state = app.state().clone();
+    let mcp = state.url("/mcp");
+    tracing::info!(address = %app.local_addr(), public_url = %state.issuer, "portcullis is listening");
+    println!(
+        "Portcullis is listening on http://{} (public URL {})",
+        app.local_addr(),
+        state.issuer
+    );
+    println!("Connect an MCP client to {mcp}");
+    if state.providers.has_dev() {
+        println!(
+            "Development sign-in is enabled: any email signs in. Do not expose this instance."
+        );
+    }
+    app.run_until(shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,1 +1,9 @@
+//! The integration suite: one test binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod edges;
+mod flow;
+mod idp;
+mod negative;
+mod store;
+mod support;

@@ -1,0 +1,92 @@
+//! Bearer-token authentication of MCP requests (RFC 6750, MCP authorization spec).
+//!
+//! The hot path: signature and claims checked locally, revocation looked up in memory. Every
+//! failure gets the same 401 (no oracle), with `resource_metadata` so a client can discover
+//! where to sign in (RFC 9728 §5.1).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::oauth::metadata::protected_resource_metadata_url;
+use crate::oauth::resource::Resource;
+use crate::oauth::tokens::AccessClaims;
+use crate::state::AppState;
+
+/// The authenticated caller of an MCP request, put in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: AccessClaims,
+}
+
+impl Caller {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.claims.scope.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+/// The 401 for `resource`: `error="invalid_token"` only when a token was sent (RFC 6750 §3.1).
+pub fn unauthorized(state: &AppState, resource: &Resource, token_sent: bool) -> Response {
+    let metadata = protected_resource_metadata_url(state, resource);
+    let challenge = if token_sent {
+        format!(
+            r#"Bearer error="invalid_token", error_description="the access token is invalid or expired", resource_metadata="{metadata}""#
+        )
+    } else {
+        format!(r#"Bearer resource_metadata="{metadata}""#)
+    };
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({
+            "error": if token_sent { "invalid_token" } else { "unauthorized" },
+            "error_description": "a valid Bearer access token for this resource is required",
+        })),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn bearer(request: &Request) -> Option<Result<&str, ()>> {
+    let value = request.headers().get(header::AUTHORIZATION)?;
+    let Ok(value) = value.to_str() else {
+        return Some(Err(()));
+    };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Some(Err(()));
+    }
+    Some(Ok(token.trim()))
+}
+
+/// Middleware for one protected resource: verifies the token for its audience.
+pub async fn require_token(
+    State((state, resource)): State<(AppState, Resource)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = match bearer(&request) {
+        None => return unauthorized(&state, &resource, false),
+        Some(Err(())) => return unauthorized(&state, &resource, true),
+        Some(Ok(token)) => token,
+    };
+    let now = state.now();
+    let claims = match state.keys.verify(token, &state.issuer, &resource.uri, now) {
+        Ok(claims) if !state.revocations.is_revoked(&claims.jti, &claims.sid) => claims,
+        Ok(claims) => {
+            tracing::info!(target: "security", event = "token.rejected", reason = "revoked", client_id = %claims.client_id);
+            return unauthorized(&state, &resource, true);
+        }
+        Err(reason) => {
+            tracing::info!(target: "security", event = "token.rejected", %reason, resource = %resource.uri);
+            return unauthorized(&state, &resource, true);
+        }
+    };
+    request.extensions_mut().insert(Caller { claims });
+    next.run(request).await
+}

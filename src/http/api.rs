@@ -1,0 +1,245 @@
+//! JSON endpoints: discovery, registration, token, revocation, introspection, health.
+//! Each handler extracts, calls the core, and maps the outcome to a response.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::oauth::client_auth::{BasicCredentials, parse_basic};
+use crate::oauth::error::OAuthError;
+use crate::oauth::{grants, introspection, metadata, registration};
+use crate::state::AppState;
+
+/// An OAuth error as an HTTP response: RFC 6749 §5.2 JSON, the RFC's status, `no-store`, and
+/// `WWW-Authenticate: Basic` when a client that tried Basic authentication failed (§5.2).
+pub struct ApiError {
+    pub error: OAuthError,
+    pub status: Option<StatusCode>,
+    pub basic_attempted: bool,
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(error: OAuthError) -> Self {
+        Self {
+            error,
+            status: None,
+            basic_attempted: false,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.error.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
+        });
+        let mut response = (status, Json(self.error.to_json())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::UNAUTHORIZED && self.basic_attempted {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="portcullis""#),
+            );
+        }
+        response
+    }
+}
+
+/// A JSON body with `Cache-Control: no-store` (RFC 6749 §5.1).
+fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Reads the body up to the configured limit, as the content type the endpoint expects.
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    expected: &'static str,
+) -> Result<Bytes, ApiError> {
+    if !content_type_is(headers, expected) {
+        return Err(
+            OAuthError::invalid_request(format!("the request body must be {expected}")).into(),
+        );
+    }
+    axum::body::to_bytes(body, state.settings.limits.max_body_bytes)
+        .await
+        .map_err(|_| ApiError {
+            error: OAuthError::invalid_request("the request body is too large"),
+            status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+            basic_attempted: false,
+        })
+}
+
+/// A form body as text, with the Basic credentials if any.
+async fn form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, Option<BasicCredentials>, bool), ApiError> {
+    let bytes = read_body(state, headers, body, "application/x-www-form-urlencoded").await?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let basic_attempted =
+        authorization.is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let basic = authorization.and_then(parse_basic);
+    if basic_attempted && basic.is_none() {
+        return Err(ApiError {
+            error: OAuthError::invalid_client(),
+            status: None,
+            basic_attempted: true,
+        });
+    }
+    Ok((text, basic, basic_attempted))
+}
+
+fn with_basic(basic_attempted: bool) -> impl FnOnce(OAuthError) -> ApiError {
+    move |error| ApiError {
+        error,
+        status: None,
+        basic_attempted,
+    }
+}
+
+/// RFC 8414 §3 and OpenID Connect Discovery §4.
+pub async fn authorization_server_metadata(State(state): State<AppState>) -> Response {
+    Json(metadata::authorization_server(&state)).into_response()
+}
+
+/// RFC 9728 §3, for the resource at `path` (empty for the default resource).
+pub async fn protected_resource_metadata(
+    State(state): State<AppState>,
+    path: Option<Path<String>>,
+) -> Response {
+    let resource_path = path.map(|Path(p)| format!("/{p}"));
+    let prefix = state.base.path().trim_end_matches('/').to_owned();
+    let resource = match resource_path {
+        None => state.resources.default_resource(),
+        Some(path) => {
+            let below_prefix = path.strip_prefix(&prefix).unwrap_or(&path).to_owned();
+            state
+                .resources
+                .all()
+                .iter()
+                .find(|r| r.path == below_prefix || r.path == path)
+        }
+    };
+    match resource {
+        Some(resource) => Json(metadata::protected_resource(&state, resource)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": "not_found"})),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = Json(state.keys.jwks()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// RFC 7591 §3.
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&state, &headers, body, "application/json")
+        .await
+        .map_err(|mut e| {
+            if e.status.is_none() {
+                e.error = OAuthError::new(
+                    crate::oauth::error::ErrorCode::InvalidClientMetadata,
+                    "the request body must be application/json",
+                );
+            }
+            e
+        })?;
+    let response = registration::register(state.store.as_ref(), &bytes, state.now()).await?;
+    Ok(no_store(StatusCode::CREATED, response))
+}
+
+/// RFC 6749 §3.2.
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (text, basic, attempted) = form(&state, &headers, body).await?;
+    let response = grants::token(&state, basic.as_ref(), &text, state.now())
+        .await
+        .map_err(with_basic(attempted))?;
+    Ok(no_store(StatusCode::OK, response))
+}
+
+/// RFC 7009 §2.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (text, basic, attempted) = form(&state, &headers, body).await?;
+    introspection::revoke(&state, basic.as_ref(), &text, state.now())
+        .await
+        .map_err(with_basic(attempted))?;
+    Ok(no_store(StatusCode::OK, serde_json::json!({})))
+}
+
+/// RFC 7662 §2.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (text, basic, attempted) = form(&state, &headers, body).await?;
+    let response = introspection::introspect(&state, basic.as_ref(), &text, state.now())
+        .await
+        .map_err(with_basic(attempted))?;
+    Ok(no_store(StatusCode::OK, response))
+}
+
+pub async fn live() -> Response {
+    Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+/// Ready when the database answers.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok"})).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "unavailable", "database": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}

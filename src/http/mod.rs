@@ -1,0 +1,117 @@
+//! The HTTP surface: routes and thin handlers. Protocol rules live in `oauth`.
+
+mod api;
+mod pages;
+
+use axum::Router;
+use axum::http::{HeaderName, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::paths;
+use crate::state::AppState;
+
+const STYLESHEET: &str = include_str!("../../static/portcullis.css");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// The routes below the public base URL's path.
+fn app_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            paths::AUTHORIZATION_SERVER_METADATA,
+            get(api::authorization_server_metadata),
+        )
+        .route(
+            paths::OPENID_CONFIGURATION,
+            get(api::authorization_server_metadata),
+        )
+        .route(paths::JWKS, get(api::jwks))
+        .route(paths::REGISTER, post(api::register))
+        .route(paths::AUTHORIZE, get(pages::authorize))
+        .route(
+            paths::AUTHORIZE_PROVIDER,
+            get(pages::provider_page).post(pages::choose_provider),
+        )
+        .route(
+            paths::AUTHORIZE_CONSENT,
+            get(pages::consent_page).post(pages::decide),
+        )
+        .route(paths::CALLBACK, get(pages::callback))
+        .route(paths::TOKEN, post(api::token))
+        .route(paths::REVOKE, post(api::revoke))
+        .route(paths::INTROSPECT, post(api::introspect))
+        .route(paths::HEALTH_LIVE, get(api::live))
+        .route(paths::HEALTH_READY, get(api::ready))
+        .route(
+            &format!("{}/portcullis.css", paths::STATIC),
+            get(stylesheet),
+        )
+        .merge(crate::gateway::router(state))
+}
+
+/// Well-known documents at the origin's root, with the issuer's or resource's path inserted
+/// after the well-known segment (RFC 8414 §3.1, RFC 9728 §3.1), as MCP clients probe them.
+fn well_known_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            paths::PROTECTED_RESOURCE_METADATA,
+            get(api::protected_resource_metadata),
+        )
+        .route(
+            &format!("{}/{{*path}}", paths::PROTECTED_RESOURCE_METADATA),
+            get(api::protected_resource_metadata),
+        )
+        .route(
+            &format!("{}/{{*path}}", paths::AUTHORIZATION_SERVER_METADATA),
+            get(api::authorization_server_metadata),
+        )
+        .route(
+            &format!("{}/{{*path}}", paths::OPENID_CONFIGURATION),
+            get(api::authorization_server_metadata),
+        )
+}
+
+/// The whole application; `extra` (the development sign-in pages) is served below the prefix too.
+pub fn router(state: AppState, extra: Router) -> Router {
+    let prefix = state.base.path().trim_end_matches('/').to_owned();
+    let app = app_routes(&state).with_state(state.clone()).merge(extra);
+    let well_known = well_known_routes().with_state(state.clone());
+    let routes = if prefix.is_empty() {
+        app.merge(well_known)
+    } else {
+        // Behind a reverse proxy at a path: the app below it, discovery at the origin's root.
+        Router::new().nest(&prefix, app).merge(well_known)
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            REQUEST_ID,
+            HeaderName::from_static("mcp-session-id"),
+        ]);
+    routes
+        .layer(cors)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

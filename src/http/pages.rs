@@ -1,0 +1,330 @@
+//! The browser side of the flow: `/authorize`, the provider and consent pages, the upstream
+//! callback. Server-rendered (askama), framed by nobody, cached by nobody.
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::crypto::random_token;
+use crate::oauth::authorize::{self, AuthorizeError, AuthorizeOutcome, PageError};
+use crate::oauth::callback;
+use crate::oauth::consent::{self, ConsentView, ProviderView};
+use crate::oauth::params::Params;
+use crate::paths;
+use crate::state::AppState;
+
+/// The largest form the pages accept.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    base_path: &'a str,
+    action: String,
+    view: ConsentView,
+}
+
+#[derive(Template)]
+#[template(path = "provider.html")]
+struct ProviderPage<'a> {
+    base_path: &'a str,
+    action: String,
+    view: ProviderView,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    base_path: &'a str,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The path prefix of the public URL, for links in pages (`""` at the root).
+fn base_path(state: &AppState) -> &str {
+    state.base.path().trim_end_matches('/')
+}
+
+/// Headers every page carries: no framing (clickjacking on consent), no caching, no referrer
+/// (the URL holds the flow id), and a CSP that allows only our stylesheet.
+fn harden(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response {
+    match rendered {
+        Ok(body) => harden(
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                body,
+            )
+                .into_response(),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "rendering a page failed");
+            harden((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+        }
+    }
+}
+
+fn error_page(state: &AppState, error: &PageError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    html(
+        status,
+        ErrorPage {
+            base_path: base_path(state),
+            title: error.title,
+            message: &error.message,
+        }
+        .render(),
+    )
+}
+
+fn redirect(location: &str) -> Response {
+    harden(
+        (
+            StatusCode::SEE_OTHER,
+            [(header::LOCATION, location.to_owned())],
+        )
+            .into_response(),
+    )
+}
+
+/// The name of the browser-binding cookie: `__Host-` over https (bound to this exact origin).
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.secure_cookies {
+        "__Host-portcullis-browser"
+    } else {
+        "portcullis-browser"
+    }
+}
+
+fn browser_secret(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let name = cookie_name(state);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 32)
+}
+
+fn set_browser_cookie(state: &AppState, response: &mut Response, secret: &str) {
+    // Lax: the upstream provider's redirect back is a top-level GET navigation from another
+    // site, which must carry the cookie; a cross-site form POST must not.
+    let mut cookie = cookie::Cookie::build((cookie_name(state), secret.to_owned()))
+        .http_only(true)
+        .path("/")
+        .same_site(cookie::SameSite::Lax);
+    if state.secure_cookies {
+        cookie = cookie.secure(true);
+    }
+    if let Ok(value) = HeaderValue::from_str(&cookie.build().to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+async fn read_form(body: Body) -> Result<Params, PageError> {
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| PageError::bad_request("Invalid form", "The form is too large."))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| PageError::bad_request("Invalid form", "The form is not UTF-8."))?;
+    Params::parse(text)
+        .map_err(|_| PageError::bad_request("Invalid form", "The form could not be read."))
+}
+
+fn flow_param(query: Option<&str>) -> Option<String> {
+    Params::parse(query.unwrap_or_default())
+        .ok()?
+        .get("flow")
+        .map(str::to_owned)
+}
+
+/// RFC 6749 §4.1.1, with OAuth 2.1's PKCE requirement.
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let existing = browser_secret(&state, &headers);
+    let secret = existing.clone().unwrap_or_else(|| random_token(32));
+    let outcome = authorize::start(
+        &state,
+        query.as_deref().unwrap_or_default(),
+        &secret,
+        state.now(),
+    )
+    .await;
+    let mut response = match outcome {
+        Ok(AuthorizeOutcome::ChooseProvider { flow_id }) => redirect(&format!(
+            "{}?flow={flow_id}",
+            state.url(paths::AUTHORIZE_PROVIDER)
+        )),
+        Ok(AuthorizeOutcome::Consent { flow_id }) => redirect(&format!(
+            "{}?flow={flow_id}",
+            state.url(paths::AUTHORIZE_CONSENT)
+        )),
+        Err(AuthorizeError::Redirect(url)) => return redirect(url.as_str()),
+        Err(AuthorizeError::Page(error)) => return error_page(&state, &error),
+    };
+    if existing.is_none() {
+        set_browser_cookie(&state, &mut response, &secret);
+    }
+    response
+}
+
+pub async fn provider_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let flow_id = flow_param(query.as_deref()).ok_or_else(PageError::flow_gone)?;
+        let flow = consent::flow_for_browser(
+            &state,
+            &flow_id,
+            browser_secret(&state, &headers).as_deref(),
+            state.now(),
+        )
+        .await?;
+        consent::provider_view(&state, &flow).await
+    }
+    .await;
+    match result {
+        Ok(view) => html(
+            StatusCode::OK,
+            ProviderPage {
+                base_path: base_path(&state),
+                action: state.url(paths::AUTHORIZE_PROVIDER),
+                view,
+            }
+            .render(),
+        ),
+        Err(error) => error_page(&state, &error),
+    }
+}
+
+pub async fn choose_provider(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = async {
+        let form = read_form(body).await?;
+        consent::choose_provider(
+            &state,
+            &form,
+            browser_secret(&state, &headers).as_deref(),
+            state.now(),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(flow_id) => redirect(&format!(
+            "{}?flow={flow_id}",
+            state.url(paths::AUTHORIZE_CONSENT)
+        )),
+        Err(error) => error_page(&state, &error),
+    }
+}
+
+pub async fn consent_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let flow_id = flow_param(query.as_deref()).ok_or_else(PageError::flow_gone)?;
+        let flow = consent::flow_for_browser(
+            &state,
+            &flow_id,
+            browser_secret(&state, &headers).as_deref(),
+            state.now(),
+        )
+        .await?;
+        if flow.data.provider.is_none() {
+            return Ok(Err(flow.id));
+        }
+        consent::consent_view(&state, &flow).await.map(Ok)
+    }
+    .await;
+    match result {
+        Ok(Ok(view)) => html(
+            StatusCode::OK,
+            ConsentPage {
+                base_path: base_path(&state),
+                action: state.url(paths::AUTHORIZE_CONSENT),
+                view,
+            }
+            .render(),
+        ),
+        // No provider chosen yet: the person skipped the provider page.
+        Ok(Err(flow_id)) => redirect(&format!(
+            "{}?flow={flow_id}",
+            state.url(paths::AUTHORIZE_PROVIDER)
+        )),
+        Err(error) => error_page(&state, &error),
+    }
+}
+
+pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let form = read_form(body).await?;
+        consent::decide(
+            &state,
+            &form,
+            browser_secret(&state, &headers).as_deref(),
+            state.now(),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(url) => redirect(url.as_str()),
+        Err(error) => error_page(&state, &error),
+    }
+}
+
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let secret = browser_secret(&state, &headers);
+    match callback::finish(
+        &state,
+        &provider,
+        query.as_deref().unwrap_or_default(),
+        secret.as_deref(),
+        state.now(),
+    )
+    .await
+    {
+        Ok(url) => redirect(url.as_str()),
+        Err(error) => error_page(&state, &error),
+    }
+}

@@ -1,0 +1,189 @@
+//! The upstream provider's redirect back: exchange its code, resolve the person, record the
+//! grant with the upstream tokens encrypted, and send the client its own single-use code.
+
+use chrono::{DateTime, Duration, Utc};
+use url::Url;
+
+use super::authorize::{PageError, error_redirect};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use crate::crypto::{constant_time_eq, random_token, sha256_hex};
+use crate::paths;
+use crate::state::AppState;
+use crate::store::{AuthorizationCode, Flow, Grant, NewUser, UpstreamTokens};
+use crate::upstream::{Identity, ProviderTokens, UpstreamError};
+
+/// Who the person is to Portcullis: the verified email when there is one, so the same person
+/// signing in through two providers is one user; otherwise the provider's subject.
+pub fn user_key(provider_id: &str, identity: &Identity) -> NewUser {
+    let verified_email = identity
+        .email
+        .as_ref()
+        .filter(|_| identity.email_verified)
+        .map(|e| e.trim().to_lowercase());
+    let key = match &verified_email {
+        Some(email) => format!("email:{email}"),
+        None => format!("sub:{provider_id}:{}", identity.subject),
+    };
+    NewUser {
+        key,
+        email: verified_email.or_else(|| identity.email.clone()),
+        name: identity.name.clone(),
+    }
+}
+
+/// Encrypts what the provider issued, for the grant row.
+pub fn encrypt_tokens(state: &AppState, tokens: &ProviderTokens) -> UpstreamTokens {
+    UpstreamTokens {
+        access_token_enc: tokens
+            .access_token
+            .as_deref()
+            .map(|t| state.secrets.encrypt(t)),
+        refresh_token_enc: tokens
+            .refresh_token
+            .as_deref()
+            .map(|t| state.secrets.encrypt(t)),
+        id_token_enc: tokens.id_token.as_deref().map(|t| state.secrets.encrypt(t)),
+        expires_at: tokens.expires_at,
+    }
+}
+
+fn back_to_client(state: &AppState, flow: &Flow, error: OAuthError) -> Result<Url, PageError> {
+    error_redirect(
+        &flow.data.redirect_uri,
+        &error,
+        flow.data.state.as_deref(),
+        &state.issuer,
+    )
+    .ok_or_else(PageError::server_error)
+}
+
+/// Handles `/callback/{provider}`; returns where to send the browser.
+pub async fn finish(
+    state: &AppState,
+    provider_id: &str,
+    raw_query: &str,
+    browser_secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Url, PageError> {
+    let params = Params::parse(raw_query).map_err(|_| PageError::flow_gone())?;
+    let upstream_state = params.get("state").ok_or_else(PageError::flow_gone)?;
+    let Some(flow) = state.store.take_flow(upstream_state, now).await? else {
+        tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
+        return Err(PageError::flow_gone());
+    };
+    let (Some(leg), Some(flow_provider)) = (&flow.data.upstream, &flow.data.provider) else {
+        return Err(PageError::flow_gone());
+    };
+    if flow_provider != provider_id {
+        tracing::warn!(target: "security", event = "callback.provider_mismatch", provider = %provider_id);
+        return Err(PageError::flow_gone());
+    }
+    if !browser_secret
+        .is_some_and(|secret| constant_time_eq(&sha256_hex(secret), &flow.data.browser_hash))
+    {
+        tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
+        return Err(PageError::forbidden(
+            "Finish signing in in the browser you started from",
+            "This sign-in was started in another browser. Go back to your application and connect again.",
+        ));
+    }
+    if let Some(upstream_error) = params.get("error") {
+        tracing::info!(target: "audit", event = "signin.upstream_refused", provider = %provider_id, error = %upstream_error);
+        return back_to_client(
+            state,
+            &flow,
+            OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the identity provider did not sign the person in",
+            ),
+        );
+    }
+    let Some(code) = params.get("code") else {
+        return back_to_client(
+            state,
+            &flow,
+            OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the identity provider returned no code",
+            ),
+        );
+    };
+    let provider = state
+        .providers
+        .get(provider_id)
+        .ok_or_else(PageError::flow_gone)?;
+    let verifier = state
+        .secrets
+        .decrypt(&leg.pkce_verifier_enc)
+        .map_err(|_| PageError::server_error())?;
+    let redirect_uri = Url::parse(&state.url(&paths::callback(provider_id)))
+        .map_err(|_| PageError::server_error())?;
+    let identity = match provider
+        .exchange(code, &verifier, &leg.nonce, &redirect_uri, now)
+        .await
+    {
+        Ok(identity) => identity,
+        Err(error) => {
+            tracing::warn!(target: "security", event = "signin.upstream_failed", provider = %provider_id, %error);
+            let answer = match error {
+                UpstreamError::Transport(_) | UpstreamError::Discovery(_) => {
+                    OAuthError::temporarily_unavailable(
+                        "the identity provider could not be reached",
+                    )
+                }
+                UpstreamError::Refused(_) | UpstreamError::Invalid(_) => OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    "the identity provider's answer was not accepted",
+                ),
+            };
+            return back_to_client(state, &flow, answer);
+        }
+    };
+
+    let user = state
+        .store
+        .upsert_user(&user_key(provider_id, &identity), now)
+        .await?;
+    let granted = super::consent::scopes_to_grant(state, &flow, provider_id);
+
+    let grant = Grant {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.id.clone(),
+        client_id: flow.data.client_id.clone(),
+        provider: provider_id.to_owned(),
+        scope: granted.to_string(),
+        resource: flow.data.resource.clone(),
+        upstream: encrypt_tokens(state, &identity.tokens),
+        created_at: now,
+        revoked_at: None,
+    };
+    state.store.insert_grant(&grant).await?;
+    let code = random_token(32);
+    state
+        .store
+        .insert_code(&AuthorizationCode {
+            code_hash: sha256_hex(&code),
+            grant_id: grant.id.clone(),
+            client_id: flow.data.client_id.clone(),
+            redirect_uri: flow.data.redirect_uri.clone(),
+            code_challenge: flow.data.code_challenge.clone(),
+            expires_at: now
+                + Duration::seconds(
+                    i64::try_from(state.settings.tokens.code_ttl_secs).unwrap_or(60),
+                ),
+            redeemed_at: None,
+        })
+        .await?;
+    tracing::info!(
+        target: "audit", event = "signin.completed", user_id = %user.id, client_id = %grant.client_id,
+        provider = %provider_id, grant_id = %grant.id, scope = %grant.scope
+    );
+    let mut params = vec![("code", code.as_str())];
+    if let Some(client_state) = flow.data.state.as_deref() {
+        params.push(("state", client_state));
+    }
+    params.push(("iss", state.issuer.as_str()));
+    super::redirect::with_params(&flow.data.redirect_uri, &params)
+        .ok_or_else(PageError::server_error)
+}

@@ -1,0 +1,108 @@
+//! Client authentication at the token, revocation and introspection endpoints
+//! (RFC 6749 §2.3.1, RFC 7591 `token_endpoint_auth_method`).
+
+use super::error::OAuthError;
+use super::params::Params;
+use crate::crypto::{constant_time_eq, sha256_hex};
+use crate::store::{Client, Store};
+
+/// Credentials from an `Authorization: Basic` header, already form-decoded.
+#[derive(Debug, Clone)]
+pub struct BasicCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Authenticates the client with exactly the method it registered. Every failure is the same
+/// `invalid_client`, so the answer does not tell which part was wrong.
+pub async fn authenticate(
+    store: &dyn Store,
+    basic: Option<&BasicCredentials>,
+    params: &Params,
+) -> Result<Client, OAuthError> {
+    let body_secret = params.get("client_secret");
+    if basic.is_some() && body_secret.is_some() {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method, not two",
+        ));
+    }
+    let (client_id, secret, method) = match (basic, body_secret) {
+        (Some(basic), None) => {
+            if params
+                .get("client_id")
+                .is_some_and(|id| id != basic.client_id)
+            {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the Authorization header",
+                ));
+            }
+            (
+                basic.client_id.as_str(),
+                Some(basic.client_secret.as_str()),
+                "client_secret_basic",
+            )
+        }
+        (None, Some(secret)) => (
+            params.require("client_id")?,
+            Some(secret),
+            "client_secret_post",
+        ),
+        _ => (params.require("client_id")?, None, "none"),
+    };
+    let client = store
+        .get_client(client_id)
+        .await?
+        .ok_or_else(OAuthError::invalid_client)?;
+    if client.token_endpoint_auth_method != method {
+        return Err(OAuthError::invalid_client());
+    }
+    match (secret, client.secret_hash.as_deref()) {
+        (None, None) => Ok(client),
+        (Some(secret), Some(hash)) if constant_time_eq(&sha256_hex(secret), hash) => Ok(client),
+        _ => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// Parses an `Authorization: Basic` value: base64 of `form-encoded id ":" form-encoded secret`.
+pub fn parse_basic(header: &str) -> Option<BasicCredentials> {
+    use base64::Engine;
+    let encoded = header
+        .strip_prefix("Basic ")
+        .or_else(|| header.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let id = form_decode(id)?;
+    let secret = form_decode(secret)?;
+    (!id.is_empty()).then_some(BasicCredentials {
+        client_id: id,
+        client_secret: secret,
+    })
+}
+
+fn form_decode(value: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={value}")).ok()?;
+    pairs.into_iter().next().map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        // "my%20id:p%40ss" in base64
+        use base64::Engine;
+        let header = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("my%20id:p%40ss")
+        );
+        let creds = parse_basic(&header).unwrap();
+        assert_eq!(creds.client_id, "my id");
+        assert_eq!(creds.client_secret, "p@ss");
+        assert!(parse_basic("Bearer x").is_none());
+        assert!(parse_basic("Basic !!!").is_none());
+    }
+}

@@ -1,0 +1,274 @@
+//! Provider choice and consent: the two pages between `/authorize` and the upstream sign-in.
+//!
+//! Every step checks that the browser is the one that started the flow (a cookie whose hash the
+//! flow keeps) and that the form carries the flow's CSRF token, so neither a forged form nor a
+//! flow link opened in another browser can approve anything.
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use super::authorize::{PageError, error_redirect};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::scope::{self, Scopes};
+use crate::crypto::{constant_time_eq, pkce_s256, random_token, sha256_hex};
+use crate::paths;
+use crate::state::AppState;
+use crate::store::{Client, Flow, UpstreamLeg};
+use crate::upstream::AuthorizationRequest;
+
+/// What the consent page shows.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    pub flow_id: String,
+    pub csrf: String,
+    pub client_name: String,
+    pub client_id: String,
+    pub redirect_host: String,
+    /// What the token will carry.
+    pub scopes: Vec<String>,
+    /// What the client asked for that this provider may not grant.
+    pub withheld: Vec<String>,
+    pub resource: String,
+    pub provider_name: String,
+}
+
+/// One choice on the provider page.
+#[derive(Debug, Clone)]
+pub struct ProviderChoice {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderView {
+    pub flow_id: String,
+    pub csrf: String,
+    pub client_name: String,
+    pub providers: Vec<ProviderChoice>,
+}
+
+fn browser_matches(flow: &Flow, browser_secret: Option<&str>) -> bool {
+    browser_secret
+        .is_some_and(|secret| constant_time_eq(&sha256_hex(secret), &flow.data.browser_hash))
+}
+
+/// The flow, if it exists and this browser started it.
+pub async fn flow_for_browser(
+    state: &AppState,
+    flow_id: &str,
+    browser_secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Flow, PageError> {
+    let flow = state
+        .store
+        .get_flow(flow_id, now)
+        .await?
+        .ok_or_else(PageError::flow_gone)?;
+    if !browser_matches(&flow, browser_secret) {
+        tracing::warn!(target: "security", event = "flow.foreign_browser", "a flow was opened in a browser that did not start it");
+        return Err(PageError::forbidden(
+            "Open this page in the browser you started from",
+            "This sign-in was started in another browser. Go back to your application and connect again from here.",
+        ));
+    }
+    Ok(flow)
+}
+
+fn check_csrf(flow: &Flow, form: &Params) -> Result<(), PageError> {
+    match form.get("csrf") {
+        Some(token) if constant_time_eq(token, &flow.data.csrf) => Ok(()),
+        _ => {
+            tracing::warn!(target: "security", event = "consent.csrf_rejected", client_id = %flow.data.client_id);
+            Err(PageError::forbidden(
+                "This form has expired",
+                "The form could not be verified. Go back to your application and connect again.",
+            ))
+        }
+    }
+}
+
+async fn client_of(state: &AppState, flow: &Flow) -> Result<Client, PageError> {
+    state
+        .store
+        .get_client(&flow.data.client_id)
+        .await?
+        .ok_or_else(PageError::flow_gone)
+}
+
+fn display_name(client: &Client) -> String {
+    client
+        .client_name
+        .clone()
+        .unwrap_or_else(|| "An unnamed application".into())
+}
+
+pub async fn provider_view(state: &AppState, flow: &Flow) -> Result<ProviderView, PageError> {
+    let client = client_of(state, flow).await?;
+    Ok(ProviderView {
+        flow_id: flow.id.clone(),
+        csrf: flow.data.csrf.clone(),
+        client_name: display_name(&client),
+        providers: state
+            .providers
+            .all()
+            .iter()
+            .map(|p| ProviderChoice {
+                id: p.id().to_owned(),
+                name: p.display_name().to_owned(),
+            })
+            .collect(),
+    })
+}
+
+/// Records the provider chosen on the provider page. Returns the flow id for the consent page.
+pub async fn choose_provider(
+    state: &AppState,
+    form: &Params,
+    browser_secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<String, PageError> {
+    let flow_id = form.get("flow").ok_or_else(PageError::flow_gone)?;
+    let mut flow = flow_for_browser(state, flow_id, browser_secret, now).await?;
+    check_csrf(&flow, form)?;
+    let provider = form
+        .get("provider")
+        .and_then(|id| state.providers.get(id))
+        .ok_or_else(|| {
+            PageError::bad_request(
+                "Unknown sign-in provider",
+                "Choose one of the listed providers.",
+            )
+        })?;
+    flow.data.provider = Some(provider.id().to_owned());
+    if !state.store.update_flow(&flow, now).await? {
+        return Err(PageError::flow_gone());
+    }
+    Ok(flow.id)
+}
+
+pub async fn consent_view(state: &AppState, flow: &Flow) -> Result<ConsentView, PageError> {
+    let client = client_of(state, flow).await?;
+    let provider = flow
+        .data
+        .provider
+        .as_deref()
+        .and_then(|id| state.providers.get(id))
+        .ok_or_else(PageError::flow_gone)?;
+    let requested = requested_scopes(flow);
+    let granted = scopes_to_grant(state, flow, provider.id());
+    let redirect_host = Url::parse(&flow.data.redirect_uri)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_owned(),
+            })
+        })
+        .unwrap_or_default();
+    Ok(ConsentView {
+        flow_id: flow.id.clone(),
+        csrf: flow.data.csrf.clone(),
+        client_name: display_name(&client),
+        client_id: client.client_id,
+        redirect_host,
+        scopes: granted.iter().map(str::to_owned).collect(),
+        withheld: requested.iter().filter(|s| !granted.contains(s)).map(str::to_owned).collect(),
+        resource: flow.data.resource.clone(),
+        provider_name: provider.display_name().to_owned(),
+    })
+}
+
+fn requested_scopes(flow: &Flow) -> Scopes {
+    // Validated at /authorize; an unparsable value cannot be stored.
+    flow.data.scope.as_deref().and_then(|raw| Scopes::parse(raw).ok()).unwrap_or_default()
+}
+
+/// What a sign-in through `provider_id` grants for this flow: the requested scopes the provider
+/// may grant, or, when none were requested, what the resource supports that it may grant.
+pub fn scopes_to_grant(state: &AppState, flow: &Flow, provider_id: &str) -> Scopes {
+    let may_grant = state
+        .settings
+        .providers
+        .iter()
+        .find(|p| p.id == provider_id)
+        .map(|p| p.may_grant())
+        .unwrap_or_default();
+    let supported = state.resources.by_uri(&flow.data.resource).map(|r| r.scopes_supported.as_slice()).unwrap_or_default();
+    scope::grant(&requested_scopes(flow), &may_grant, supported)
+}
+
+/// Applies the person's decision: deny goes back to the client with `access_denied`; approve
+/// goes to the upstream provider with Portcullis' own state, nonce and PKCE. Either way the
+/// flow is taken, so a form can be used once.
+pub async fn decide(
+    state: &AppState,
+    form: &Params,
+    browser_secret: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Url, PageError> {
+    let flow_id = form.get("flow").ok_or_else(PageError::flow_gone)?;
+    let flow = flow_for_browser(state, flow_id, browser_secret, now).await?;
+    check_csrf(&flow, form)?;
+    let approve = match form.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(PageError::bad_request(
+                "Invalid form",
+                "Choose approve or deny.",
+            ));
+        }
+    };
+    let provider_id = flow
+        .data
+        .provider
+        .clone()
+        .ok_or_else(PageError::flow_gone)?;
+    let provider = state
+        .providers
+        .get(&provider_id)
+        .ok_or_else(PageError::flow_gone)?;
+    // Taking the flow makes the decision single-use even under a double submit.
+    let mut flow = state
+        .store
+        .take_flow(&flow.id, now)
+        .await?
+        .ok_or_else(PageError::flow_gone)?;
+
+    if !approve {
+        tracing::info!(target: "audit", event = "consent.denied", client_id = %flow.data.client_id);
+        let error = OAuthError::new(ErrorCode::AccessDenied, "the person declined the request");
+        return error_redirect(
+            &flow.data.redirect_uri,
+            &error,
+            flow.data.state.as_deref(),
+            &state.issuer,
+        )
+        .ok_or_else(PageError::server_error);
+    }
+
+    let upstream_state = random_token(32);
+    let nonce = random_token(24);
+    let verifier = random_token(48);
+    flow.id = upstream_state.clone();
+    flow.data.upstream = Some(UpstreamLeg {
+        nonce: nonce.clone(),
+        pkce_verifier_enc: state.secrets.encrypt(&verifier),
+    });
+    state.store.insert_flow(&flow).await?;
+    let redirect_uri = Url::parse(&state.url(&paths::callback(&provider_id)))
+        .map_err(|_| PageError::server_error())?;
+    let challenge = pkce_s256(&verifier);
+    provider
+        .authorization_url(&AuthorizationRequest {
+            state: &upstream_state,
+            nonce: &nonce,
+            pkce_challenge: &challenge,
+            redirect_uri: &redirect_uri,
+        })
+        .map_err(|error| {
+            tracing::error!(%error, provider = %provider_id, "building the upstream authorization URL failed");
+            PageError::server_error()
+        })
+}

@@ -1,0 +1,111 @@
+//! OAuth errors as the RFCs spell them: a code, an HTTP status, and a description that never
+//! echoes internals.
+
+use std::borrow::Cow;
+
+/// An error code from RFC 6749 §5.2 / §4.1.2.1, RFC 7591 §3.2.2, RFC 8707 §2, RFC 6750 §3.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    UnsupportedTokenType,
+    InvalidScope,
+    InvalidTarget,
+    AccessDenied,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    InvalidToken,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::AccessDenied => "access_denied",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidToken => "invalid_token",
+        }
+    }
+
+    /// The HTTP status of a JSON error response with this code.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InvalidClient | Self::InvalidToken => 401,
+            Self::AccessDenied => 403,
+            Self::ServerError => 500,
+            Self::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An OAuth error to send to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Cow<'static, str>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn invalid_client() -> Self {
+        Self::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+
+    /// Something failed inside Portcullis; the cause is logged by whoever built this.
+    pub fn server_error() -> Self {
+        Self::new(
+            ErrorCode::ServerError,
+            "the authorization server failed; try again",
+        )
+    }
+
+    pub fn temporarily_unavailable(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::TemporarilyUnavailable, description)
+    }
+
+    /// The JSON body of RFC 6749 §5.2.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.code.as_str(), "error_description": self.description })
+    }
+}
+
+/// Logs a storage failure and turns it into a `server_error` for the client.
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(%error, "storage failed");
+        Self::server_error()
+    }
+}

@@ -1,0 +1,100 @@
+//! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.5, RFC 8707 §2.2).
+//!
+//! Every check runs before the code is spent, so a request that fails (wrong verifier, wrong
+//! redirect URI, another client) changes nothing. A code presented after it was spent is a
+//! replay: the grant it produced is revoked (RFC 6749 §4.1.2).
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use super::{issues_refresh_tokens, revoke_grant, token_response};
+use crate::crypto::{random_token, sha256_hex};
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::pkce;
+use crate::state::AppState;
+use crate::store::{Client, CodeRedemption, RefreshToken};
+
+pub(super) async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let code = params.require("code")?;
+    let code_hash = sha256_hex(code);
+    let record = state
+        .store
+        .get_code(&code_hash)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the code is unknown or expired"))?;
+    if record.redeemed_at.is_some() {
+        revoke_grant(state, &record.grant_id, "authorization code replayed", now).await?;
+        return Err(OAuthError::invalid_grant("the code was already used"));
+    }
+    if record.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the code is unknown or expired"));
+    }
+    if record.client_id != client.client_id {
+        tracing::warn!(target: "security", event = "code.wrong_client", client_id = %client.client_id);
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    if params.get("redirect_uri") != Some(record.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    pkce::verify(Some(&record.code_challenge), params.get("code_verifier"))?;
+    let grant = state
+        .store
+        .get_grant(&record.grant_id)
+        .await?
+        .filter(|g| g.revoked_at.is_none())
+        .ok_or_else(|| OAuthError::invalid_grant("the grant was revoked"))?;
+    if let Some(raw) = params.get("resource")
+        && state.resources.find(raw).map(|r| r.uri.as_str()) != Some(grant.resource.as_str())
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "resource differs from the authorization request",
+        ));
+    }
+
+    match state.store.redeem_code(&code_hash, now).await? {
+        CodeRedemption::Redeemed(_) => {}
+        CodeRedemption::Replayed(_) => {
+            // Lost a race with another request presenting the same code.
+            revoke_grant(state, &record.grant_id, "authorization code replayed", now).await?;
+            return Err(OAuthError::invalid_grant("the code was already used"));
+        }
+        CodeRedemption::Unknown => {
+            return Err(OAuthError::invalid_grant("the code is unknown or expired"));
+        }
+    }
+
+    let refresh = if issues_refresh_tokens(client) {
+        let token = random_token(32);
+        state
+            .store
+            .insert_refresh_token(&RefreshToken {
+                token_hash: sha256_hex(&token),
+                grant_id: grant.id.clone(),
+                client_id: client.client_id.clone(),
+                created_at: now,
+                expires_at: now
+                    + Duration::seconds(
+                        i64::try_from(state.settings.tokens.refresh_ttl_secs).unwrap_or(86400),
+                    ),
+                rotated_at: None,
+                successor_enc: None,
+            })
+            .await?;
+        Some(token)
+    } else {
+        None
+    };
+    tracing::info!(target: "audit", event = "token.issued", grant = "authorization_code", client_id = %client.client_id, user_id = %grant.user_id, grant_id = %grant.id);
+    token_response(state, &grant, &grant.scope, refresh.as_deref(), now).await
+}

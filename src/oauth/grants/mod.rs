@@ -1,0 +1,112 @@
+//! The token endpoint (RFC 6749 §3.2): authenticate the client, then one function per grant.
+
+mod authorization_code;
+mod refresh_token;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use super::client_auth::{self, BasicCredentials};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::tokens::{AccessClaims, new_jti};
+use crate::state::AppState;
+use crate::store::{Client, Grant};
+
+/// Answers a token request whose body is `body` (form-encoded).
+pub async fn token(
+    state: &AppState,
+    basic: Option<&BasicCredentials>,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let params = Params::parse(body)?;
+    let grant_type = params.require("grant_type")?;
+    let client = client_auth::authenticate(state.store.as_ref(), basic, &params).await?;
+    if !matches!(grant_type, "authorization_code" | "refresh_token") {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type must be authorization_code or refresh_token",
+        ));
+    }
+    if !client.grant_types.iter().any(|g| g == grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the client did not register this grant type",
+        ));
+    }
+    match grant_type {
+        "authorization_code" => authorization_code::exchange(state, &client, &params, now).await,
+        _ => refresh_token::exchange(state, &client, &params, now).await,
+    }
+}
+
+/// Signs an access token for `grant` with `scope`; returns it and its lifetime in seconds.
+async fn access_token(
+    state: &AppState,
+    grant: &Grant,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, i64), OAuthError> {
+    let email = state
+        .store
+        .get_user(&grant.user_id)
+        .await?
+        .and_then(|u| u.email);
+    let ttl = i64::try_from(state.settings.tokens.access_ttl_secs).unwrap_or(3600);
+    let claims = AccessClaims {
+        iss: state.issuer.clone(),
+        sub: grant.user_id.clone(),
+        aud: grant.resource.clone(),
+        client_id: grant.client_id.clone(),
+        scope: scope.to_owned(),
+        exp: (now + Duration::seconds(ttl)).timestamp(),
+        iat: now.timestamp(),
+        jti: new_jti(),
+        sid: grant.id.clone(),
+        email,
+    };
+    let token = state.keys.issue(&claims).map_err(|error| {
+        tracing::error!(%error, "signing an access token failed");
+        OAuthError::server_error()
+    })?;
+    Ok((token, ttl))
+}
+
+/// The RFC 6749 §5.1 response.
+async fn token_response(
+    state: &AppState,
+    grant: &Grant,
+    scope: &str,
+    refresh_token: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let (access_token, expires_in) = access_token(state, grant, scope, now).await?;
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": scope,
+    });
+    if let (Some(refresh), Some(object)) = (refresh_token, body.as_object_mut()) {
+        object.insert("refresh_token".into(), refresh.into());
+    }
+    Ok(body)
+}
+
+fn issues_refresh_tokens(client: &Client) -> bool {
+    client.grant_types.iter().any(|g| g == "refresh_token")
+}
+
+/// Revokes a grant everywhere: in the store and in this instance's view at once.
+async fn revoke_grant(
+    state: &AppState,
+    grant_id: &str,
+    why: &'static str,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    state.store.revoke_grant(grant_id, now).await?;
+    state.revocations.note_grant(grant_id, now);
+    tracing::warn!(target: "security", event = "grant.revoked", grant_id = %grant_id, reason = why);
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The refresh token grant (RFC 6749 §6, OAuth 2.1 §4.3.1): rotation on every use, a short grace
+//! window in which a concurrent duplicate gets the same successor, and reuse after it revokes the
+//! whole grant. An expired upstream token is refreshed upstream first.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+
+use super::{revoke_grant, token_response};
+use crate::crypto::{random_token, sha256_hex};
+use crate::oauth::callback::encrypt_tokens;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::scope::Scopes;
+use crate::state::AppState;
+use crate::store::{Client, Grant, RefreshToken};
+use crate::upstream::UpstreamError;
+
+pub(super) async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let presented = params.require("refresh_token")?;
+    let token_hash = sha256_hex(presented);
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let record = state
+        .store
+        .get_refresh_token(&token_hash)
+        .await?
+        .ok_or_else(invalid)?;
+    if record.client_id != client.client_id {
+        tracing::warn!(target: "security", event = "refresh.wrong_client", client_id = %client.client_id);
+        return Err(invalid());
+    }
+    let grant = state
+        .store
+        .get_grant(&record.grant_id)
+        .await?
+        .filter(|g| g.revoked_at.is_none())
+        .ok_or_else(invalid)?;
+    if record.expires_at <= now {
+        return Err(invalid());
+    }
+    let scope = narrowed_scope(&grant, params)?;
+
+    if record.rotated_at.is_some() {
+        return answer_rotated(state, &grant, &record, &scope, now).await;
+    }
+
+    let grant = refresh_upstream_if_expired(state, grant, now).await?;
+    let successor = random_token(32);
+    state
+        .store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: sha256_hex(&successor),
+            grant_id: grant.id.clone(),
+            client_id: client.client_id.clone(),
+            created_at: now,
+            expires_at: now
+                + Duration::seconds(
+                    i64::try_from(state.settings.tokens.refresh_ttl_secs).unwrap_or(86400),
+                ),
+            rotated_at: None,
+            successor_enc: None,
+        })
+        .await?;
+    if !state
+        .store
+        .rotate_refresh_token(&token_hash, &state.secrets.encrypt(&successor), now)
+        .await?
+    {
+        // A concurrent request rotated it first: drop ours and answer as that one did.
+        state
+            .store
+            .delete_refresh_token(&sha256_hex(&successor))
+            .await?;
+        let record = state
+            .store
+            .get_refresh_token(&token_hash)
+            .await?
+            .ok_or_else(invalid)?;
+        return answer_rotated(state, &grant, &record, &scope, now).await;
+    }
+    tracing::info!(target: "audit", event = "token.refreshed", client_id = %client.client_id, user_id = %grant.user_id, grant_id = %grant.id);
+    token_response(state, &grant, &scope, Some(&successor), now).await
+}
+
+/// A refresh may ask for fewer scopes than the grant holds, never more (RFC 6749 §6).
+fn narrowed_scope(grant: &Grant, params: &Params) -> Result<String, OAuthError> {
+    match params.get("scope") {
+        None => Ok(grant.scope.clone()),
+        Some(raw) => {
+            let asked = Scopes::parse(raw)?;
+            let held = Scopes::parse(&grant.scope)?;
+            if asked.is_subset(&held) {
+                Ok(asked.to_string())
+            } else {
+                Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "a refresh cannot add scopes",
+                ))
+            }
+        }
+    }
+}
+
+/// A token that was already rotated: inside the grace window the duplicate gets the same
+/// successor; after it, the reuse means the token leaked, and the grant is revoked.
+async fn answer_rotated(
+    state: &AppState,
+    grant: &Grant,
+    record: &RefreshToken,
+    scope: &str,
+    now: DateTime<Utc>,
+) -> Result<Value, OAuthError> {
+    let grace =
+        Duration::seconds(i64::try_from(state.settings.tokens.refresh_grace_secs).unwrap_or(0));
+    let successor = match (record.rotated_at, record.successor_enc.as_deref()) {
+        (Some(rotated_at), Some(successor_enc)) if now - rotated_at <= grace => {
+            state.secrets.decrypt(successor_enc).ok()
+        }
+        _ => None,
+    };
+    let still_current = match &successor {
+        Some(token) => state
+            .store
+            .get_refresh_token(&sha256_hex(token))
+            .await?
+            .is_some_and(|s| s.rotated_at.is_none()),
+        None => false,
+    };
+    match successor {
+        Some(token) if still_current => {
+            token_response(state, grant, scope, Some(&token), now).await
+        }
+        _ => {
+            revoke_grant(state, &grant.id, "refresh token reused", now).await?;
+            Err(OAuthError::invalid_grant(
+                "the refresh token is invalid, expired or revoked",
+            ))
+        }
+    }
+}
+
+/// Refreshes the grant's upstream token when it has expired and can be refreshed.
+async fn refresh_upstream_if_expired(
+    state: &AppState,
+    mut grant: Grant,
+    now: DateTime<Utc>,
+) -> Result<Grant, OAuthError> {
+    let expired = grant.upstream.expires_at.is_some_and(|at| at <= now);
+    let Some(refresh_enc) = grant.upstream.refresh_token_enc.clone().filter(|_| expired) else {
+        return Ok(grant);
+    };
+    let provider = state
+        .providers
+        .get(&grant.provider)
+        .ok_or_else(OAuthError::server_error)?;
+    let upstream_refresh = state
+        .secrets
+        .decrypt(&refresh_enc)
+        .map_err(|_| OAuthError::server_error())?;
+    match provider.refresh(&upstream_refresh, now).await {
+        Ok(mut tokens) => {
+            // A provider that does not rotate its refresh token keeps the old one valid.
+            if tokens.refresh_token.is_none() {
+                tokens.refresh_token = Some(upstream_refresh);
+            }
+            let mut upstream = encrypt_tokens(state, &tokens);
+            if upstream.id_token_enc.is_none() {
+                upstream.id_token_enc = grant.upstream.id_token_enc.clone();
+            }
+            state
+                .store
+                .update_grant_upstream(&grant.id, &upstream)
+                .await?;
+            tracing::info!(target: "audit", event = "upstream.refreshed", grant_id = %grant.id, provider = %grant.provider);
+            grant.upstream = upstream;
+            Ok(grant)
+        }
+        Err(UpstreamError::Refused(reason)) => {
+            tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, %reason);
+            revoke_grant(state, &grant.id, "upstream refresh refused", now).await?;
+            Err(OAuthError::invalid_grant(
+                "the sign-in at the identity provider has ended; sign in again",
+            ))
+        }
+        Err(error) => {
+            tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, %error);
+            Err(OAuthError::temporarily_unavailable(
+                "the identity provider could not be reached; try again",
+            ))
+        }
+    }
+}

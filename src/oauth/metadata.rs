@@ -1,0 +1,71 @@
+//! Discovery documents: RFC 8414 authorization-server metadata (also served as OpenID
+//! configuration, which several MCP clients probe first) and RFC 9728 protected-resource metadata.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::resource::Resource;
+use crate::paths;
+use crate::state::AppState;
+
+/// RFC 8414 §2.
+pub fn authorization_server(state: &AppState) -> Value {
+    let scopes: BTreeSet<&str> = state
+        .resources
+        .all()
+        .iter()
+        .flat_map(|r| r.scopes_supported.iter().map(String::as_str))
+        .collect();
+    let auth_methods = ["none", "client_secret_basic", "client_secret_post"];
+    json!({
+        "issuer": state.issuer,
+        "authorization_endpoint": state.url(paths::AUTHORIZE),
+        "token_endpoint": state.url(paths::TOKEN),
+        "registration_endpoint": state.url(paths::REGISTER),
+        "revocation_endpoint": state.url(paths::REVOKE),
+        "introspection_endpoint": state.url(paths::INTROSPECT),
+        "jwks_uri": state.url(paths::JWKS),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": scopes,
+        "authorization_response_iss_parameter_supported": true,
+        // For clients that read this document as OpenID configuration.
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+    })
+}
+
+/// RFC 9728 §2 metadata of one protected resource.
+pub fn protected_resource(state: &AppState, resource: &Resource) -> Value {
+    json!({
+        "resource": resource.uri,
+        "authorization_servers": [state.issuer],
+        "scopes_supported": resource.scopes_supported,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Portcullis MCP gateway",
+    })
+}
+
+/// Where a resource's metadata lives (RFC 9728 §3.1: the well-known segment is inserted
+/// between the host and the resource's path).
+pub fn protected_resource_metadata_url(state: &AppState, resource: &Resource) -> String {
+    let mut origin = state.base.clone();
+    origin.set_path("");
+    origin.set_query(None);
+    let resource_path = resource
+        .uri
+        .strip_prefix(origin.as_str().trim_end_matches('/'))
+        .unwrap_or(&resource.path);
+    format!(
+        "{}{}{}",
+        origin.as_str().trim_end_matches('/'),
+        paths::PROTECTED_RESOURCE_METADATA,
+        resource_path
+    )
+}

@@ -1,0 +1,183 @@
+//! Dynamic client registration (RFC 7591).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::error::{ErrorCode, OAuthError};
+use super::redirect;
+use super::scope::Scopes;
+use crate::crypto::{random_token, sha256_hex};
+use crate::store::{Client, Store};
+
+const MAX_REDIRECT_URIS: usize = 20;
+const MAX_TEXT: usize = 512;
+
+/// The metadata Portcullis acts on (RFC 7591 §2); anything else is kept and echoed back.
+#[derive(Debug, Deserialize)]
+struct Request {
+    redirect_uris: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    client_name: Option<String>,
+    scope: Option<String>,
+}
+
+fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+}
+
+/// Registers a client from a JSON body and returns the RFC 7591 §3.2.1 response.
+pub async fn register(
+    store: &dyn Store,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, OAuthError> {
+    let document: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| metadata_error("the body is not a JSON object"))?;
+    let serde_json::Value::Object(mut extra) = document.clone() else {
+        return Err(metadata_error("the body is not a JSON object"));
+    };
+    let request: Request = serde_json::from_value(document)
+        .map_err(|e| metadata_error(format!("malformed client metadata: {e}")))?;
+
+    let redirect_uris = request.redirect_uris.unwrap_or_default();
+    if redirect_uris.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "redirect_uris is required",
+        ));
+    }
+    if redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRedirectUri,
+            "too many redirect_uris",
+        ));
+    }
+    for uri in &redirect_uris {
+        if let Err(why) = redirect::validate_for_registration(uri) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                format!("redirect URI {why}"),
+            ));
+        }
+    }
+
+    // RFC 7591 §2: the default is client_secret_basic.
+    let auth_method = request
+        .token_endpoint_auth_method
+        .unwrap_or_else(|| "client_secret_basic".into());
+    if !matches!(
+        auth_method.as_str(),
+        "none" | "client_secret_basic" | "client_secret_post"
+    ) {
+        return Err(metadata_error(
+            "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
+        ));
+    }
+    let grant_types = request
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into()]);
+    if grant_types.is_empty()
+        || grant_types
+            .iter()
+            .any(|g| g != "authorization_code" && g != "refresh_token")
+    {
+        return Err(metadata_error(
+            "grant_types may contain only authorization_code and refresh_token",
+        ));
+    }
+    if !grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(metadata_error(
+            "grant_types must include authorization_code",
+        ));
+    }
+    let response_types = request
+        .response_types
+        .unwrap_or_else(|| vec!["code".into()]);
+    if response_types != ["code"] {
+        return Err(metadata_error("response_types must be [\"code\"]"));
+    }
+    if request
+        .client_name
+        .as_ref()
+        .is_some_and(|n| n.len() > MAX_TEXT || n.chars().any(char::is_control))
+    {
+        return Err(metadata_error(
+            "client_name is too long or contains control characters",
+        ));
+    }
+    let scope = match request.scope.as_deref() {
+        Some(raw) => Some(
+            Scopes::parse(raw)
+                .map_err(|_| metadata_error("scope is malformed"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    for text in extra.values() {
+        if text.as_str().is_some_and(|s| s.len() > 2048) {
+            return Err(metadata_error("a metadata value is too long"));
+        }
+    }
+
+    let client_id = random_token(24);
+    let secret = (auth_method != "none").then(|| random_token(32));
+    // What the client sent beyond the fields above is kept verbatim (RFC 7591 §3.2.1).
+    for key in [
+        "client_id",
+        "client_secret",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+    ] {
+        extra.remove(key);
+    }
+    let client = Client {
+        client_id: client_id.clone(),
+        secret_hash: secret.as_deref().map(sha256_hex),
+        token_endpoint_auth_method: auth_method,
+        client_name: request.client_name,
+        redirect_uris,
+        grant_types,
+        response_types,
+        scope,
+        metadata: serde_json::Value::Object(extra),
+        created_at: now,
+    };
+    store.insert_client(&client).await?;
+    tracing::info!(target: "audit", event = "client.registered", client_id = %client.client_id, auth = %client.token_endpoint_auth_method);
+
+    let mut response = registration_response(&client);
+    if let (Some(secret), Some(object)) = (secret, response.as_object_mut()) {
+        object.insert("client_secret".into(), secret.into());
+        object.insert("client_secret_expires_at".into(), 0.into());
+    }
+    Ok(response)
+}
+
+/// The registered metadata of a client, as RFC 7591 §3.2.1 returns it (without the secret).
+pub fn registration_response(client: &Client) -> serde_json::Value {
+    let mut object = client.metadata.as_object().cloned().unwrap_or_default();
+    object.insert("client_id".into(), client.client_id.clone().into());
+    object.insert(
+        "client_id_issued_at".into(),
+        client.created_at.timestamp().into(),
+    );
+    object.insert("redirect_uris".into(), client.redirect_uris.clone().into());
+    object.insert(
+        "token_endpoint_auth_method".into(),
+        client.token_endpoint_auth_method.clone().into(),
+    );
+    object.insert("grant_types".into(), client.grant_types.clone().into());
+    object.insert(
+        "response_types".into(),
+        client.response_types.clone().into(),
+    );
+    if let Some(name) = &client.client_name {
+        object.insert("client_name".into(), name.clone().into());
+    }
+    if let Some(scope) = &client.scope {
+        object.insert("scope".into(), scope.clone().into());
+    }
+    serde_json::Value::Object(object)
+}

@@ -1,0 +1,235 @@
+//! Building and running the application: bind first (port 0 in tests), then derive the public
+//! URL, open the store, load keys and providers, and serve until told to stop.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::Secrets;
+use crate::oauth::resource::Resources;
+use crate::oauth::revocation::RevocationView;
+use crate::oauth::tokens::{KeySet, install_crypto_provider};
+use crate::paths;
+use crate::state::{AppState, Inner};
+use crate::store::{self, DynStore};
+use crate::upstream::{Providers, dev};
+
+/// A built application, bound to its port but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    router: axum::Router,
+}
+
+/// How often each instance re-reads revocations made by the others.
+const REVOCATION_POLL: Duration = Duration::from_secs(5);
+
+/// The Fernet keys: configured ones, or (development provider only) a generated key kept in a
+/// local file so that encrypted data survives restarts.
+pub fn load_secrets(settings: &Settings) -> anyhow::Result<Secrets> {
+    if !settings.fernet_keys.is_empty() {
+        let keys: Vec<String> = settings
+            .fernet_keys
+            .iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect();
+        return Secrets::from_keys(&keys).map_err(|index| {
+            anyhow::anyhow!(
+                "`fernet_keys`: key number {} is not a valid Fernet key (PORTCULLIS_FERNET_KEYS)",
+                index + 1
+            )
+        });
+    }
+    let path = &settings.dev_key_file;
+    let key = if path.is_file() {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        let key = Secrets::generate_key();
+        write_private(path, &key).with_context(|| format!("writing {}", path.display()))?;
+        key
+    };
+    tracing::warn!(
+        file = %path.display(),
+        "no PORTCULLIS_FERNET_KEYS: using a generated development key kept in a local file; set PORTCULLIS_FERNET_KEYS for anything but local development"
+    );
+    Secrets::from_keys(&[key.trim().to_owned()])
+        .map_err(|_| anyhow::anyhow!("{} does not hold a valid Fernet key", path.display()))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// Opens the database and applies its migrations.
+pub async fn open_store(database_url: &str) -> anyhow::Result<DynStore> {
+    let store = store::connect(database_url)
+        .await
+        .context("connecting to the database (DATABASE_URL)")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    Ok(store)
+}
+
+impl Application {
+    /// Binds `settings.bind` and builds everything. With no `public_base_url`, the public URL
+    /// is `http://{the bound address}`, so port 0 works.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::default()).await
+    }
+
+    /// As [`Application::build`], with a clock the caller can move (tests).
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let local = listener.local_addr()?;
+        let base = match &settings.public_base_url {
+            Some(url) => url.clone(),
+            None => Url::parse(&format!("http://{local}")).context("building the public URL")?,
+        };
+        let issuer = base.as_str().trim_end_matches('/').to_owned();
+        let secrets = load_secrets(&settings)?;
+        let store = open_store(&settings.database_url).await?;
+        let keys = KeySet::load_or_create(store.as_ref(), &secrets, clock.now())
+            .await
+            .context("loading the signing keys")?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        let providers = Providers::from_settings(&settings, &base, &secrets, http.clone())
+            .await
+            .context("setting up the identity providers")?;
+        if providers.is_empty() {
+            bail!("`providers`: no identity provider is configured");
+        }
+        let resources = Resources::new(&base, [(paths::MCP.to_owned(), Vec::new())]);
+        let extra = if providers.has_dev() {
+            dev::router(secrets.clone(), base.clone())
+        } else {
+            axum::Router::new()
+        };
+        let state = AppState::new(Inner {
+            secure_cookies: base.scheme() == "https",
+            settings,
+            issuer,
+            base,
+            store,
+            secrets,
+            keys,
+            providers,
+            resources,
+            revocations: RevocationView::default(),
+            clock,
+            http,
+        });
+        let router = crate::http::router(state.clone(), extra);
+        Ok(Self {
+            listener,
+            state,
+            router,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| self.state.settings.bind)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            listener,
+            state,
+            router,
+        } = self;
+        let background = tokio::spawn(background_tasks(state));
+        let result = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        background.abort();
+        result
+    }
+}
+
+/// Keeps the revocation view fresh and purges expired rows.
+async fn background_tasks(state: AppState) {
+    let max_token_age = chrono::Duration::seconds(
+        i64::try_from(state.settings.tokens.access_ttl_secs).unwrap_or(3600),
+    );
+    let mut ticks: u64 = 0;
+    let mut interval = tokio::time::interval(REVOCATION_POLL);
+    loop {
+        interval.tick().await;
+        if let Err(error) = state
+            .revocations
+            .poll(state.store.as_ref(), state.now(), max_token_age)
+            .await
+        {
+            tracing::warn!(%error, "refreshing the revocation view failed");
+        }
+        // About once a minute.
+        if ticks.is_multiple_of(12) {
+            match state.store.purge_expired(state.now()).await {
+                Ok(0) => {}
+                Ok(rows) => tracing::debug!(rows, "purged expired rows"),
+                Err(error) => tracing::warn!(%error, "purging expired rows failed"),
+            }
+        }
+        ticks += 1;
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

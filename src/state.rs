@@ -1,0 +1,61 @@
+//! Everything a request handler needs, built once at start-up and shared.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::Secrets;
+use crate::oauth::resource::Resources;
+use crate::oauth::revocation::RevocationView;
+use crate::oauth::tokens::KeySet;
+use crate::store::DynStore;
+use crate::upstream::Providers;
+
+/// Cheap to clone: one `Arc` around the parts.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    /// The public base URL (may carry a path prefix).
+    pub base: Url,
+    /// The issuer identifier: the public base URL without a trailing slash (RFC 8414 §2).
+    pub issuer: String,
+    pub store: DynStore,
+    pub secrets: Secrets,
+    pub keys: KeySet,
+    pub providers: Providers,
+    pub resources: Resources,
+    pub revocations: RevocationView,
+    pub clock: Clock,
+    /// For upstream calls: no redirects followed.
+    pub http: reqwest::Client,
+    /// True when served over https: cookies get `Secure` and the `__Host-` prefix.
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// `{issuer}{path}`: every advertised URL is built here, from configuration only.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

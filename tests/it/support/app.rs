@@ -1,0 +1,471 @@
+//! Starts the real application on 127.0.0.1:0 with a fresh database, and drives it like a
+//! browser and an MCP client would.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis::clock::Clock;
+use portcullis::config::Settings;
+use portcullis::startup::Application;
+use reqwest::StatusCode;
+use scraper::{Html, Selector};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::db;
+use super::idp::{self, TestIdp};
+
+/// Which database the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running Portcullis.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`, also the issuer.
+    pub base: String,
+    pub clock: Clock,
+    /// A plain HTTP client: no cookies, no redirects followed.
+    pub http: reqwest::Client,
+    /// The running app's state: lets a test mint tokens with its keys.
+    pub state: portcullis::state::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// Options for [`spawn`].
+pub struct Options {
+    pub db: Db,
+    /// Also configure the development provider, so the provider page appears.
+    pub with_dev_provider: bool,
+    pub grant_scopes: &'static str,
+    pub extra_toml: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            db: Db::Sqlite,
+            with_dev_provider: true,
+            grant_scopes: r#"["demo:*:read"]"#,
+            extra_toml: "",
+        }
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser: keeps cookies, follows no redirect by itself.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+pub async fn spawn(options: Options) -> TestApp {
+    let (store_url, tmp) = match options.db {
+        Db::Sqlite => {
+            let (_, url, tmp) = db::fresh_sqlite().await;
+            (url, Some(tmp))
+        }
+        Db::Postgres => {
+            let (_, url) = db::fresh_postgres().await;
+            (url, None)
+        }
+    };
+    let idp = TestIdp::from_env();
+    let dev = if options.with_dev_provider {
+        "[[providers]]\nid = \"dev\"\nkind = \"dev\"\n"
+    } else {
+        ""
+    };
+    let toml = format!(
+        r#"
+bind = "127.0.0.1:0"
+database_url = "{store_url}"
+fernet_keys = ["{key}"]
+{extra}
+
+[[providers]]
+id = "corp"
+kind = "oidc"
+display_name = "Corp SSO"
+issuer = "{issuer}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+scopes = ["openid", "email", "profile", "offline_access"]
+grant_scopes = {grant_scopes}
+
+{dev}
+"#,
+        key = portcullis::crypto::Secrets::generate_key(),
+        extra = options.extra_toml,
+        issuer = idp.issuer,
+        client_id = idp.client_id,
+        client_secret = idp.client_secret,
+        grant_scopes = options.grant_scopes,
+    );
+    spawn_with_settings(Settings::from_toml(&toml).unwrap(), tmp).await
+}
+
+pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempDir>) -> TestApp {
+    let clock = Clock::default();
+    let app = Application::build_with_clock(settings, clock.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        clock,
+        http: http_client(),
+        state,
+        stop: Some(stop),
+        task: Some(task),
+        _tmp: tmp,
+    }
+}
+
+/// A PKCE pair.
+pub fn pkce() -> (String, String) {
+    let verifier = portcullis::crypto::random_token(48);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub redirect_uri: String,
+}
+
+/// One authorization request's parameters.
+pub struct AuthRequest<'a> {
+    pub client: &'a TestClient,
+    pub challenge: &'a str,
+    pub state: &'a str,
+    pub scope: Option<&'a str>,
+    pub resource: Option<String>,
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .unwrap_or_else(|| panic!("no Location on a {} response", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The value of `name` among the query parameters of `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The hidden inputs and action of the first form on a page.
+pub fn form_fields(html: &str) -> (String, Vec<(String, String)>) {
+    let doc = Html::parse_document(html);
+    let form = doc
+        .select(&Selector::parse("form").unwrap())
+        .next()
+        .expect("the page has a form");
+    let action = form.value().attr("action").unwrap_or_default().to_owned();
+    let fields = form
+        .select(&Selector::parse("input[type=hidden]").unwrap())
+        .filter_map(|i| {
+            Some((
+                i.value().attr("name")?.to_owned(),
+                i.value().attr("value").unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect();
+    (action, fields)
+}
+
+impl TestApp {
+    /// Shuts the server down gracefully and waits until its port is free.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn mcp_url(&self) -> String {
+        self.url("/mcp")
+    }
+
+    /// Registers a client through `/register` (RFC 7591).
+    pub async fn register(&self, metadata: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/register"))
+            .json(&metadata)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    pub async fn register_public_client(&self) -> TestClient {
+        let (status, body) = self
+            .register(json!({
+                "client_name": "Test MCP Client",
+                "redirect_uris": ["http://127.0.0.1:33418/callback"],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        TestClient {
+            client_id: body["client_id"].as_str().unwrap().to_owned(),
+            client_secret: None,
+            redirect_uri: "http://127.0.0.1:33418/callback".into(),
+        }
+    }
+
+    pub fn authorize_url(&self, request: &AuthRequest<'_>) -> String {
+        let mut url = Url::parse(&self.url("/authorize")).unwrap();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &request.client.client_id)
+                .append_pair("redirect_uri", &request.client.redirect_uri)
+                .append_pair("code_challenge", request.challenge)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("state", request.state);
+            if let Some(scope) = request.scope {
+                q.append_pair("scope", scope);
+            }
+            let resource = request.resource.clone().unwrap_or_else(|| self.mcp_url());
+            q.append_pair("resource", &resource);
+        }
+        url.to_string()
+    }
+
+    /// From `/authorize` to the consent page; returns the consent page's HTML.
+    pub async fn reach_consent(&self, browser: &reqwest::Client, authorize_url: &str) -> String {
+        let response = browser.get(authorize_url).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "authorize: {}",
+            response.text().await.unwrap()
+        );
+        let mut next = location(&response);
+        if next.contains("/authorize/provider") {
+            let page = browser.get(&next).send().await.unwrap();
+            assert_eq!(page.status(), StatusCode::OK);
+            let html = page.text().await.unwrap();
+            assert!(
+                html.contains("Corp SSO"),
+                "the provider page lists the providers"
+            );
+            let (action, mut fields) = form_fields(&html);
+            fields.push(("provider".into(), "corp".into()));
+            let chosen = browser.post(action).form(&fields).send().await.unwrap();
+            assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
+            next = location(&chosen);
+        }
+        assert!(next.contains("/authorize/consent"), "{next}");
+        let consent = browser.get(&next).send().await.unwrap();
+        assert_eq!(consent.status(), StatusCode::OK);
+        let csp = consent.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        consent.text().await.unwrap()
+    }
+
+    /// Submits the consent form with `decision`; returns the response.
+    pub async fn submit_consent(
+        &self,
+        browser: &reqwest::Client,
+        consent_html: &str,
+        decision: &str,
+    ) -> reqwest::Response {
+        let (action, mut fields) = form_fields(consent_html);
+        fields.push(("decision".into(), decision.into()));
+        browser.post(action).form(&fields).send().await.unwrap()
+    }
+
+    /// The whole browser part: authorize, provider choice, consent, upstream sign-in as `login`,
+    /// callback. Returns the URL Portcullis redirects to (the client's redirect URI with the code).
+    pub async fn sign_in(
+        &self,
+        browser: &reqwest::Client,
+        authorize_url: &str,
+        login: &str,
+    ) -> String {
+        let consent = self.reach_consent(browser, authorize_url).await;
+        let approved = self.submit_consent(browser, &consent, "approve").await;
+        assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+        let upstream = location(&approved);
+        let callback = idp::sign_in(browser, &upstream, login).await;
+        assert!(
+            callback.as_str().starts_with(&self.url("/callback/corp")),
+            "{callback}"
+        );
+        let done = browser.get(callback.as_str()).send().await.unwrap();
+        assert_eq!(
+            done.status(),
+            StatusCode::SEE_OTHER,
+            "callback: {}",
+            done.text().await.unwrap()
+        );
+        location(&done)
+    }
+
+    /// POSTs a form to `/token` (or another endpoint).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        client: &TestClient,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let request = self.http.post(self.url(path));
+        let request = match &client.client_secret {
+            Some(secret) => request.basic_auth(&client.client_id, Some(secret)),
+            None => {
+                fields.push(("client_id", &client.client_id));
+                request
+            }
+        };
+        let response = request.form(&fields).send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Exchanges a code; returns status and body.
+    pub async fn exchange_code(
+        &self,
+        client: &TestClient,
+        code: &str,
+        verifier: &str,
+    ) -> (StatusCode, Value) {
+        let (status, headers, body) = self
+            .post_form(
+                "/token",
+                client,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", &client.redirect_uri),
+                    ("code_verifier", verifier),
+                    ("resource", &self.mcp_url()),
+                ],
+            )
+            .await;
+        assert_eq!(
+            headers.get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store")
+        );
+        (status, body)
+    }
+
+    pub async fn refresh(&self, client: &TestClient, refresh_token: &str) -> (StatusCode, Value) {
+        let (status, _, body) = self
+            .post_form(
+                "/token",
+                client,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await;
+        (status, body)
+    }
+
+    /// Signs in a fresh public client all the way to tokens.
+    pub async fn tokens_for(&self, login: &str, scope: Option<&str>) -> (TestClient, Value) {
+        let client = self.register_public_client().await;
+        let (verifier, challenge) = pkce();
+        let browser = browser();
+        let url = self.authorize_url(&AuthRequest {
+            client: &client,
+            challenge: &challenge,
+            state: "st",
+            scope,
+            resource: None,
+        });
+        let back = self.sign_in(&browser, &url, login).await;
+        let code = query_param(&back, "code").expect("a code");
+        let (status, body) = self.exchange_code(&client, &code, &verifier).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (client, body)
+    }
+
+    /// One JSON-RPC request to an MCP endpoint.
+    pub async fn mcp(&self, url: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `tools/call` of `name`; returns the JSON-RPC response.
+    pub async fn call_tool(&self, token: &str, name: &str) -> Value {
+        let response = self
+            .mcp(&self.mcp_url(), Some(token), json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": {}}}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        rpc_body(response).await
+    }
+}
+
+/// The JSON-RPC message of a response that is JSON or a one-event SSE stream.
+pub async fn rpc_body(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    if let Ok(value) = serde_json::from_str(&text) {
+        return value;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {text}"))
+}
