@@ -6,3 +6,5 @@
 pub mod config;
 /// Fernet encryption at rest, random tokens, hashes, PKCE.
 pub mod crypto;
+/// Persistence behind the `Store` trait: SQLite (embedded default) and Postgres.
+pub mod store;

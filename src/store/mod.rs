@@ -7,6 +7,7 @@
 
 mod models;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
