@@ -7,6 +7,7 @@
 
 mod models;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -86,12 +87,19 @@ pub trait Store: Send + Sync + 'static {
     /// refresh tokens and unredeemed codes.
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Grants revoked at or after `since`, for the in-memory revocation view.
-    async fn grants_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    async fn grants_revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
 
     // Authorization codes (stored by hash, single use).
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()>;
+    /// The code, spent or not, without changing it: the token endpoint checks everything before
+    /// spending, so a failed attempt changes nothing.
+    async fn get_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
     /// Spends the code atomically. An expired, unspent code is `Unknown`.
-    async fn redeem_code(&self, code_hash: &str, now: DateTime<Utc>) -> StoreResult<CodeRedemption>;
+    async fn redeem_code(&self, code_hash: &str, now: DateTime<Utc>)
+    -> StoreResult<CodeRedemption>;
 
     // Refresh tokens (stored by hash, rotated on every use).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;
@@ -107,9 +115,17 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_refresh_token(&self, token_hash: &str) -> StoreResult<()>;
 
     // Revoked access tokens (RFC 7009), kept until they would have expired anyway.
-    async fn revoke_access_token(&self, jti: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// `(jti, revoked_at)` of access tokens revoked at or after `since`.
-    async fn access_tokens_revoked_since(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
+    async fn access_tokens_revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>>;
 
     // Signing keys (private half Fernet-encrypted).
     /// Inserts unless a key with that kid exists (then does nothing).

@@ -1,3 +1,5 @@
+//! What the integration tests share: fresh databases, the test IdP, the running app.
+
 pub mod app;
 pub mod db;
 pub mod idp;

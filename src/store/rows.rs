@@ -1,0 +1,215 @@
+//! Row shapes shared by both databases, and their conversion into the models.
+//!
+//! Every column type here decodes from SQLite (TEXT) and Postgres (TIMESTAMPTZ, JSONB) alike, so
+//! `sqlite.rs` and `postgres.rs` hold nothing but their SQL.
+
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use sqlx::types::Json;
+
+use super::{
+    AuthorizationCode, Client, Flow, Grant, RefreshToken, SigningKeyRecord, StoreError,
+    UpstreamTokens, User,
+};
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else to `Database`.
+pub(super) fn on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match error {
+        sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(what),
+        other => StoreError::Database(other),
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct ClientRow {
+    client_id: String,
+    secret_hash: Option<String>,
+    token_endpoint_auth_method: String,
+    client_name: Option<String>,
+    redirect_uris: Json<Vec<String>>,
+    grant_types: Json<Vec<String>>,
+    response_types: Json<Vec<String>>,
+    scope: Option<String>,
+    metadata: Json<serde_json::Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<ClientRow> for Client {
+    fn from(row: ClientRow) -> Self {
+        Self {
+            client_id: row.client_id,
+            secret_hash: row.secret_hash,
+            token_endpoint_auth_method: row.token_endpoint_auth_method,
+            client_name: row.client_name,
+            redirect_uris: row.redirect_uris.0,
+            grant_types: row.grant_types.0,
+            response_types: row.response_types.0,
+            scope: row.scope,
+            metadata: row.metadata.0,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    key: String,
+    email: Option<String>,
+    name: Option<String>,
+    created_at: DateTime<Utc>,
+    last_login_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            key: row.key,
+            email: row.email,
+            name: row.name,
+            created_at: row.created_at,
+            last_login_at: row.last_login_at,
+        }
+    }
+}
+
+/// The flow document is read as plain JSON first, so that a document an older or newer version
+/// wrote surfaces as [`StoreError::Corrupt`] naming the flow rather than as a driver error.
+#[derive(FromRow)]
+pub(super) struct FlowRow {
+    id: String,
+    data: Json<serde_json::Value>,
+    pub(super) expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<FlowRow> for Flow {
+    type Error = StoreError;
+
+    fn try_from(row: FlowRow) -> Result<Self, StoreError> {
+        let data = serde_json::from_value(row.data.0)
+            .map_err(|e| StoreError::Corrupt(format!("flow {}: {e}", row.id)))?;
+        Ok(Self {
+            id: row.id,
+            expires_at: row.expires_at,
+            data,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct GrantRow {
+    id: String,
+    user_id: String,
+    client_id: String,
+    provider: String,
+    scope: String,
+    resource: String,
+    upstream_access_token_enc: Option<String>,
+    upstream_refresh_token_enc: Option<String>,
+    upstream_id_token_enc: Option<String>,
+    upstream_expires_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<GrantRow> for Grant {
+    fn from(row: GrantRow) -> Self {
+        Self {
+            id: row.id,
+            user_id: row.user_id,
+            client_id: row.client_id,
+            provider: row.provider,
+            scope: row.scope,
+            resource: row.resource,
+            upstream: UpstreamTokens {
+                access_token_enc: row.upstream_access_token_enc,
+                refresh_token_enc: row.upstream_refresh_token_enc,
+                id_token_enc: row.upstream_id_token_enc,
+                expires_at: row.upstream_expires_at,
+            },
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct CodeRow {
+    code_hash: String,
+    grant_id: String,
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    expires_at: DateTime<Utc>,
+    pub(super) redeemed_at: Option<DateTime<Utc>>,
+}
+
+impl From<CodeRow> for AuthorizationCode {
+    fn from(row: CodeRow) -> Self {
+        Self {
+            code_hash: row.code_hash,
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            redirect_uri: row.redirect_uri,
+            code_challenge: row.code_challenge,
+            expires_at: row.expires_at,
+            redeemed_at: row.redeemed_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct RefreshTokenRow {
+    token_hash: String,
+    grant_id: String,
+    client_id: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    rotated_at: Option<DateTime<Utc>>,
+    successor_enc: Option<String>,
+}
+
+impl From<RefreshTokenRow> for RefreshToken {
+    fn from(row: RefreshTokenRow) -> Self {
+        Self {
+            token_hash: row.token_hash,
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            rotated_at: row.rotated_at,
+            successor_enc: row.successor_enc,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    private_key_enc: String,
+    public_jwk: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<SigningKeyRow> for SigningKeyRecord {
+    fn from(row: SigningKeyRow) -> Self {
+        Self {
+            kid: row.kid,
+            alg: row.alg,
+            private_key_enc: row.private_key_enc,
+            public_jwk: row.public_jwk,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// How [`super::Store::redeem_code`] reads the code after an update that matched nothing.
+pub(super) fn after_failed_redemption(existing: Option<CodeRow>) -> super::CodeRedemption {
+    match existing {
+        Some(row) if row.redeemed_at.is_some() => super::CodeRedemption::Replayed(row.into()),
+        // Unspent but expired: to the caller that is no code at all.
+        _ => super::CodeRedemption::Unknown,
+    }
+}

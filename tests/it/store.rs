@@ -1,0 +1,88 @@
+//! The `Store` conformance suite: every case runs against SQLite (`store::sqlite::…`) and
+//! Postgres (`store::postgres::…`), each on a fresh database.
+
+mod fixtures;
+mod sign_in;
+mod tokens;
+
+use portcullis::store::Store;
+
+use fixtures::{client, seeded_grant};
+use sign_in::*;
+use tokens::*;
+
+/// Generates `sqlite::<case>` and `postgres::<case>` for each case below.
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _url, _dir) = crate::support::db::fresh_sqlite().await;
+                    super::$case(&*store).await;
+                }
+            )+
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, _url) = crate::support::db::fresh_postgres().await;
+                    super::$case(&*store).await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    migrating_again_is_harmless_and_ping_answers,
+    a_registered_client_reads_back_as_stored,
+    registering_an_existing_client_id_is_a_conflict,
+    unknown_ids_read_as_none,
+    a_user_keeps_its_id_across_sign_ins_and_takes_the_new_email,
+    users_with_different_keys_are_different_people,
+    a_flow_reads_back_updates_and_is_taken_once,
+    an_expired_flow_is_invisible_and_taking_it_deletes_it,
+    inserting_an_existing_flow_id_is_a_conflict,
+    concurrent_takes_hand_a_flow_to_one_caller,
+    a_grant_reads_back_with_its_upstream_tokens,
+    replacing_upstream_tokens_round_trips,
+    a_grant_for_an_unknown_user_is_refused,
+    duplicate_grants_codes_and_refresh_tokens_are_conflicts,
+    a_code_is_redeemed_once_then_reported_as_replayed,
+    an_unknown_code_is_unknown,
+    an_expired_code_is_unknown,
+    concurrent_redemptions_spend_a_code_once,
+    a_refresh_token_rotates_once_and_remembers_its_successor,
+    concurrent_rotations_let_one_caller_win,
+    a_deleted_refresh_token_is_gone,
+    revoking_a_grant_is_idempotent_and_removes_what_it_issued,
+    grants_revoked_since_lists_revocations_at_or_after_the_time,
+    revoked_access_tokens_are_listed_since_a_time_and_keep_the_first_revocation,
+    a_signing_key_inserted_twice_is_kept_once_and_keys_list_newest_first,
+    purging_deletes_only_expired_rows_and_counts_them,
+    timestamps_round_trip_to_the_microsecond,
+);
+
+async fn migrating_again_is_harmless_and_ping_answers(store: &dyn Store) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+/// `sqlite::memory:` serves throwaway runs: its one connection must live as long as the store.
+#[tokio::test]
+async fn an_in_memory_sqlite_database_keeps_its_data_between_calls() {
+    let store = portcullis::store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+
+    store.insert_client(&client("client-1")).await.unwrap();
+    seeded_grant(&*store, "grant-1").await;
+
+    assert_eq!(
+        store.get_client("client-1").await.unwrap(),
+        Some(client("client-1"))
+    );
+    assert!(store.get_grant("grant-1").await.unwrap().is_some());
+}

@@ -1,0 +1,434 @@
+//! Grants and what they issue: codes, refresh tokens, revocations, and their expiry.
+
+use chrono::Duration;
+use portcullis::store::{
+    AuthorizationCode, CodeRedemption, Grant, RefreshToken, Store, StoreError, UpstreamTokens,
+};
+
+use super::fixtures::{at, code, flow, refresh_token, seeded_grant, t0};
+
+pub(super) async fn a_grant_reads_back_with_its_upstream_tokens(store: &dyn Store) {
+    let grant = seeded_grant(store, "grant-1").await;
+
+    assert_eq!(store.get_grant("grant-1").await.unwrap(), Some(grant));
+}
+
+pub(super) async fn replacing_upstream_tokens_round_trips(store: &dyn Store) {
+    let grant = seeded_grant(store, "grant-1").await;
+    let refreshed = UpstreamTokens {
+        access_token_enc: Some("gAAAAA-access-2".to_owned()),
+        refresh_token_enc: None,
+        id_token_enc: Some("gAAAAA-id-2".to_owned()),
+        expires_at: Some(at(7200)),
+    };
+
+    store
+        .update_grant_upstream("grant-1", &refreshed)
+        .await
+        .unwrap();
+    let stored = store.get_grant("grant-1").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        Grant {
+            upstream: refreshed,
+            ..grant.clone()
+        }
+    );
+
+    store
+        .update_grant_upstream("grant-1", &UpstreamTokens::default())
+        .await
+        .unwrap();
+    let stored = store.get_grant("grant-1").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        Grant {
+            upstream: UpstreamTokens::default(),
+            ..grant
+        }
+    );
+}
+
+pub(super) async fn a_grant_for_an_unknown_user_is_refused(store: &dyn Store) {
+    let orphan = Grant {
+        id: "grant-1".to_owned(),
+        user_id: "no-such-user".to_owned(),
+        client_id: "client-1".to_owned(),
+        provider: "dev".to_owned(),
+        scope: String::new(),
+        resource: "https://mcp.example/mcp".to_owned(),
+        upstream: UpstreamTokens::default(),
+        created_at: t0(),
+        revoked_at: None,
+    };
+
+    let error = store.insert_grant(&orphan).await.unwrap_err();
+
+    assert!(matches!(error, StoreError::Database(_)), "got {error:?}");
+    assert_eq!(store.get_grant("grant-1").await.unwrap(), None);
+}
+
+pub(super) async fn duplicate_grants_codes_and_refresh_tokens_are_conflicts(store: &dyn Store) {
+    let grant = seeded_grant(store, "grant-1").await;
+    store
+        .insert_code(&code("code-1", "grant-1", at(60)))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-1", "grant-1", at(3600)))
+        .await
+        .unwrap();
+
+    let errors = [
+        store.insert_grant(&grant).await.unwrap_err(),
+        store
+            .insert_code(&code("code-1", "grant-1", at(60)))
+            .await
+            .unwrap_err(),
+        store
+            .insert_refresh_token(&refresh_token("rt-1", "grant-1", at(3600)))
+            .await
+            .unwrap_err(),
+    ];
+
+    for error in errors {
+        assert!(matches!(error, StoreError::Conflict(_)), "got {error:?}");
+    }
+}
+
+pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    let issued = code("code-1", "grant-1", at(60));
+    store.insert_code(&issued).await.unwrap();
+    let spent = AuthorizationCode {
+        redeemed_at: Some(at(5)),
+        ..issued
+    };
+
+    assert_eq!(
+        store.redeem_code("code-1", at(5)).await.unwrap(),
+        CodeRedemption::Redeemed(spent.clone())
+    );
+    // The replay reports the first redemption's time, and is still recognised after expiry.
+    assert_eq!(
+        store.redeem_code("code-1", at(6)).await.unwrap(),
+        CodeRedemption::Replayed(spent.clone())
+    );
+    assert_eq!(
+        store.redeem_code("code-1", at(120)).await.unwrap(),
+        CodeRedemption::Replayed(spent)
+    );
+}
+
+pub(super) async fn an_unknown_code_is_unknown(store: &dyn Store) {
+    assert_eq!(
+        store.redeem_code("nope", t0()).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+}
+
+pub(super) async fn an_expired_code_is_unknown(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .insert_code(&code("code-1", "grant-1", at(60)))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.redeem_code("code-1", at(60)).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+    assert_eq!(
+        store.redeem_code("code-1", at(61)).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+    // Refused, not spent: a clock before expiry still finds it unspent.
+    assert!(matches!(
+        store.redeem_code("code-1", at(59)).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+}
+
+pub(super) async fn concurrent_redemptions_spend_a_code_once(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .insert_code(&code("code-1", "grant-1", at(60)))
+        .await
+        .unwrap();
+
+    let outcomes =
+        futures::future::join_all((0..8).map(|_| store.redeem_code("code-1", t0()))).await;
+
+    let outcomes: Vec<_> = outcomes.into_iter().map(Result::unwrap).collect();
+    let redeemed = outcomes
+        .iter()
+        .filter(|o| matches!(o, CodeRedemption::Redeemed(_)))
+        .count();
+    let replayed = outcomes
+        .iter()
+        .filter(|o| matches!(o, CodeRedemption::Replayed(_)))
+        .count();
+    assert_eq!((redeemed, replayed), (1, 7));
+}
+
+pub(super) async fn a_refresh_token_rotates_once_and_remembers_its_successor(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    let issued = refresh_token("rt-1", "grant-1", at(3600));
+    store.insert_refresh_token(&issued).await.unwrap();
+    assert_eq!(
+        store.get_refresh_token("rt-1").await.unwrap(),
+        Some(issued.clone())
+    );
+
+    assert!(
+        store
+            .rotate_refresh_token("rt-1", "gAAAAA-successor", at(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .rotate_refresh_token("rt-1", "gAAAAA-other", at(11))
+            .await
+            .unwrap()
+    );
+
+    let rotated = RefreshToken {
+        rotated_at: Some(at(10)),
+        successor_enc: Some("gAAAAA-successor".to_owned()),
+        ..issued
+    };
+    assert_eq!(
+        store.get_refresh_token("rt-1").await.unwrap(),
+        Some(rotated)
+    );
+    assert!(
+        !store
+            .rotate_refresh_token("nope", "gAAAAA-other", at(11))
+            .await
+            .unwrap()
+    );
+}
+
+pub(super) async fn concurrent_rotations_let_one_caller_win(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .insert_refresh_token(&refresh_token("rt-1", "grant-1", at(3600)))
+        .await
+        .unwrap();
+    let successors: Vec<String> = (0..8).map(|i| format!("gAAAAA-successor-{i}")).collect();
+
+    let outcomes = futures::future::join_all(
+        successors
+            .iter()
+            .map(|s| store.rotate_refresh_token("rt-1", s, at(10))),
+    )
+    .await;
+
+    let winners: Vec<&String> = outcomes
+        .into_iter()
+        .zip(&successors)
+        .filter(|(won, _)| *won.as_ref().unwrap())
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(winners.len(), 1);
+    let stored = store.get_refresh_token("rt-1").await.unwrap().unwrap();
+    assert_eq!(
+        stored.successor_enc.as_ref(),
+        Some(winners[0]),
+        "the winner's successor is kept"
+    );
+}
+
+pub(super) async fn a_deleted_refresh_token_is_gone(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .insert_refresh_token(&refresh_token("rt-1", "grant-1", at(3600)))
+        .await
+        .unwrap();
+
+    store.delete_refresh_token("rt-1").await.unwrap();
+    store.delete_refresh_token("rt-1").await.unwrap();
+
+    assert_eq!(store.get_refresh_token("rt-1").await.unwrap(), None);
+}
+
+pub(super) async fn revoking_a_grant_is_idempotent_and_removes_what_it_issued(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    seeded_grant(store, "grant-2").await;
+    store
+        .insert_refresh_token(&refresh_token("rt-1", "grant-1", at(3600)))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-2", "grant-1", at(3600)))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-other", "grant-2", at(3600)))
+        .await
+        .unwrap();
+    store
+        .insert_code(&code("code-spent", "grant-1", at(60)))
+        .await
+        .unwrap();
+    store
+        .insert_code(&code("code-unspent", "grant-1", at(60)))
+        .await
+        .unwrap();
+    store.redeem_code("code-spent", at(1)).await.unwrap();
+
+    store.revoke_grant("grant-1", at(10)).await.unwrap();
+    store.revoke_grant("grant-1", at(20)).await.unwrap();
+
+    let revoked = store.get_grant("grant-1").await.unwrap().unwrap();
+    assert_eq!(
+        revoked.revoked_at,
+        Some(at(10)),
+        "the first revocation time stays"
+    );
+    assert_eq!(store.get_refresh_token("rt-1").await.unwrap(), None);
+    assert_eq!(store.get_refresh_token("rt-2").await.unwrap(), None);
+    assert_eq!(
+        store.redeem_code("code-unspent", at(11)).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+    assert!(matches!(
+        store.redeem_code("code-spent", at(11)).await.unwrap(),
+        CodeRedemption::Replayed(_)
+    ));
+
+    assert!(
+        store.get_refresh_token("rt-other").await.unwrap().is_some(),
+        "other grants are untouched"
+    );
+    assert_eq!(
+        store
+            .get_grant("grant-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    store.revoke_grant("no-such-grant", at(10)).await.unwrap();
+}
+
+pub(super) async fn grants_revoked_since_lists_revocations_at_or_after_the_time(store: &dyn Store) {
+    for id in ["grant-1", "grant-2", "grant-3"] {
+        seeded_grant(store, id).await;
+    }
+    store.revoke_grant("grant-2", at(20)).await.unwrap();
+    store.revoke_grant("grant-1", at(10)).await.unwrap();
+
+    let all = vec![
+        ("grant-1".to_owned(), at(10)),
+        ("grant-2".to_owned(), at(20)),
+    ];
+    assert_eq!(store.grants_revoked_since(t0()).await.unwrap(), all);
+    assert_eq!(store.grants_revoked_since(at(10)).await.unwrap(), all);
+    assert_eq!(
+        store
+            .grants_revoked_since(at(10) + Duration::microseconds(1))
+            .await
+            .unwrap(),
+        vec![("grant-2".to_owned(), at(20))]
+    );
+    assert_eq!(store.grants_revoked_since(at(21)).await.unwrap(), vec![]);
+}
+
+pub(super) async fn revoked_access_tokens_are_listed_since_a_time_and_keep_the_first_revocation(
+    store: &dyn Store,
+) {
+    store
+        .revoke_access_token("jti-1", at(300), at(10))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token("jti-2", at(300), at(20))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token("jti-1", at(300), at(30))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        store.access_tokens_revoked_since(at(10)).await.unwrap(),
+        vec![("jti-1".to_owned(), at(10)), ("jti-2".to_owned(), at(20))]
+    );
+    assert_eq!(
+        store.access_tokens_revoked_since(at(11)).await.unwrap(),
+        vec![("jti-2".to_owned(), at(20))]
+    );
+    assert_eq!(
+        store.access_tokens_revoked_since(at(21)).await.unwrap(),
+        vec![]
+    );
+}
+
+pub(super) async fn purging_deletes_only_expired_rows_and_counts_them(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    let now = at(100);
+    store
+        .insert_flow(&flow("flow-expired", at(50)))
+        .await
+        .unwrap();
+    store.insert_flow(&flow("flow-at-now", now)).await.unwrap();
+    store
+        .insert_flow(&flow("flow-live", at(101)))
+        .await
+        .unwrap();
+    store
+        .insert_code(&code("code-expired", "grant-1", at(50)))
+        .await
+        .unwrap();
+    store
+        .insert_code(&code("code-live", "grant-1", at(200)))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-expired", "grant-1", at(50)))
+        .await
+        .unwrap();
+    store
+        .insert_refresh_token(&refresh_token("rt-live", "grant-1", at(200)))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token("jti-expired", at(50), at(1))
+        .await
+        .unwrap();
+    store
+        .revoke_access_token("jti-live", at(200), at(1))
+        .await
+        .unwrap();
+
+    assert_eq!(store.purge_expired(now).await.unwrap(), 5);
+    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+
+    assert!(store.get_flow("flow-live", now).await.unwrap().is_some());
+    assert_eq!(store.take_flow("flow-expired", t0()).await.unwrap(), None);
+    assert_eq!(
+        store.redeem_code("code-expired", t0()).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+    assert!(matches!(
+        store.redeem_code("code-live", now).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    assert_eq!(store.get_refresh_token("rt-expired").await.unwrap(), None);
+    assert!(store.get_refresh_token("rt-live").await.unwrap().is_some());
+    let revoked: Vec<String> = store
+        .access_tokens_revoked_since(t0())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(jti, _)| jti)
+        .collect();
+    assert_eq!(revoked, vec!["jti-live".to_owned()]);
+    assert!(
+        store.get_grant("grant-1").await.unwrap().is_some(),
+        "grants are not purged"
+    );
+}
