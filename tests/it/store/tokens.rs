@@ -100,6 +100,10 @@ pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dy
     seeded_grant(store, "grant-1").await;
     let issued = code("code-1", "grant-1", at(60));
     store.insert_code(&issued).await.unwrap();
+    // Reading a code does not spend it.
+    assert_eq!(store.get_code("code-1").await.unwrap(), Some(issued.clone()));
+    assert_eq!(store.get_code("code-1").await.unwrap(), Some(issued.clone()));
+    assert_eq!(store.get_code("nope").await.unwrap(), None);
     let spent = AuthorizationCode {
         redeemed_at: Some(at(5)),
         ..issued
@@ -116,8 +120,9 @@ pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dy
     );
     assert_eq!(
         store.redeem_code("code-1", at(120)).await.unwrap(),
-        CodeRedemption::Replayed(spent)
+        CodeRedemption::Replayed(spent.clone())
     );
+    assert_eq!(store.get_code("code-1").await.unwrap(), Some(spent));
 }
 
 pub(super) async fn an_unknown_code_is_unknown(store: &dyn Store) {
