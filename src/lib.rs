@@ -6,3 +6,5 @@
 pub mod config;
 /// Fernet encryption at rest, random tokens, hashes, PKCE.
 pub mod crypto;
+/// Upstream identity providers (OIDC, development sign-in) behind one trait, and their registry.
+pub mod upstream;
