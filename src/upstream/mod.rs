@@ -5,14 +5,18 @@
 //! `openidconnect`); `dev` is the loopback-only development sign-in form.
 
 pub mod dev;
+#[cfg(test)]
+mod fake_idp;
 pub mod oidc;
 mod registry;
+mod transport;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use url::Url;
 
 pub use registry::Providers;
+pub use transport::http_client;
 
 /// What went wrong upstream. Shown to nobody: the handler logs it and answers generically.
 #[derive(Debug, thiserror::Error)]
@@ -84,5 +88,9 @@ pub trait Provider: Send + Sync {
     ) -> Result<Identity, UpstreamError>;
     /// Uses an upstream refresh token. A provider that returns no new refresh token keeps the
     /// old one valid: the caller keeps it.
-    async fn refresh(&self, refresh_token: &str, now: DateTime<Utc>) -> Result<ProviderTokens, UpstreamError>;
+    async fn refresh(
+        &self,
+        refresh_token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ProviderTokens, UpstreamError>;
 }
