@@ -84,7 +84,7 @@ mod tests {
     #[test]
     fn pkce_s256_matches_the_rfc_7636_appendix_b_example() {
         assert_eq!(
-            pkce_s256("dBjftJeZ4CVP-1mB0K2K2JvM5K2sC9lyQ2s5FxChKSs"),
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }

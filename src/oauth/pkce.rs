@@ -64,7 +64,7 @@ pub fn verify(stored_challenge: Option<&str>, verifier: Option<&str>) -> Result<
 mod tests {
     use super::*;
 
-    const VERIFIER: &str = "dBjftJeZ4CVP-1mB0K2K2JvM5K2sC9lyQ2s5FxChKSs";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     #[test]
