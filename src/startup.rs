@@ -19,7 +19,7 @@ use crate::oauth::tokens::{KeySet, install_crypto_provider};
 use crate::paths;
 use crate::state::{AppState, Inner};
 use crate::store::{self, DynStore};
-use crate::upstream::{Providers, dev};
+use crate::upstream::{self, Providers, dev};
 
 /// A built application, bound to its port but not yet serving.
 pub struct Application {
@@ -111,13 +111,7 @@ impl Application {
         let keys = KeySet::load_or_create(store.as_ref(), &secrets, clock.now())
             .await
             .context("loading the signing keys")?;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building the HTTP client")?;
+        let http = upstream::http_client().context("building the HTTP client")?;
         let providers = Providers::from_settings(&settings, &base, &secrets, http.clone())
             .await
             .context("setting up the identity providers")?;
@@ -126,7 +120,7 @@ impl Application {
         }
         let resources = Resources::new(&base, [(paths::MCP.to_owned(), Vec::new())]);
         let extra = if providers.has_dev() {
-            dev::router(secrets.clone(), base.clone())
+            dev::router(secrets.clone(), base.clone(), clock.clone())
         } else {
             axum::Router::new()
         };

@@ -149,7 +149,11 @@ pub async fn start(
         // Required even when only one is registered, so the token request can always be
         // checked against it (OAuth 2.1 §4.1.3).
         None => {
-            return Err(PageError::bad_request("Invalid authorization request", "The request names no redirect_uri.").into());
+            return Err(PageError::bad_request(
+                "Invalid authorization request",
+                "The request names no redirect_uri.",
+            )
+            .into());
         }
     };
 

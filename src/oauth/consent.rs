@@ -173,7 +173,11 @@ pub async fn consent_view(state: &AppState, flow: &Flow) -> Result<ConsentView, 
         client_id: client.client_id,
         redirect_host,
         scopes: granted.iter().map(str::to_owned).collect(),
-        withheld: requested.iter().filter(|s| !granted.contains(s)).map(str::to_owned).collect(),
+        withheld: requested
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .map(str::to_owned)
+            .collect(),
         resource: flow.data.resource.clone(),
         provider_name: provider.display_name().to_owned(),
     })
@@ -181,7 +185,11 @@ pub async fn consent_view(state: &AppState, flow: &Flow) -> Result<ConsentView, 
 
 fn requested_scopes(flow: &Flow) -> Scopes {
     // Validated at /authorize; an unparsable value cannot be stored.
-    flow.data.scope.as_deref().and_then(|raw| Scopes::parse(raw).ok()).unwrap_or_default()
+    flow.data
+        .scope
+        .as_deref()
+        .and_then(|raw| Scopes::parse(raw).ok())
+        .unwrap_or_default()
 }
 
 /// What a sign-in through `provider_id` grants for this flow: the requested scopes the provider
@@ -194,7 +202,11 @@ pub fn scopes_to_grant(state: &AppState, flow: &Flow, provider_id: &str) -> Scop
         .find(|p| p.id == provider_id)
         .map(|p| p.may_grant())
         .unwrap_or_default();
-    let supported = state.resources.by_uri(&flow.data.resource).map(|r| r.scopes_supported.as_slice()).unwrap_or_default();
+    let supported = state
+        .resources
+        .by_uri(&flow.data.resource)
+        .map(|r| r.scopes_supported.as_slice())
+        .unwrap_or_default();
     scope::grant(&requested_scopes(flow), &may_grant, supported)
 }
 

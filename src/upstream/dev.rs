@@ -20,6 +20,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use url::Url;
 
 use super::{AuthorizationRequest, Identity, Provider, ProviderTokens, UpstreamError};
+use crate::clock::Clock;
 use crate::config::ProviderSettings;
 use crate::crypto::{Secrets, constant_time_eq, pkce_s256, random_token};
 
@@ -175,6 +176,7 @@ fn base_path(base: &Url) -> String {
 struct DevState {
     secrets: Secrets,
     base: Url,
+    clock: Clock,
 }
 
 /// The sign-in page: GET shows the form, POST mints the code and redirects to the callback.
@@ -182,7 +184,11 @@ struct DevState {
 /// Merge it at the root of the application router (it serves [`SIGN_IN_PATH`]); it carries its
 /// own state, so it fits a router of any state type. Use the same `Secrets` and public base URL
 /// as the [`DevProvider`].
-pub fn router<S: Clone + Send + Sync + 'static>(secrets: Secrets, base: Url) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(
+    secrets: Secrets,
+    base: Url,
+    clock: Clock,
+) -> Router<S> {
     Router::new()
         .route(SIGN_IN_PATH, get(show_sign_in).post(submit_sign_in))
         // The page carries the flow's state: keep it out of frames, caches and referrers.
@@ -204,7 +210,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(secrets: Secrets, base: Url) -> 
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .with_state(DevState { secrets, base })
+        .with_state(DevState {
+            secrets,
+            base,
+            clock,
+        })
 }
 
 /// The flow parameters the page carries from the authorization URL through the form.
@@ -334,7 +344,7 @@ async fn submit_sign_in(
         email: email.to_owned(),
         nonce: form.flow.nonce,
         code_challenge: form.flow.code_challenge,
-        issued_at: Utc::now().timestamp(),
+        issued_at: state.clock.now().timestamp(),
     };
     let Ok(plaintext) = serde_json::to_string(&code) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -140,6 +140,7 @@ impl FakeIdp {
             client_id: Some(CLIENT_ID.into()),
             client_secret: Some(SecretString::from(CLIENT_SECRET)),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            grant_scopes: None,
         }
     }
 

@@ -27,6 +27,7 @@ fn provider(secrets: Secrets) -> DevProvider {
         client_id: None,
         client_secret: None,
         scopes: vec![],
+        grant_scopes: None,
     };
     DevProvider::new(&settings, &base(), secrets)
 }
@@ -52,7 +53,7 @@ async fn post(secrets: Secrets, body: String) -> Response {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body))
         .unwrap();
-    router::<()>(secrets, base())
+    router::<()>(secrets, base(), crate::clock::Clock::default())
         .oneshot(request)
         .await
         .unwrap()
@@ -120,7 +121,7 @@ async fn the_sign_in_page_renders_the_form_with_security_headers() {
         .body(Body::empty())
         .unwrap();
 
-    let response = router::<()>(secrets(), base())
+    let response = router::<()>(secrets(), base(), crate::clock::Clock::default())
         .oneshot(request)
         .await
         .unwrap();

@@ -101,8 +101,14 @@ pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dy
     let issued = code("code-1", "grant-1", at(60));
     store.insert_code(&issued).await.unwrap();
     // Reading a code does not spend it.
-    assert_eq!(store.get_code("code-1").await.unwrap(), Some(issued.clone()));
-    assert_eq!(store.get_code("code-1").await.unwrap(), Some(issued.clone()));
+    assert_eq!(
+        store.get_code("code-1").await.unwrap(),
+        Some(issued.clone())
+    );
+    assert_eq!(
+        store.get_code("code-1").await.unwrap(),
+        Some(issued.clone())
+    );
     assert_eq!(store.get_code("nope").await.unwrap(), None);
     let spent = AuthorizationCode {
         redeemed_at: Some(at(5)),
