@@ -13,10 +13,9 @@ use url::Url;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
-use crate::oauth::resource::Resources;
+use crate::gateway::{self, Gateway};
 use crate::oauth::revocation::RevocationView;
 use crate::oauth::tokens::{KeySet, install_crypto_provider};
-use crate::paths;
 use crate::state::{AppState, Inner};
 use crate::store::{self, DynStore};
 use crate::upstream::{self, Providers, dev};
@@ -118,7 +117,8 @@ impl Application {
         if providers.is_empty() {
             bail!("`providers`: no identity provider is configured");
         }
-        let resources = Resources::new(&base, [(paths::MCP.to_owned(), Vec::new())]);
+        let resources = gateway::resources(&base, &settings);
+        let gateway = Gateway::new(&settings, &resources)?;
         let extra = if providers.has_dev() {
             dev::router(secrets.clone(), base.clone(), clock.clone())
         } else {
@@ -134,6 +134,7 @@ impl Application {
             keys,
             providers,
             resources,
+            gateway,
             revocations: RevocationView::default(),
             clock,
             http,

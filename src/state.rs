@@ -8,6 +8,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
+use crate::gateway::Gateway;
 use crate::oauth::resource::Resources;
 use crate::oauth::revocation::RevocationView;
 use crate::oauth::tokens::KeySet;
@@ -29,6 +30,8 @@ pub struct Inner {
     pub keys: KeySet,
     pub providers: Providers,
     pub resources: Resources,
+    /// The backends behind `/mcp/{id}`.
+    pub gateway: Gateway,
     pub revocations: RevocationView,
     pub clock: Clock,
     /// For upstream calls: no redirects followed.

@@ -52,6 +52,32 @@ pub fn unauthorized(state: &AppState, resource: &Resource, token_sent: bool) -> 
     response
 }
 
+/// The 403 for a call the token's scopes do not cover (RFC 6750 §3.1, MCP step-up): names the
+/// scope to ask for, and where to find the authorization server.
+pub fn insufficient_scope(
+    state: &AppState,
+    resource: &Resource,
+    required: &str,
+    id: &serde_json::Value,
+) -> Response {
+    let metadata = protected_resource_metadata_url(state, resource);
+    let challenge = format!(
+        r#"Bearer error="insufficient_scope", scope="{required}", error_description="this call requires the scope {required}", resource_metadata="{metadata}""#
+    );
+    let body = super::jsonrpc::error(
+        id,
+        super::jsonrpc::FORBIDDEN,
+        &format!("forbidden: this call requires the scope {required}"),
+    );
+    let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
 fn bearer(request: &Request) -> Option<Result<&str, ()>> {
     let value = request.headers().get(header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {

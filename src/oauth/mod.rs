@@ -17,3 +17,4 @@ pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod tokens;
+pub mod upstream_tokens;

@@ -172,10 +172,20 @@ impl KeySet {
 
     /// Signs an access token.
     pub fn issue(&self, claims: &AccessClaims) -> Result<String, jsonwebtoken::errors::Error> {
+        // RFC 9068 §2.1: access tokens say what they are, so an id_token cannot pass for one.
+        self.sign(claims, "at+jwt")
+    }
+
+    /// Signs any claims with the current key, typed by `typ` so one kind of token cannot be
+    /// replayed as another.
+    pub fn sign<T: Serialize>(
+        &self,
+        claims: &T,
+        typ: &str,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        // RFC 9068 §2.1: access tokens say what they are, so an id_token cannot pass for one.
-        header.typ = Some("at+jwt".into());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.signing)
     }
 

@@ -58,7 +58,9 @@ fn check_config_reads_the_file_then_the_environment() {
 #[test]
 fn check_config_names_the_key_that_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+    // (file contents, environment, the key the message must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         ("bnid = \"127.0.0.1:1\"\n", &[], "bnid"),
         ("", &[("PORTCULLIS_TOKENS__ACCESS_TTL", "5")], "access_ttl"),
         (

@@ -2,11 +2,9 @@
 //! real test IdP, on SQLite and on Postgres.
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::app::{
-    AuthRequest, Db, Options, TestApp, browser, pkce, query_param, rpc_body, spawn,
-};
+use crate::support::app::{AuthRequest, Db, Options, browser, pkce, query_param, rpc_body, spawn};
 
 /// `resource_metadata="…"` from a `WWW-Authenticate` challenge.
 fn resource_metadata(challenge: &str) -> String {
@@ -15,12 +13,6 @@ fn resource_metadata(challenge: &str) -> String {
         .expect("resource_metadata in the challenge")
         + "resource_metadata=\"".len();
     challenge[start..].split('"').next().unwrap().to_owned()
-}
-
-async fn get_json(app: &TestApp, url: &str) -> Value {
-    let response = app.http.get(url).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "{url}");
-    response.json().await.unwrap()
 }
 
 async fn whole_flow(db: Db) {
@@ -52,22 +44,21 @@ async fn whole_flow(db: Db) {
         prm_url,
         app.url("/.well-known/oauth-protected-resource/mcp")
     );
-    let prm = get_json(&app, &prm_url).await;
+    let prm = app.get_json(&prm_url).await;
     assert_eq!(prm["resource"], app.mcp_url());
     let issuer = prm["authorization_servers"][0].as_str().unwrap().to_owned();
     assert_eq!(issuer, app.base);
-    let metadata = get_json(
-        &app,
-        &format!("{issuer}/.well-known/oauth-authorization-server"),
-    )
-    .await;
+    let metadata = app
+        .get_json(&format!("{issuer}/.well-known/oauth-authorization-server"))
+        .await;
     assert_eq!(metadata["issuer"], app.base.as_str());
     assert_eq!(
         metadata["code_challenge_methods_supported"],
         json!(["S256"])
     );
     assert_eq!(
-        get_json(&app, &format!("{issuer}/.well-known/openid-configuration")).await,
+        app.get_json(&format!("{issuer}/.well-known/openid-configuration"))
+            .await,
         metadata
     );
 
@@ -285,9 +276,11 @@ async fn with_one_provider_the_provider_page_is_skipped() {
 #[tokio::test]
 async fn every_advertised_endpoint_answers() {
     let app = spawn(Options::default()).await;
-    let metadata = get_json(&app, &app.url("/.well-known/oauth-authorization-server")).await;
+    let metadata = app
+        .get_json(&app.url("/.well-known/oauth-authorization-server"))
+        .await;
     assert_eq!(
-        get_json(&app, metadata["jwks_uri"].as_str().unwrap()).await["keys"][0]["alg"],
+        app.get_json(metadata["jwks_uri"].as_str().unwrap()).await["keys"][0]["alg"],
         "ES256"
     );
     for (key, expect) in [
@@ -333,7 +326,9 @@ async fn every_advertised_endpoint_answers() {
             .status(),
         StatusCode::OK
     );
-    let root_prm = get_json(&app, &app.url("/.well-known/oauth-protected-resource")).await;
+    let root_prm = app
+        .get_json(&app.url("/.well-known/oauth-protected-resource"))
+        .await;
     assert_eq!(root_prm["resource"], app.mcp_url());
 }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod edges;
 mod flow;
+mod gateway;
 mod idp;
 mod negative;
 mod store;

@@ -372,7 +372,7 @@ async fn a_reused_refresh_token_revokes_the_grant_after_the_grace_window() {
 }
 
 /// The claims of a token the app issued, decoded without verification (the test knows them).
-fn claims_of(token: &str) -> portcullis::oauth::tokens::AccessClaims {
+pub fn claims_of(token: &str) -> portcullis::oauth::tokens::AccessClaims {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(

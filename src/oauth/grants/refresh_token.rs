@@ -7,13 +7,12 @@ use serde_json::Value;
 
 use super::{revoke_grant, token_response};
 use crate::crypto::{random_token, sha256_hex};
-use crate::oauth::callback::encrypt_tokens;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
+use crate::oauth::upstream_tokens::{self, UpstreamRefreshError};
 use crate::state::AppState;
 use crate::store::{Client, Grant, RefreshToken};
-use crate::upstream::UpstreamError;
 
 pub(super) async fn exchange(
     state: &AppState,
@@ -48,7 +47,20 @@ pub(super) async fn exchange(
         return answer_rotated(state, &grant, &record, &scope, now).await;
     }
 
-    let grant = refresh_upstream_if_expired(state, grant, now).await?;
+    let grant = match upstream_tokens::refresh_if_expired(state, grant, now).await {
+        Ok(grant) => grant,
+        Err(UpstreamRefreshError::Ended) => {
+            return Err(OAuthError::invalid_grant(
+                "the sign-in at the identity provider has ended; sign in again",
+            ));
+        }
+        Err(UpstreamRefreshError::Unavailable) => {
+            return Err(OAuthError::temporarily_unavailable(
+                "the identity provider could not be reached; try again",
+            ));
+        }
+        Err(UpstreamRefreshError::Internal) => return Err(OAuthError::server_error()),
+    };
     let successor = random_token(32);
     state
         .store
@@ -138,58 +150,6 @@ async fn answer_rotated(
             revoke_grant(state, &grant.id, "refresh token reused", now).await?;
             Err(OAuthError::invalid_grant(
                 "the refresh token is invalid, expired or revoked",
-            ))
-        }
-    }
-}
-
-/// Refreshes the grant's upstream token when it has expired and can be refreshed.
-async fn refresh_upstream_if_expired(
-    state: &AppState,
-    mut grant: Grant,
-    now: DateTime<Utc>,
-) -> Result<Grant, OAuthError> {
-    let expired = grant.upstream.expires_at.is_some_and(|at| at <= now);
-    let Some(refresh_enc) = grant.upstream.refresh_token_enc.clone().filter(|_| expired) else {
-        return Ok(grant);
-    };
-    let provider = state
-        .providers
-        .get(&grant.provider)
-        .ok_or_else(OAuthError::server_error)?;
-    let upstream_refresh = state
-        .secrets
-        .decrypt(&refresh_enc)
-        .map_err(|_| OAuthError::server_error())?;
-    match provider.refresh(&upstream_refresh, now).await {
-        Ok(mut tokens) => {
-            // A provider that does not rotate its refresh token keeps the old one valid.
-            if tokens.refresh_token.is_none() {
-                tokens.refresh_token = Some(upstream_refresh);
-            }
-            let mut upstream = encrypt_tokens(state, &tokens);
-            if upstream.id_token_enc.is_none() {
-                upstream.id_token_enc = grant.upstream.id_token_enc.clone();
-            }
-            state
-                .store
-                .update_grant_upstream(&grant.id, &upstream)
-                .await?;
-            tracing::info!(target: "audit", event = "upstream.refreshed", grant_id = %grant.id, provider = %grant.provider);
-            grant.upstream = upstream;
-            Ok(grant)
-        }
-        Err(UpstreamError::Refused(reason)) => {
-            tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, %reason);
-            revoke_grant(state, &grant.id, "upstream refresh refused", now).await?;
-            Err(OAuthError::invalid_grant(
-                "the sign-in at the identity provider has ended; sign in again",
-            ))
-        }
-        Err(error) => {
-            tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, %error);
-            Err(OAuthError::temporarily_unavailable(
-                "the identity provider could not be reached; try again",
             ))
         }
     }

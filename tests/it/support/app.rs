@@ -42,7 +42,8 @@ pub struct Options {
     /// Also configure the development provider, so the provider page appears.
     pub with_dev_provider: bool,
     pub grant_scopes: &'static str,
-    pub extra_toml: &'static str,
+    /// Appended to the configuration (after the providers): `[[backends]]`, `[gateway]`…
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -51,7 +52,7 @@ impl Default for Options {
             db: Db::Sqlite,
             with_dev_provider: true,
             grant_scopes: r#"["demo:*:read"]"#,
-            extra_toml: "",
+            extra_toml: String::new(),
         }
     }
 }
@@ -94,7 +95,6 @@ pub async fn spawn(options: Options) -> TestApp {
 bind = "127.0.0.1:0"
 database_url = "{store_url}"
 fernet_keys = ["{key}"]
-{extra}
 
 [[providers]]
 id = "corp"
@@ -107,6 +107,7 @@ scopes = ["openid", "email", "profile", "offline_access"]
 grant_scopes = {grant_scopes}
 
 {dev}
+{extra}
 "#,
         key = portcullis::crypto::Secrets::generate_key(),
         extra = options.extra_toml,
@@ -216,6 +217,13 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// GETs a JSON document, asserting a 200.
+    pub async fn get_json(&self, url: &str) -> Value {
+        let response = self.http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        response.json().await.unwrap()
     }
 
     pub fn mcp_url(&self) -> String {
@@ -373,12 +381,24 @@ impl TestApp {
         )
     }
 
-    /// Exchanges a code; returns status and body.
+    /// Exchanges a code for the default resource; returns status and body.
     pub async fn exchange_code(
         &self,
         client: &TestClient,
         code: &str,
         verifier: &str,
+    ) -> (StatusCode, Value) {
+        self.exchange_code_for(client, code, verifier, &self.mcp_url())
+            .await
+    }
+
+    /// Exchanges a code naming `resource`; returns status and body.
+    pub async fn exchange_code_for(
+        &self,
+        client: &TestClient,
+        code: &str,
+        verifier: &str,
+        resource: &str,
     ) -> (StatusCode, Value) {
         let (status, headers, body) = self
             .post_form(
@@ -389,7 +409,7 @@ impl TestApp {
                     ("code", code),
                     ("redirect_uri", &client.redirect_uri),
                     ("code_verifier", verifier),
-                    ("resource", &self.mcp_url()),
+                    ("resource", resource),
                 ],
             )
             .await;
@@ -414,8 +434,18 @@ impl TestApp {
         (status, body)
     }
 
-    /// Signs in a fresh public client all the way to tokens.
+    /// Signs in a fresh public client all the way to tokens for the default resource (`/mcp`).
     pub async fn tokens_for(&self, login: &str, scope: Option<&str>) -> (TestClient, Value) {
+        self.tokens_for_resource(login, scope, None).await
+    }
+
+    /// Signs in a fresh public client all the way to tokens for `resource`.
+    pub async fn tokens_for_resource(
+        &self,
+        login: &str,
+        scope: Option<&str>,
+        resource: Option<String>,
+    ) -> (TestClient, Value) {
         let client = self.register_public_client().await;
         let (verifier, challenge) = pkce();
         let browser = browser();
@@ -424,11 +454,14 @@ impl TestApp {
             challenge: &challenge,
             state: "st",
             scope,
-            resource: None,
+            resource: resource.clone(),
         });
         let back = self.sign_in(&browser, &url, login).await;
         let code = query_param(&back, "code").expect("a code");
-        let (status, body) = self.exchange_code(&client, &code, &verifier).await;
+        let resource = resource.unwrap_or_else(|| self.mcp_url());
+        let (status, body) = self
+            .exchange_code_for(&client, &code, &verifier, &resource)
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         (client, body)
     }

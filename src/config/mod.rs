@@ -14,6 +14,10 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+mod backends;
+
+pub use backends::{BackendSettings, ForwardMode, GatewaySettings};
+
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
 
@@ -27,7 +31,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {
             key: key.into(),
             message: message.into(),
@@ -59,6 +63,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub log: LogSettings,
     pub providers: Vec<ProviderSettings>,
+    /// The MCP servers behind the gateway.
+    #[serde(default)]
+    pub backends: Vec<BackendSettings>,
+    pub gateway: GatewaySettings,
 }
 
 /// Lifetimes of what Portcullis issues.
@@ -182,6 +190,7 @@ fn defaults() -> serde_json::Value {
         },
         "limits": LimitSettings { max_body_bytes: 64 * 1024, max_mcp_body_bytes: 4 * 1024 * 1024 },
         "log": LogSettings { format: LogFormat::Text, filter: "info".into() },
+        "gateway": GatewaySettings::default(),
         "providers": [{ "id": "dev", "kind": "dev", "display_name": "Development sign-in" }],
     })
 }
@@ -285,23 +294,7 @@ impl Settings {
         let mut seen = std::collections::HashSet::new();
         for (index, provider) in self.providers.iter().enumerate() {
             let key = |field: &str| format!("providers[{index}].{field}");
-            let id_ok = !provider.id.is_empty()
-                && provider.id.len() <= 64
-                && provider.id.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
-            if !id_ok {
-                return Err(ConfigError::invalid(
-                    key("id"),
-                    "use 1-64 of a-z, 0-9, - and _",
-                ));
-            }
-            if !seen.insert(provider.id.as_str()) {
-                return Err(ConfigError::invalid(
-                    key("id"),
-                    format!("`{}` is used twice", provider.id),
-                ));
-            }
+            check_identifier(&key("id"), &provider.id, &mut seen)?;
             match provider.kind {
                 ProviderKind::Dev => {
                     if !self.bind.ip().is_loopback() {
@@ -342,6 +335,7 @@ impl Settings {
                 }
             }
         }
+        backends::validate(&self.backends, &self.gateway)?;
         if self.fernet_keys.is_empty() && !self.dev_only() {
             return Err(ConfigError::invalid(
                 "fernet_keys",
@@ -350,6 +344,26 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// An id that appears in URLs (`/callback/{id}`, `/mcp/{id}`): short, lower-case, unique.
+pub(crate) fn check_identifier<'a>(
+    key: &str,
+    id: &'a str,
+    seen: &mut std::collections::HashSet<&'a str>,
+) -> Result<(), ConfigError> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(ConfigError::invalid(key, "use 1-64 of a-z, 0-9, - and _"));
+    }
+    if !seen.insert(id) {
+        return Err(ConfigError::invalid(key, format!("`{id}` is used twice")));
+    }
+    Ok(())
 }
 
 /// True for `localhost`, `127.0.0.0/8` and `[::1]` hosts.

@@ -1,0 +1,135 @@
+//! Which scope a tool requires: an exact rule, else the most specific matching glob, else the
+//! backend's default scope.
+
+use std::collections::HashMap;
+
+use globset::{Glob, GlobMatcher};
+
+use crate::config::BackendSettings;
+use crate::oauth::scope::pattern_covers;
+
+/// The compiled `[backends.tools]` rules of one backend.
+#[derive(Debug, Clone)]
+pub struct ToolPolicy {
+    default_scope: String,
+    exact: HashMap<String, String>,
+    /// Most specific first: more literal characters wins.
+    globs: Vec<(GlobMatcher, String)>,
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{'])
+}
+
+impl ToolPolicy {
+    /// Patterns were validated with the configuration; one that still fails to compile is left
+    /// out, which makes its tools fall back to the (usually stricter) default scope.
+    pub fn new(settings: &BackendSettings) -> Self {
+        let mut exact = HashMap::new();
+        let mut globs = Vec::new();
+        for (pattern, scope) in &settings.tools {
+            if !is_glob(pattern) {
+                exact.insert(pattern.clone(), scope.clone());
+            } else if let Ok(glob) = Glob::new(pattern) {
+                let literal = pattern.chars().filter(|c| !"*?[]{}".contains(*c)).count();
+                globs.push((literal, glob.compile_matcher(), scope.clone()));
+            }
+        }
+        globs.sort_by_key(|(literal, _, _)| std::cmp::Reverse(*literal));
+        Self {
+            default_scope: settings.default_scope(),
+            exact,
+            globs: globs.into_iter().map(|(_, g, s)| (g, s)).collect(),
+        }
+    }
+
+    /// The scope a call of `tool` requires.
+    pub fn required_scope(&self, tool: &str) -> &str {
+        if let Some(scope) = self.exact.get(tool) {
+            return scope;
+        }
+        self.globs
+            .iter()
+            .find(|(glob, _)| glob.is_match(tool))
+            .map_or(self.default_scope.as_str(), |(_, scope)| scope.as_str())
+    }
+
+    /// True when a caller holding `held` (space-separated, possibly wildcards) may call `tool`.
+    pub fn allows<'a>(&self, tool: &str, mut held: impl Iterator<Item = &'a str>) -> bool {
+        let required = self.required_scope(tool);
+        held.any(|scope| pattern_covers(scope, required))
+    }
+
+    /// Every scope this backend's tools can require: what its resource advertises.
+    pub fn scopes(&self) -> Vec<String> {
+        let mut all: Vec<String> = std::iter::once(self.default_scope.clone())
+            .chain(self.exact.values().cloned())
+            .chain(self.globs.iter().map(|(_, s)| s.clone()))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn policy() -> ToolPolicy {
+        let settings = Settings::from_toml(
+            r#"
+            [[backends]]
+            id = "everything"
+            url = "http://127.0.0.1:3001/mcp"
+            scope = "everything:tools:call"
+            [backends.tools]
+            "echo" = "everything:echo:call"
+            "trigger-*" = "everything:admin:call"
+            "trigger-safe-*" = "everything:safe:call"
+            "#,
+        )
+        .unwrap();
+        ToolPolicy::new(&settings.backends[0])
+    }
+
+    #[test]
+    fn an_exact_rule_wins_then_the_most_specific_glob_then_the_default() {
+        let p = policy();
+        assert_eq!(p.required_scope("echo"), "everything:echo:call");
+        assert_eq!(
+            p.required_scope("trigger-long-running"),
+            "everything:admin:call"
+        );
+        assert_eq!(
+            p.required_scope("trigger-safe-thing"),
+            "everything:safe:call"
+        );
+        assert_eq!(p.required_scope("add"), "everything:tools:call");
+    }
+
+    #[test]
+    fn wildcard_grants_cover_required_scopes() {
+        let p = policy();
+        assert!(p.allows("echo", ["everything:*:call"].into_iter()));
+        assert!(!p.allows(
+            "trigger-x",
+            ["everything:echo:call", "everything:tools:call"].into_iter()
+        ));
+        assert!(p.allows("add", ["everything:tools:call"].into_iter()));
+    }
+
+    #[test]
+    fn the_resource_advertises_every_scope_its_tools_need() {
+        assert_eq!(
+            policy().scopes(),
+            [
+                "everything:admin:call",
+                "everything:echo:call",
+                "everything:safe:call",
+                "everything:tools:call"
+            ]
+        );
+    }
+}
