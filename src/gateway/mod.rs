@@ -3,6 +3,7 @@
 //! caller's scopes, audited, and relayed with the caller's identity (never the client's token).
 
 mod audit;
+pub mod connection;
 pub mod auth;
 mod builtin;
 pub mod forward;

@@ -1,0 +1,54 @@
+//! How the gateway talks to a backend when it speaks MCP itself (the aggregate `/mcp`, and
+//! `/mcp/{id}` for stdio backends): one JSON-RPC request at a time on behalf of a caller, with
+//! the notifications the backend sends while answering passed on as they arrive.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::auth::Caller;
+
+/// Who is asking, and by when the answer must be there.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub caller: Caller,
+    pub request_id: String,
+    pub deadline: Instant,
+}
+
+/// Notifications (`notifications/progress`, `notifications/message`, …) the backend sent while
+/// answering a request, as raw JSON-RPC messages. Progress tokens are the caller's own again.
+pub type Notifications = tokio::sync::mpsc::UnboundedSender<Value>;
+
+/// Why a request got no result.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// The backend answered with a JSON-RPC error: passed on as it is.
+    #[error("backend error {code}: {message}")]
+    Rpc { code: i64, message: String, data: Option<Value> },
+    #[error("the backend did not answer in time")]
+    Timeout,
+    /// The backend cannot be reached, could not start, or went away mid-call.
+    #[error("the backend is unavailable: {0}")]
+    Unavailable(String),
+    /// The backend's answer is larger than its limit allows.
+    #[error("the backend's response is larger than allowed")]
+    TooLarge,
+    /// Too many per-user processes are running for this backend.
+    #[error("the backend is at capacity; try again later")]
+    AtCapacity,
+}
+
+/// A way to send requests to one backend.
+#[async_trait]
+pub trait Connection: Send + Sync {
+    /// Sends `method` with `params` for `ctx.caller` and returns the `result`. Notifications the
+    /// backend sends about this request go to `notifications` while it runs.
+    async fn request(
+        &self,
+        ctx: &CallContext,
+        method: &str,
+        params: Option<Value>,
+        notifications: Option<Notifications>,
+    ) -> Result<Value, CallError>;
+}
