@@ -139,6 +139,7 @@ impl Application {
             clock,
             http,
         });
+        state.gateway.attach(&state);
         let router = crate::http::router(state.clone(), extra);
         Ok(Self {
             listener,

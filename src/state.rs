@@ -55,6 +55,22 @@ impl AppState {
     }
 }
 
+/// A reference to the state that does not keep it alive, for parts the state itself owns.
+#[derive(Clone, Default)]
+pub struct WeakState(std::sync::Weak<Inner>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
+
+impl AppState {
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
+    }
+}
+
 impl Deref for AppState {
     type Target = Inner;
 

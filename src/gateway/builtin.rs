@@ -1,19 +1,11 @@
-//! Tools Portcullis serves itself.
+//! Tools Portcullis serves itself on `/mcp`.
 
 use std::sync::Arc;
 
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::ErrorData;
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, Tool};
 
 use super::auth::Caller;
-
-/// The built-in tools: `whoami`.
-#[derive(Debug, Clone, Copy)]
-pub struct BuiltinTools;
 
 fn whoami_tool() -> Tool {
     let schema =
@@ -29,58 +21,29 @@ fn whoami_tool() -> Tool {
     )
 }
 
-fn caller(context: &RequestContext<RoleServer>) -> Option<Caller> {
-    context
-        .extensions
-        .get::<axum::http::request::Parts>()?
-        .extensions
-        .get::<Caller>()
-        .cloned()
+/// The built-in tools, as listed on `/mcp`.
+pub fn tools() -> Vec<Tool> {
+    vec![whoami_tool()]
 }
 
-impl ServerHandler for BuiltinTools {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
-            .with_instructions("Tools behind the Portcullis gateway.")
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![whoami_tool()]))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        match request.name.as_ref() {
-            "whoami" => {
-                let caller = caller(&context).ok_or_else(|| {
-                    ErrorData::internal_error("the caller is not authenticated", None)
-                })?;
-                let claims = &caller.claims;
-                let body = serde_json::json!({
-                    "user": claims.sub,
-                    "client_id": claims.client_id,
-                    "scopes": caller.scopes().collect::<Vec<_>>(),
-                    "audience": claims.aud,
-                    "session": claims.sid,
-                    "email": claims.email,
-                });
-                let mut result =
-                    CallToolResult::success(vec![ContentBlock::text(body.to_string())]);
-                result.structured_content = Some(body);
-                Ok(result.into())
-            }
-            other => Err(ErrorData::invalid_params(
-                format!("unknown tool: {other}"),
-                None,
-            )),
+/// Runs a built-in tool; `None` when `name` is not one. They need no scope beyond the token:
+/// they only tell callers about themselves.
+pub fn call(name: &str, caller: &Caller) -> Option<Result<CallToolResponse, ErrorData>> {
+    match name {
+        "whoami" => {
+            let claims = &caller.claims;
+            let body = serde_json::json!({
+                "user": claims.sub,
+                "email": claims.email,
+                "client_id": claims.client_id,
+                "scopes": caller.scopes().collect::<Vec<_>>(),
+                "audience": claims.aud,
+                "session": claims.sid,
+            });
+            let mut result = CallToolResult::success(vec![ContentBlock::text(body.to_string())]);
+            result.structured_content = Some(body);
+            Some(Ok(result.into()))
         }
+        _ => None,
     }
 }

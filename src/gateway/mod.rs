@@ -3,10 +3,12 @@
 //! caller's scopes, audited, and relayed with the caller's identity (never the client's token).
 
 mod audit;
-pub mod connection;
 pub mod auth;
 mod builtin;
+pub mod connection;
+mod facade;
 pub mod forward;
+mod http_client;
 pub mod jsonrpc;
 pub mod policy;
 mod proxy;
@@ -24,6 +26,9 @@ use crate::config::{BackendSettings, Settings};
 use crate::oauth::resource::{Resource, Resources};
 use crate::paths;
 use crate::state::AppState;
+use connection::Connection;
+use facade::Facade;
+use http_client::HttpConnection;
 use policy::ToolPolicy;
 
 /// One MCP server behind the gateway.
@@ -33,8 +38,26 @@ pub struct Backend {
     pub policy: ToolPolicy,
     /// `/mcp/{id}`: the audience of tokens for this backend.
     pub resource: Resource,
-    /// The Streamable HTTP endpoint.
-    pub url: Url,
+    pub transport: Transport,
+}
+
+/// How the gateway reaches a backend.
+#[derive(Debug)]
+pub enum Transport {
+    /// Streamable HTTP: proxied as-is on `/mcp/{id}`, spoken to as a client for `/mcp`.
+    Http {
+        url: Url,
+        client: Arc<HttpConnection>,
+    },
+}
+
+impl Backend {
+    /// The backend as an MCP peer of the gateway.
+    pub fn connection(&self) -> Arc<dyn Connection> {
+        match &self.transport {
+            Transport::Http { client, .. } => client.clone(),
+        }
+    }
 }
 
 /// The backends and the HTTP client that reaches them.
@@ -95,16 +118,32 @@ impl Gateway {
                 settings: backend.clone(),
                 policy: ToolPolicy::new(backend),
                 resource,
-                url,
+                transport: Transport::Http {
+                    client: HttpConnection::new(backend, url.clone(), http.clone()),
+                    url,
+                },
             }));
         }
         Ok(Self { backends, http })
     }
 }
 
-fn builtin_service(
+impl Gateway {
+    /// Hands the running state to the connections that need it (weakly: no cycle).
+    pub fn attach(&self, state: &AppState) {
+        for backend in &self.backends {
+            match &backend.transport {
+                Transport::Http { client, .. } => client.attach(state),
+            }
+        }
+    }
+}
+
+/// An MCP endpoint served by the gateway itself, stateless so any instance can answer.
+fn mcp_service(
     state: &AppState,
-) -> StreamableHttpService<builtin::BuiltinTools, NeverSessionManager> {
+    facade: Facade,
+) -> StreamableHttpService<Facade, NeverSessionManager> {
     let mut hosts = vec![];
     if let Some(host) = state.base.host_str() {
         hosts.push(host.to_owned());
@@ -115,47 +154,74 @@ fn builtin_service(
     let bind = state.settings.bind;
     hosts.push(bind.ip().to_string());
     hosts.push(bind.to_string());
-    // Stateless: any instance can answer any request, and no session outlives a request.
     let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
     config.legacy_session_mode = false;
+    // JSON for a plain answer; rmcp switches to SSE when notifications (progress) come first.
     config.json_response = true;
     config.max_request_body_bytes = state.settings.limits.max_mcp_body_bytes;
     StreamableHttpService::new(
-        || Ok(builtin::BuiltinTools),
+        move || Ok(facade.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
     )
 }
 
-/// The MCP routes, each behind the token check for its own audience.
+/// The MCP routes, each behind the token check for its own audience, then the scope guard.
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut router = Router::new();
     if let Some(resource) = state.resources.by_uri(&state.url(paths::MCP)) {
-        let layer = axum::middleware::from_fn_with_state(
-            (state.clone(), resource.clone()),
-            auth::require_token,
+        let facade = Facade::new(
+            state.clone(),
+            state.gateway.backends.clone(),
+            true,
+            true,
+            resource.clone(),
         );
-        router = router.route_service(
-            paths::MCP,
-            tower::ServiceBuilder::new()
-                .layer(layer)
-                .service(builtin_service(state)),
-        );
+        router = router.route_service(paths::MCP, protected(state, resource, facade));
     }
     for backend in &state.gateway.backends {
-        let layer = axum::middleware::from_fn_with_state(
-            (state.clone(), backend.resource.clone()),
-            auth::require_token,
-        );
-        let context = proxy::ProxyContext {
-            state: state.clone(),
-            backend: backend.clone(),
-        };
-        let route = Router::new()
-            .route(&backend.resource.path, any(proxy::forward))
-            .with_state(context)
-            .layer(layer);
-        router = router.merge(route);
+        match &backend.transport {
+            Transport::Http { url, .. } => {
+                let layer = axum::middleware::from_fn_with_state(
+                    (state.clone(), backend.resource.clone()),
+                    auth::require_token,
+                );
+                let context = proxy::ProxyContext {
+                    state: state.clone(),
+                    backend: backend.clone(),
+                    url: url.clone(),
+                };
+                let route = Router::new()
+                    .route(&backend.resource.path, any(proxy::forward))
+                    .with_state(context)
+                    .layer(layer);
+                router = router.merge(route);
+            }
+        }
     }
     router
+}
+
+/// A facade behind the token check for `resource` and the scope guard.
+fn protected(
+    state: &AppState,
+    resource: &Resource,
+    facade: Facade,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send,
+> + Clone
++ Send
++ 'static {
+    let auth = axum::middleware::from_fn_with_state(
+        (state.clone(), resource.clone()),
+        auth::require_token,
+    );
+    let guard = axum::middleware::from_fn_with_state(facade.clone(), facade::guard);
+    tower::ServiceBuilder::new()
+        .layer(auth)
+        .layer(guard)
+        .service(mcp_service(state, facade))
 }

@@ -47,6 +47,8 @@ const PASSED_TO_CLIENT: [HeaderName; 3] = [
 pub struct ProxyContext {
     pub state: AppState,
     pub backend: Arc<Backend>,
+    /// The backend's Streamable HTTP endpoint.
+    pub url: url::Url,
 }
 
 fn rpc_response(status: StatusCode, message: Value) -> Response {
@@ -68,7 +70,11 @@ pub async fn forward(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let ProxyContext { state, backend } = ctx;
+    let ProxyContext {
+        state,
+        backend,
+        url,
+    } = ctx;
     let (parts, body) = request.into_parts();
     if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -148,7 +154,7 @@ pub async fn forward(
     let upstream = state
         .gateway
         .http
-        .request(parts.method.clone(), backend.url.clone())
+        .request(parts.method.clone(), url)
         .headers(headers)
         .body(body)
         .send();
