@@ -114,4 +114,26 @@ pub fn router(state: AppState, extra: Router) -> Router {
             header::COOKIE,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_unusable_request_id))
+}
+
+/// A caller's `X-Request-ID` is kept when it is short and printable; anything else is dropped
+/// so a fresh one is generated (it ends up in logs, audit rows and backend requests).
+async fn drop_unusable_request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let usable = |value: &axum::http::HeaderValue| {
+        !value.is_empty()
+            && value.len() <= 128
+            && value.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    };
+    if request
+        .headers()
+        .get(&REQUEST_ID)
+        .is_some_and(|v| !usable(v))
+    {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
 }

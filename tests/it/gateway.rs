@@ -573,3 +573,35 @@ async fn progress_and_failures_come_through_the_aggregate_as_mcp_expects() {
     .await;
     assert_eq!(unknown["error"]["code"], -32602);
 }
+
+#[tokio::test]
+async fn an_unusable_request_id_is_replaced_by_a_generated_one() {
+    let (app, backend) = gateway(r#"[]"#, "").await;
+    let token = token_for_rec(&app, "reqid").await;
+    for bad in ["x".repeat(300), "has space".to_owned()] {
+        let response = app
+            .http
+            .post(rec_url(&app))
+            .bearer_auth(&token)
+            .header("accept", "application/json, text/event-stream")
+            .header("x-request-id", bad.as_str())
+            .json(&call(1, "echo"))
+            .send()
+            .await
+            .unwrap();
+        let returned = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(returned, bad);
+        assert_eq!(
+            uuid::Uuid::parse_str(&returned).map(|_| ()),
+            Ok(()),
+            "{returned}"
+        );
+        assert_eq!(
+            backend.last().headers["x-request-id"].to_str().unwrap(),
+            returned
+        );
+    }
+}
