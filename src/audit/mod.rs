@@ -7,6 +7,7 @@
 //! ([`Auditor::dropped`]) rather than slowing tool calls. [`Auditor::flush`] waits until what was
 //! recorded before it has been written, for tests and graceful shutdown.
 
+pub mod cli;
 #[cfg(test)]
 mod tests;
 
