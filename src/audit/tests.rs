@@ -334,3 +334,67 @@ async fn the_writer_writes_out_the_queue_when_the_last_auditor_is_dropped() {
 
     assert_eq!(sink.events(), recorded);
 }
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_log_sink_writes_one_line_per_event_on_the_audit_target_without_the_email() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    let call = AuditEvent::new(AuditKind::ToolCall, Decision::Denied, now)
+        .user("user-1", Some("ada@example.com"))
+        .client("client-1")
+        .tool("orders", "cancel_order")
+        .request_id("req-1")
+        .reason("insufficient_scope")
+        .latency_ms(3);
+    let sign_in = AuditEvent::new(AuditKind::SignIn, Decision::Allowed, now);
+
+    LogSink.record(&[call.clone(), sign_in]).await.unwrap();
+
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!output.contains("ada@example.com"), "{output}");
+    let lines: Vec<serde_json::Value> = output
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{output}");
+    assert_eq!(lines[0]["target"], "audit");
+    assert_eq!(
+        lines[0]["fields"],
+        serde_json::json!({
+            "message": "audit event",
+            "id": call.id,
+            "kind": "tool_call",
+            "decision": "denied",
+            "user_id": "user-1",
+            "client_id": "client-1",
+            "backend": "orders",
+            "tool": "cancel_order",
+            "reason": "insufficient_scope",
+            "latency_ms": 3,
+            "request_id": "req-1",
+        })
+    );
+    assert_eq!(lines[1]["fields"]["kind"], "sign_in");
+    assert_eq!(lines[1]["fields"].get("user_id"), None);
+}
