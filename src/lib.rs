@@ -2,6 +2,8 @@
 //!
 //! The modules, roughly in the order a request meets them:
 
+/// The audit trail: events, pluggable sinks, the background writer, `portcullis audit`.
+pub mod audit;
 /// The one place the time is read.
 pub mod clock;
 /// Typed settings: embedded defaults, then a TOML file, then the environment.

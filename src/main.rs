@@ -1,9 +1,11 @@
-//! The `portcullis` command: serve, migrate, check-config, keys.
+//! The `portcullis` command: serve, migrate, check-config, keys, audit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use portcullis::audit::cli::AuditArgs;
+use portcullis::clock::Clock;
 use portcullis::config::{ProviderKind, Settings};
 use portcullis::startup::{Application, load_secrets, open_store, shutdown_signal};
 use portcullis::{crypto, telemetry};
@@ -35,6 +37,8 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// List the audit trail, newest first.
+    Audit(AuditArgs),
 }
 
 #[derive(Subcommand)]
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             Command::Migrate => open_store(&settings.database_url)
                 .await
                 .map(|_| println!("migrations applied")),
+            Command::Audit(args) => audit(&settings, &args).await,
             Command::CheckConfig | Command::Keys { .. } => Ok(()),
         }
     });
@@ -122,6 +127,13 @@ fn check_config(settings: &Settings) -> ExitCode {
         println!("  provider:   {} ({kind})", provider.id);
     }
     ExitCode::SUCCESS
+}
+
+async fn audit(settings: &Settings, args: &AuditArgs) -> anyhow::Result<()> {
+    let store = open_store(&settings.database_url).await?;
+    let mut out = std::io::stdout().lock();
+    portcullis::audit::cli::run(store.as_ref(), args, Clock::default().now(), &mut out).await?;
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

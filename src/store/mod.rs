@@ -133,7 +133,17 @@ pub trait Store: Send + Sync + 'static {
     /// All keys, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
 
+    // The audit trail.
+    /// Inserts the events in one transaction: all of them or none.
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
+    /// The events matching `filter`, newest first (`time`, then `id`, descending), at most
+    /// `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+
     /// Deletes expired flows, codes, refresh tokens and revoked-token rows. Returns rows deleted.
+    ///
+    /// Audit events are not touched: they do not expire, and retention of the audit trail is
+    /// out of scope for now (an operator prunes `audit_events` by `time` if they must).
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 

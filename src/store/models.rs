@@ -145,3 +145,146 @@ pub struct SigningKeyRecord {
     pub public_jwk: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// One audited event: a tool call, a sign-in, a token issued, refreshed or revoked, or a request
+/// refused. Never carries a token, a code or a secret; `reason` and `outcome` are short words
+/// chosen by Portcullis, not text echoed from a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// A UUID v4.
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub kind: AuditKind,
+    /// The `X-Request-ID` the request carried or was given.
+    pub request_id: Option<String>,
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub client_id: Option<String>,
+    pub backend: Option<String>,
+    pub tool: Option<String>,
+    pub decision: Decision,
+    /// Why it was denied, or a short detail.
+    pub reason: Option<String>,
+    /// `ok`, `error`, `timeout`, `unavailable`, `too_large`, ...
+    pub outcome: Option<String>,
+    pub latency_ms: Option<i64>,
+    pub response_bytes: Option<i64>,
+}
+
+/// What an [`AuditEvent`] records. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    ToolCall,
+    SignIn,
+    TokenIssued,
+    TokenRefreshed,
+    TokenRevoked,
+    RequestDenied,
+}
+
+impl AuditKind {
+    pub const ALL: [AuditKind; 6] = [
+        AuditKind::ToolCall,
+        AuditKind::SignIn,
+        AuditKind::TokenIssued,
+        AuditKind::TokenRefreshed,
+        AuditKind::TokenRevoked,
+        AuditKind::RequestDenied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::ToolCall => "tool_call",
+            AuditKind::SignIn => "sign_in",
+            AuditKind::TokenIssued => "token_issued",
+            AuditKind::TokenRefreshed => "token_refreshed",
+            AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::RequestDenied => "request_denied",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AuditKind {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == s)
+            .ok_or_else(|| UnknownName(s.to_owned()))
+    }
+}
+
+/// Whether Portcullis let the request through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    Denied,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Denied => "denied",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Decision {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "allowed" => Ok(Decision::Allowed),
+            "denied" => Ok(Decision::Denied),
+            other => Err(UnknownName(other.to_owned())),
+        }
+    }
+}
+
+/// A name that is not one of an enum's stored names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown name `{0}`")]
+pub struct UnknownName(pub String);
+
+/// Which audit events to list: every present field must match. Newest first, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Matches `user_id` or `user_email`, exactly.
+    pub user: Option<String>,
+    pub tool: Option<String>,
+    pub backend: Option<String>,
+    pub kind: Option<AuditKind>,
+    /// Events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+impl Default for AuditFilter {
+    /// No condition, the newest 100.
+    fn default() -> Self {
+        Self {
+            user: None,
+            tool: None,
+            backend: None,
+            kind: None,
+            since: None,
+            limit: 100,
+        }
+    }
+}

@@ -8,7 +8,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::{
-    AuthorizationCode, Client, Flow, Grant, RefreshToken, SigningKeyRecord, StoreError,
+    AuditEvent, AuthorizationCode, Client, Flow, Grant, RefreshToken, SigningKeyRecord, StoreError,
     UpstreamTokens, User,
 };
 
@@ -202,6 +202,60 @@ impl From<SigningKeyRow> for SigningKeyRecord {
             public_jwk: row.public_jwk,
             created_at: row.created_at,
         }
+    }
+}
+
+/// The columns of `audit_events`, in the order both stores insert and select them.
+pub(super) const AUDIT_COLUMNS: &str = "id, time, kind, request_id, user_id, user_email, \
+    client_id, backend, tool, decision, reason, outcome, latency_ms, response_bytes";
+
+/// Rows per multi-row `INSERT`: 14 binds each keeps a statement well under SQLite's 32,766 and
+/// Postgres' 65,535 bind parameters.
+pub(super) const AUDIT_INSERT_CHUNK: usize = 500;
+
+#[derive(FromRow)]
+pub(super) struct AuditEventRow {
+    id: String,
+    time: DateTime<Utc>,
+    kind: String,
+    request_id: Option<String>,
+    user_id: Option<String>,
+    user_email: Option<String>,
+    client_id: Option<String>,
+    backend: Option<String>,
+    tool: Option<String>,
+    decision: String,
+    reason: Option<String>,
+    outcome: Option<String>,
+    latency_ms: Option<i64>,
+    response_bytes: Option<i64>,
+}
+
+/// A kind or decision this version does not know (written by a newer one) surfaces as
+/// [`StoreError::Corrupt`] naming the event, like a flow document it cannot read.
+impl TryFrom<AuditEventRow> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(row: AuditEventRow) -> Result<Self, StoreError> {
+        let corrupt = |e| StoreError::Corrupt(format!("audit event {}: {e}", row.id));
+        let kind = row.kind.parse().map_err(corrupt)?;
+        let decision = row.decision.parse().map_err(corrupt)?;
+        Ok(Self {
+            id: row.id,
+            time: row.time,
+            kind,
+            request_id: row.request_id,
+            user_id: row.user_id,
+            user_email: row.user_email,
+            client_id: row.client_id,
+            backend: row.backend,
+            tool: row.tool,
+            decision,
+            reason: row.reason,
+            outcome: row.outcome,
+            latency_ms: row.latency_ms,
+            response_bytes: row.response_bytes,
+        })
     }
 }
 

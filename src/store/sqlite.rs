@@ -5,16 +5,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::QueryBuilder;
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+};
 use sqlx::types::Json;
 
 use super::rows::{
-    ClientRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow, SigningKeyRow, UserRow,
-    after_failed_redemption, on_unique,
+    AUDIT_COLUMNS, AUDIT_INSERT_CHUNK, AuditEventRow, ClientRow, CodeRow, FlowRow, GrantRow,
+    RefreshTokenRow, SigningKeyRow, UserRow, after_failed_redemption, on_unique,
 };
 use super::{
-    AuthorizationCode, Client, CodeRedemption, Flow, Grant, NewUser, RefreshToken,
-    SigningKeyRecord, Store, StoreResult, UpstreamTokens, User,
+    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Flow, Grant, NewUser,
+    RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens, User,
 };
 
 /// Enough for concurrent readers; SQLite serialises the writers anyway.
@@ -436,6 +439,71 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
+    }
+
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(AUDIT_INSERT_CHUNK) {
+            let mut insert =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO audit_events ({AUDIT_COLUMNS}) "));
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(&event.id)
+                    .push_bind(ts(event.time))
+                    .push_bind(event.kind.as_str())
+                    .push_bind(&event.request_id)
+                    .push_bind(&event.user_id)
+                    .push_bind(&event.user_email)
+                    .push_bind(&event.client_id)
+                    .push_bind(&event.backend)
+                    .push_bind(&event.tool)
+                    .push_bind(event.decision.as_str())
+                    .push_bind(&event.reason)
+                    .push_bind(&event.outcome)
+                    .push_bind(event.latency_ms)
+                    .push_bind(event.response_bytes);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(on_unique("audit event id exists"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1"
+        ));
+        if let Some(user) = &filter.user {
+            select
+                .push(" AND (user_id = ")
+                .push_bind(user)
+                .push(" OR user_email = ")
+                .push_bind(user)
+                .push(")");
+        }
+        if let Some(tool) = &filter.tool {
+            select.push(" AND tool = ").push_bind(tool);
+        }
+        if let Some(backend) = &filter.backend {
+            select.push(" AND backend = ").push_bind(backend);
+        }
+        if let Some(kind) = filter.kind {
+            select.push(" AND kind = ").push_bind(kind.as_str());
+        }
+        if let Some(since) = filter.since {
+            select.push(" AND time >= ").push_bind(ts(since));
+        }
+        select
+            .push(" ORDER BY time DESC, id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit));
+        let rows = select
+            .build_query_as::<AuditEventRow>()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {

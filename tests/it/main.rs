@@ -1,6 +1,7 @@
 //! The integration suite: one test binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit_cli;
 mod cli;
 mod edges;
 mod flow;

@@ -1,12 +1,14 @@
 //! The `Store` conformance suite: every case runs against SQLite (`store::sqlite::…`) and
 //! Postgres (`store::postgres::…`), each on a fresh database.
 
+mod audit;
 mod fixtures;
 mod sign_in;
 mod tokens;
 
 use portcullis::store::Store;
 
+use audit::*;
 use fixtures::{client, seeded_grant};
 use sign_in::*;
 use tokens::*;
@@ -64,6 +66,14 @@ conformance!(
     a_signing_key_inserted_twice_is_kept_once_and_keys_list_newest_first,
     purging_deletes_only_expired_rows_and_counts_them,
     timestamps_round_trip_to_the_microsecond,
+    an_audit_event_reads_back_with_every_field,
+    every_audit_kind_and_decision_round_trips,
+    audit_events_filter_by_user_id_or_email,
+    audit_events_filter_by_tool_backend_and_kind,
+    audit_events_since_a_time_include_that_time,
+    audit_events_list_newest_first_up_to_the_limit,
+    batches_of_500_and_more_audit_events_are_inserted,
+    a_batch_with_a_duplicate_id_inserts_nothing,
 );
 
 async fn migrating_again_is_harmless_and_ping_answers(store: &dyn Store) {
