@@ -10,6 +10,9 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use url::Url;
 
+use std::sync::Arc;
+
+use crate::audit::{Auditor, LogSink, StoreSink};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
@@ -117,6 +120,7 @@ impl Application {
         if providers.is_empty() {
             bail!("`providers`: no identity provider is configured");
         }
+        let auditor = Auditor::start(vec![Arc::new(StoreSink(store.clone())), Arc::new(LogSink)]);
         let resources = gateway::resources(&base, &settings);
         let gateway = Gateway::new(&settings, &resources)?;
         let extra = if providers.has_dev() {
@@ -136,6 +140,7 @@ impl Application {
             resources,
             gateway,
             revocations: RevocationView::default(),
+            auditor,
             clock,
             http,
         });
@@ -168,7 +173,7 @@ impl Application {
             state,
             router,
         } = self;
-        let background = tokio::spawn(background_tasks(state));
+        let background = tokio::spawn(background_tasks(state.clone()));
         let result = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -176,6 +181,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         background.abort();
+        // Whatever was audited before the stop reaches the database.
+        state.auditor.flush().await;
         result
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
@@ -12,7 +13,7 @@ use crate::gateway::Gateway;
 use crate::oauth::resource::Resources;
 use crate::oauth::revocation::RevocationView;
 use crate::oauth::tokens::KeySet;
-use crate::store::DynStore;
+use crate::store::{AuditEvent, AuditKind, Decision, DynStore};
 use crate::upstream::Providers;
 
 /// Cheap to clone: one `Arc` around the parts.
@@ -33,6 +34,8 @@ pub struct Inner {
     /// The backends behind `/mcp/{id}`.
     pub gateway: Gateway,
     pub revocations: RevocationView,
+    /// Where audit events go: the database and the `audit` log target.
+    pub auditor: Auditor,
     pub clock: Clock,
     /// For upstream calls: no redirects followed.
     pub http: reqwest::Client,
@@ -52,6 +55,11 @@ impl AppState {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// Starts an audit event of `kind` at the current time.
+    pub fn audit_event(&self, kind: AuditKind, decision: Decision) -> AuditEvent {
+        AuditEvent::new(kind, decision, self.now())
     }
 }
 

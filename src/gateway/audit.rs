@@ -1,10 +1,14 @@
-//! One record per proxied call: who, which backend and tool, the decision, the outcome, how
-//! long it took and how much came back.
+//! One audit record per call through the gateway: who, which backend and tool, the decision,
+//! the outcome, how long it took and how much came back.
 
 use tokio::time::Instant;
 
 use super::auth::Caller;
 use crate::state::AppState;
+use crate::store::{AuditEvent, AuditKind, Decision};
+
+/// The longest client-supplied value (tool name, request id) an audit record keeps.
+const MAX_RECORDED: usize = 200;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +36,11 @@ impl Outcome {
     }
 }
 
-/// A call being proxied, recorded once when it ends.
+fn bounded(value: &str) -> String {
+    value.chars().take(MAX_RECORDED).collect()
+}
+
+/// A call on its way through the gateway, recorded once when it is decided or ends.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
     pub backend: String,
@@ -51,34 +59,41 @@ impl CallRecord {
             user_id: caller.claims.sub.clone(),
             user_email: caller.claims.email.clone(),
             client_id: caller.claims.client_id.clone(),
-            request_id: request_id.to_owned(),
+            request_id: bounded(request_id),
         }
     }
 
+    fn event(&self, state: &AppState, decision: Decision) -> AuditEvent {
+        let mut event = state
+            .audit_event(AuditKind::ToolCall, decision)
+            .user(self.user_id.clone(), self.user_email.as_deref())
+            .client(self.client_id.clone())
+            .request_id(self.request_id.clone());
+        event.backend = Some(self.backend.clone());
+        event.tool = self.tool.as_deref().map(bounded);
+        event
+    }
+
     /// The call was refused before it reached the backend.
-    pub fn deny(&self, _state: &AppState, reason: &str) {
-        tracing::info!(
-            target: "audit", event = "tool_call", decision = "denied", reason,
-            backend = %self.backend, tool = self.tool.as_deref().unwrap_or("-"),
-            user_id = %self.user_id, user_email = self.user_email.as_deref().unwrap_or("-"),
-            client_id = %self.client_id, request_id = %self.request_id,
-        );
+    pub fn deny(&self, state: &AppState, reason: &str) {
+        state
+            .auditor
+            .record(self.event(state, Decision::Denied).reason(reason));
     }
 
     /// The call reached the backend and ended with `outcome`.
     pub fn finish(
         &self,
-        _state: &AppState,
-        _tool_failed: Option<bool>,
+        state: &AppState,
         outcome: Outcome,
         started: Instant,
         response_bytes: usize,
     ) {
-        tracing::info!(
-            target: "audit", event = "tool_call", decision = "allowed", outcome = outcome.as_str(),
-            backend = %self.backend, tool = self.tool.as_deref().unwrap_or("-"),
-            user_id = %self.user_id, client_id = %self.client_id, request_id = %self.request_id,
-            latency_ms = started.elapsed().as_millis() as u64, response_bytes,
+        state.auditor.record(
+            self.event(state, Decision::Allowed)
+                .outcome(outcome.as_str())
+                .latency(started.elapsed())
+                .response_bytes(u64::try_from(response_bytes).unwrap_or(u64::MAX)),
         );
     }
 }

@@ -13,6 +13,7 @@ use crate::oauth::metadata::protected_resource_metadata_url;
 use crate::oauth::resource::Resource;
 use crate::oauth::tokens::AccessClaims;
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 
 /// The authenticated caller of an MCP request, put in the request's extensions.
 #[derive(Debug, Clone)]
@@ -105,11 +106,22 @@ pub async fn require_token(
     let claims = match state.keys.verify(token, &state.issuer, &resource.uri, now) {
         Ok(claims) if !state.revocations.is_revoked(&claims.jti, &claims.sid) => claims,
         Ok(claims) => {
-            tracing::info!(target: "security", event = "token.rejected", reason = "revoked", client_id = %claims.client_id);
+            state.auditor.record(
+                state
+                    .audit_event(AuditKind::RequestDenied, Decision::Denied)
+                    .user(claims.sub.clone(), claims.email.as_deref())
+                    .client(claims.client_id.clone())
+                    .reason(format!("revoked token for {}", resource.uri)),
+            );
             return unauthorized(&state, &resource, true);
         }
         Err(reason) => {
-            tracing::info!(target: "security", event = "token.rejected", %reason, resource = %resource.uri);
+            // Who sent it is unknown: the token is not trusted, so nothing in it is recorded.
+            state.auditor.record(
+                state
+                    .audit_event(AuditKind::RequestDenied, Decision::Denied)
+                    .reason(format!("rejected token ({reason}) for {}", resource.uri)),
+            );
             return unauthorized(&state, &resource, true);
         }
     };

@@ -319,13 +319,12 @@ impl ServerHandler for Facade {
             Ok(value) => {
                 let size = value.to_string().len();
                 let result = serde_json::from_value::<CallToolResult>(value).map_err(|_| {
-                    record.finish(state, Some(true), Outcome::Error, started, size);
+                    record.finish(state, Outcome::Error, started, size);
                     ErrorData::internal_error("the backend's tool result is malformed", None)
                 })?;
                 let failed = result.is_error == Some(true);
                 record.finish(
                     state,
-                    Some(failed),
                     if failed { Outcome::Error } else { Outcome::Ok },
                     started,
                     size,
@@ -334,7 +333,7 @@ impl ServerHandler for Facade {
             }
             Err(error) => {
                 tracing::info!(backend = %backend.settings.id, %error, "a tool call failed");
-                record.finish(state, None, outcome_of(&error), started, 0);
+                record.finish(state, outcome_of(&error), started, 0);
                 Err(to_error_data(error))
             }
         }

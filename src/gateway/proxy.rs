@@ -84,7 +84,7 @@ pub async fn forward(
 
     let (body, inspected) = if parts.method == Method::POST {
         let Ok(bytes) = axum::body::to_bytes(body, backend.settings.max_request_bytes).await else {
-            record.finish(&state, None, Outcome::TooLarge, started, 0);
+            record.finish(&state, Outcome::TooLarge, started, 0);
             let message = jsonrpc::error(
                 &Value::Null,
                 REQUEST_TOO_LARGE,
@@ -128,7 +128,7 @@ pub async fn forward(
         }
         Err(error) => {
             tracing::warn!(%error, backend = %backend.settings.id, "preparing the caller's identity failed");
-            record.finish(&state, None, Outcome::Unavailable, started, 0);
+            record.finish(&state, Outcome::Unavailable, started, 0);
             let id = inspected
                 .request_ids
                 .first()
@@ -167,7 +167,7 @@ pub async fn forward(
         Some(deadline) => match tokio::time::timeout_at(deadline, upstream).await {
             Ok(result) => result,
             Err(_) => {
-                record.finish(&state, None, Outcome::Timeout, started, 0);
+                record.finish(&state, Outcome::Timeout, started, 0);
                 let message = jsonrpc::error(
                     &first_id,
                     BACKEND_TIMEOUT,
@@ -182,7 +182,7 @@ pub async fn forward(
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(%error, backend = %backend.settings.id, "the backend is unreachable");
-            record.finish(&state, None, Outcome::Unavailable, started, 0);
+            record.finish(&state, Outcome::Unavailable, started, 0);
             let message =
                 jsonrpc::error(&first_id, BACKEND_UNAVAILABLE, "the backend is unavailable");
             return rpc_response(StatusCode::BAD_GATEWAY, message);
@@ -193,7 +193,7 @@ pub async fn forward(
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         // The backend refused Portcullis' credentials: its challenge means nothing to the client.
         tracing::warn!(backend = %backend.settings.id, %status, "the backend refused the forwarded identity");
-        record.finish(&state, None, Outcome::Error, started, 0);
+        record.finish(&state, Outcome::Error, started, 0);
         let message = jsonrpc::error(
             &first_id,
             BACKEND_UNAVAILABLE,
@@ -272,7 +272,7 @@ impl Relay {
             .is_some_and(|len| len > limit as u64)
         {
             self.record
-                .finish(&self.state, None, Outcome::TooLarge, self.started, 0);
+                .finish(&self.state, Outcome::TooLarge, self.started, 0);
             let message = jsonrpc::error(
                 &first_id,
                 RESPONSE_TOO_LARGE,
@@ -287,13 +287,8 @@ impl Relay {
                 Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
                     Ok(next) => next,
                     Err(_) => {
-                        self.record.finish(
-                            &self.state,
-                            None,
-                            Outcome::Timeout,
-                            self.started,
-                            body.len(),
-                        );
+                        self.record
+                            .finish(&self.state, Outcome::Timeout, self.started, body.len());
                         let message = jsonrpc::error(
                             &first_id,
                             BACKEND_TIMEOUT,
@@ -310,7 +305,6 @@ impl Relay {
                     if body.len() + chunk.len() > limit {
                         self.record.finish(
                             &self.state,
-                            None,
                             Outcome::TooLarge,
                             self.started,
                             body.len(),
@@ -326,13 +320,8 @@ impl Relay {
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, backend = %self.backend.settings.id, "the backend's response broke off");
-                    self.record.finish(
-                        &self.state,
-                        None,
-                        Outcome::Unavailable,
-                        self.started,
-                        body.len(),
-                    );
+                    self.record
+                        .finish(&self.state, Outcome::Unavailable, self.started, body.len());
                     let message = jsonrpc::error(
                         &first_id,
                         BACKEND_UNAVAILABLE,
@@ -355,7 +344,7 @@ impl Relay {
             Outcome::Ok
         };
         self.record
-            .finish(&self.state, failed, outcome, self.started, body.len());
+            .finish(&self.state, outcome, self.started, body.len());
         Ok(Bytes::from(body))
     }
 
@@ -447,8 +436,7 @@ impl Relay {
             } else {
                 outcome
             };
-            this.record
-                .finish(&this.state, failed, outcome, this.started, sent);
+            this.record.finish(&this.state, outcome, this.started, sent);
         });
         Body::from_stream(rx)
     }

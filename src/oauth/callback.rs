@@ -10,6 +10,7 @@ use super::params::Params;
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::paths;
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 use crate::store::{AuthorizationCode, Flow, Grant, NewUser, UpstreamTokens};
 use crate::upstream::{Identity, ProviderTokens, UpstreamError};
 
@@ -89,7 +90,21 @@ pub async fn finish(
         ));
     }
     if let Some(upstream_error) = params.get("error") {
-        tracing::info!(target: "audit", event = "signin.upstream_refused", provider = %provider_id, error = %upstream_error);
+        state.auditor.record(
+            state
+                .audit_event(AuditKind::SignIn, Decision::Denied)
+                .client(flow.data.client_id.clone())
+                .reason(match upstream_error {
+                    // Only a well-formed RFC 6749 error code is worth recording; anything else
+                    // came from whoever crafted the redirect.
+                    code if code.len() <= 64
+                        && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+                    {
+                        format!("{provider_id} did not sign the person in: {code}")
+                    }
+                    _ => format!("{provider_id} did not sign the person in"),
+                }),
+        );
         return back_to_client(
             state,
             &flow,
@@ -175,9 +190,15 @@ pub async fn finish(
             redeemed_at: None,
         })
         .await?;
-    tracing::info!(
-        target: "audit", event = "signin.completed", user_id = %user.id, client_id = %grant.client_id,
-        provider = %provider_id, grant_id = %grant.id, scope = %grant.scope
+    state.auditor.record(
+        state
+            .audit_event(AuditKind::SignIn, Decision::Allowed)
+            .user(user.id.clone(), user.email.as_deref())
+            .client(grant.client_id.clone())
+            .reason(format!(
+                "signed in with {provider_id}; granted: {}",
+                grant.scope
+            )),
     );
     let mut params = vec![("code", code.as_str())];
     if let Some(client_state) = flow.data.state.as_deref() {

@@ -14,6 +14,7 @@ use super::scope::{self, Scopes};
 use crate::crypto::{constant_time_eq, pkce_s256, random_token, sha256_hex};
 use crate::paths;
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 use crate::store::{Client, Flow, UpstreamLeg};
 use crate::upstream::AuthorizationRequest;
 
@@ -249,7 +250,12 @@ pub async fn decide(
         .ok_or_else(PageError::flow_gone)?;
 
     if !approve {
-        tracing::info!(target: "audit", event = "consent.denied", client_id = %flow.data.client_id);
+        state.auditor.record(
+            state
+                .audit_event(AuditKind::SignIn, Decision::Denied)
+                .client(flow.data.client_id.clone())
+                .reason("the person denied consent"),
+        );
         let error = OAuthError::new(ErrorCode::AccessDenied, "the person declined the request");
         return error_redirect(
             &flow.data.redirect_uri,

@@ -11,6 +11,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use crate::crypto::sha256_hex;
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 
 /// RFC 7662 §2.2. An inactive, unknown or foreign token is `{"active": false}` and nothing more.
 pub async fn introspect(
@@ -115,7 +116,13 @@ pub async fn revoke(
             .revoke_access_token(&claims.jti, expires_at, now)
             .await?;
         state.revocations.note_token(&claims.jti, now);
-        tracing::info!(target: "audit", event = "token.revoked", kind = "access_token", client_id = %client.client_id, grant_id = %claims.sid);
+        state.auditor.record(
+            state
+                .audit_event(AuditKind::TokenRevoked, Decision::Allowed)
+                .user(claims.sub.clone(), claims.email.as_deref())
+                .client(client.client_id.clone())
+                .reason("access_token revoked by the client"),
+        );
         return Ok(());
     }
     if let Some(record) = state.store.get_refresh_token(&sha256_hex(token)).await? {
@@ -124,7 +131,12 @@ pub async fn revoke(
         }
         state.store.revoke_grant(&record.grant_id, now).await?;
         state.revocations.note_grant(&record.grant_id, now);
-        tracing::info!(target: "audit", event = "token.revoked", kind = "refresh_token", client_id = %client.client_id, grant_id = %record.grant_id);
+        state.auditor.record(
+            state
+                .audit_event(AuditKind::TokenRevoked, Decision::Allowed)
+                .client(client.client_id.clone())
+                .reason("refresh_token revoked by the client: the grant ends"),
+        );
     }
     Ok(())
 }

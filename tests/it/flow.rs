@@ -204,6 +204,50 @@ async fn whole_flow(db: Db) {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
+
+    // Sign-in, token issue, refresh and revocation are in the audit trail.
+    use portcullis::store::{AuditFilter, AuditKind, Decision};
+    app.state.auditor.flush().await;
+    let rows = app
+        .state
+        .store
+        .audit_events(&AuditFilter {
+            user: Some(user_id.clone()),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<AuditKind> = rows.iter().rev().map(|r| r.kind).collect();
+    // The last: the revoked access token presented at /mcp.
+    let expected = [
+        AuditKind::SignIn,
+        AuditKind::TokenIssued,
+        AuditKind::TokenRefreshed,
+        AuditKind::RequestDenied,
+    ];
+    assert_eq!(kinds, expected, "{rows:#?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.client_id.as_deref() == Some(client.client_id.as_str()))
+    );
+    assert_eq!(rows[0].decision, Decision::Denied);
+    assert!(rows[1..].iter().all(|r| r.decision == Decision::Allowed));
+    let revoked = app
+        .state
+        .store
+        .audit_events(&AuditFilter {
+            kind: Some(AuditKind::TokenRevoked),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(
+        revoked[0].client_id.as_deref(),
+        Some(client.client_id.as_str())
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 use crate::store::{Client, CodeRedemption, RefreshToken};
 
 pub(super) async fn exchange(
@@ -95,6 +96,12 @@ pub(super) async fn exchange(
     } else {
         None
     };
-    tracing::info!(target: "audit", event = "token.issued", grant = "authorization_code", client_id = %client.client_id, user_id = %grant.user_id, grant_id = %grant.id);
+    state.auditor.record(
+        state
+            .audit_event(AuditKind::TokenIssued, Decision::Allowed)
+            .user(grant.user_id.clone(), None)
+            .client(client.client_id.clone())
+            .reason("authorization_code"),
+    );
     token_response(state, &grant, &grant.scope, refresh.as_deref(), now).await
 }

@@ -11,6 +11,7 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::{AccessClaims, new_jti};
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 use crate::store::{Client, Grant};
 
 /// Answers a token request whose body is `body` (form-encoded).
@@ -108,5 +109,10 @@ async fn revoke_grant(
     state.store.revoke_grant(grant_id, now).await?;
     state.revocations.note_grant(grant_id, now);
     tracing::warn!(target: "security", event = "grant.revoked", grant_id = %grant_id, reason = why);
+    state.auditor.record(
+        state
+            .audit_event(AuditKind::TokenRevoked, Decision::Denied)
+            .reason(why),
+    );
     Ok(())
 }

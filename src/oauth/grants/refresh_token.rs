@@ -12,6 +12,7 @@ use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
 use crate::oauth::upstream_tokens::{self, UpstreamRefreshError};
 use crate::state::AppState;
+use crate::store::{AuditKind, Decision};
 use crate::store::{Client, Grant, RefreshToken};
 
 pub(super) async fn exchange(
@@ -94,7 +95,12 @@ pub(super) async fn exchange(
             .ok_or_else(invalid)?;
         return answer_rotated(state, &grant, &record, &scope, now).await;
     }
-    tracing::info!(target: "audit", event = "token.refreshed", client_id = %client.client_id, user_id = %grant.user_id, grant_id = %grant.id);
+    state.auditor.record(
+        state
+            .audit_event(AuditKind::TokenRefreshed, Decision::Allowed)
+            .user(grant.user_id.clone(), None)
+            .client(client.client_id.clone()),
+    );
     token_response(state, &grant, &scope, Some(&successor), now).await
 }
 
