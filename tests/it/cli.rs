@@ -55,10 +55,13 @@ fn check_config_reads_the_file_then_the_environment() {
     );
 }
 
+/// A configuration file, environment variables, and the key the error must name.
+type ConfigCase<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn check_config_names_the_key_that_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+    let cases: [ConfigCase<'_>; 4] = [
         ("bnid = \"127.0.0.1:1\"\n", &[], "bnid"),
         ("", &[("PORTCULLIS_TOKENS__ACCESS_TTL", "5")], "access_ttl"),
         (

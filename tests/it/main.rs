@@ -3,8 +3,10 @@
 
 mod cli;
 mod edges;
+mod everything;
 mod flow;
 mod idp;
 mod negative;
+mod sdk_client;
 mod store;
 mod support;

@@ -2,4 +2,6 @@
 
 pub mod app;
 pub mod db;
+pub mod everything;
 pub mod idp;
+pub mod sdk;
