@@ -18,7 +18,8 @@ die() { printf '[test.sh] error: %s\n' "$*" >&2; exit 1; }
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 
 # ---------------------------------------------------------------------------------------------
-# Prerequisites: Debian packages and the IdP's node modules, installed only when missing.
+# Prerequisites: Debian packages and the node modules (test IdP, MCP peers), installed only when
+# missing.
 
 install_debian_packages() {
     local packages=("$@") as_root=()
@@ -54,15 +55,21 @@ PG_BIN="$(pg_bindir)"
 [[ -x $PG_BIN/initdb ]] || die "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin"
 command -v redis-server >/dev/null || die "redis-server is not on PATH"
 
-command -v node >/dev/null || die "Node.js (20 or later) is needed for the test IdP (scripts/idp)"
+command -v node >/dev/null || die "Node.js (20 or later) is needed for the test IdP and MCP peers (scripts/idp, scripts/mcp)"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
-((node_major >= 20)) || die "Node.js 20 or later is needed for the test IdP, found $(node --version)"
+((node_major >= 20)) || die "Node.js 20 or later is needed for the test IdP and MCP peers, found $(node --version)"
 
+install_node_modules() { # dir what: npm ci when node_modules is missing or older than the lockfile
+    local dir=$1 what=$2
+    if [[ ! -d $dir/node_modules || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+        log "installing the node modules of $what (npm ci in ${dir#"$ROOT/"})"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+}
 IDP_DIR="$ROOT/scripts/idp"
-if [[ ! -d $IDP_DIR/node_modules || $IDP_DIR/package-lock.json -nt $IDP_DIR/node_modules/.package-lock.json ]]; then
-    log "installing the test IdP's node modules (npm ci in scripts/idp)"
-    (cd "$IDP_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
-fi
+install_node_modules "$IDP_DIR" "the test IdP"
+# The real MCP peers the tests start themselves: the TypeScript SDK client, server-everything.
+install_node_modules "$ROOT/scripts/mcp" "the MCP peers"
 
 # ---------------------------------------------------------------------------------------------
 # Build before starting anything, so a compile error is reported plainly and fast.

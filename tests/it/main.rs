@@ -4,9 +4,11 @@
 mod audit_cli;
 mod cli;
 mod edges;
+mod everything;
 mod flow;
 mod gateway;
 mod idp;
 mod negative;
+mod sdk_client;
 mod store;
 mod support;

@@ -1,0 +1,593 @@
+#!/usr/bin/env node
+// A real MCP client for Portcullis' tests, built on the TypeScript MCP SDK.
+//
+//   node scripts/mcp/client.mjs --server URL --steps STEPS [--email EMAIL] [--provider ID]
+//
+// STEPS is a JSON array, given inline (an argument starting with `[`) or as a file path.
+// The SDK does all of OAuth: discovery (RFC 9728, RFC 8414), dynamic registration (RFC 7591),
+// PKCE, `resource` (RFC 8707), the code exchange and refreshes. This script makes no OAuth
+// request itself; it only plays the person: in `redirectToAuthorization` it acts as the browser
+// through Portcullis' pages (provider choice, consent, the development sign-in form) and
+// captures the redirect back to the client's redirect URI, which nothing needs to listen on.
+//
+// Each step prints one JSON line on stdout:
+//   {"step":"callTool","index":1,"ok":true,"result":…,"auth":…}
+//   {"step":"callTool","index":1,"ok":false,"error":{"name":…,"message":…,"code":…},"auth":…}
+// `auth` is what happened on the wire for OAuth during the step (authorizations the SDK started,
+// token-endpoint grants, 401s and 403s seen). Before the steps, a `connect` line reports the
+// first connection (with its sign-in). Nothing else goes to stdout; notices go to stderr, and
+// no token value is ever logged (only the `tokens` step's line carries the access token, for the
+// test to read). The exit status is 0 when every step ran, whatever each reported.
+//
+// Steps (every step may also carry "server": URL to talk to another MCP endpoint, e.g.
+// /mcp/{backend}; each endpoint gets its own in-memory client registration and tokens, as a
+// real client keeps per server):
+//   {"listTools": {}}
+//   {"callTool": {"name": "…", "arguments": {…}}, "progress": true, "expectStepUp": true}
+//   {"forceRefresh": {}}   corrupt the stored access token: the next request gets a 401 and the
+//                          SDK refreshes (it never refreshes on `expires_in` by itself)
+//   {"forgetRefreshToken": {}}  drop the stored refresh token, so that the SDK's next auth()
+//                          (on a 401, or a 403 insufficient_scope) starts a new authorization
+//   {"tokens": {}}         scope, expiry, whether a refresh token is held, the access token and
+//                          its claims
+//   {"ping": {}}
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+
+const { values: options } = parseArgs({
+  options: {
+    server: { type: "string" },
+    steps: { type: "string", default: "[]" },
+    email: { type: "string", default: "sdk@example.com" },
+    provider: { type: "string", default: "dev" },
+    "redirect-port": { type: "string", default: "33419" },
+  },
+});
+if (!options.server) {
+  console.error("usage: client.mjs --server URL --steps JSON|FILE [--email EMAIL]");
+  process.exit(2);
+}
+const steps = JSON.parse(
+  options.steps.trimStart().startsWith("[") ? options.steps : readFileSync(options.steps, "utf8"),
+);
+// A loopback redirect URI (RFC 8252 §7.3). Nothing listens there: the browser below stops at the
+// redirect to it and hands the code over directly.
+const REDIRECT_URL = `http://127.0.0.1:${options["redirect-port"]}/callback`;
+
+const note = (...args) => console.error("[sdk-client]", ...args);
+const emit = (line) => process.stdout.write(`${JSON.stringify(line)}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// What happened on the wire: every request the SDK makes goes through this fetch.
+
+class Wire {
+  constructor() {
+    this.events = [];
+  }
+
+  mark() {
+    return this.events.length;
+  }
+
+  // The OAuth activity since `mark`.
+  since(mark, authorizations) {
+    const events = this.events.slice(mark);
+    const tokenRequests = events
+      .filter((e) => e.grant_type)
+      .map(({ grant_type, status }) => ({ grant_type, status }));
+    return {
+      authorizations: authorizations.filter((a) => a.mark >= mark).map(({ mark: _, ...a }) => a),
+      registrations: events.filter((e) => e.registration).map(({ status }) => ({ status })),
+      tokenRequests,
+      refreshed: tokenRequests.some((t) => t.grant_type === "refresh_token" && t.status === 200),
+      unauthorized: events.filter((e) => e.status === 401).length,
+      forbidden: events
+        .filter((e) => e.status === 403)
+        .map(({ wwwAuthenticate }) => ({ wwwAuthenticate })),
+    };
+  }
+
+  fetch = async (input, init = {}) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    const method = (init.method ?? (input instanceof Request ? input.method : "GET")).toUpperCase();
+    const event = { method, path: url.pathname };
+    const body = init.body;
+    if (method === "POST" && body !== undefined) {
+      const form =
+        body instanceof URLSearchParams
+          ? body
+          : typeof body === "string" && !body.trimStart().startsWith("{") && !body.trimStart().startsWith("[")
+            ? new URLSearchParams(body)
+            : undefined;
+      if (form?.has("grant_type")) event.grant_type = form.get("grant_type");
+      if (typeof body === "string" && body.includes('"redirect_uris"')) event.registration = true;
+    }
+    const response = await fetch(input, init);
+    event.status = response.status;
+    const challenge = response.headers.get("www-authenticate");
+    if (challenge) event.wwwAuthenticate = challenge;
+    this.events.push(event);
+    note(`${method} ${url.pathname} -> ${response.status}${event.grant_type ? ` (${event.grant_type})` : ""}`);
+    return response;
+  };
+}
+
+const wire = new Wire();
+
+// ---------------------------------------------------------------------------------------------
+// The browser: cookies per origin, no automatic redirects, forms filled like a person would.
+
+class Browser {
+  constructor(email, provider) {
+    this.email = email;
+    this.provider = provider;
+    this.jar = new Map(); // origin -> Map(name -> value)
+  }
+
+  cookieHeader(url) {
+    const cookies = this.jar.get(url.origin);
+    if (!cookies || cookies.size === 0) return undefined;
+    return [...cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+  }
+
+  keepCookies(url, response) {
+    for (const header of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = header.split(";");
+      const eq = pair.indexOf("=");
+      if (eq < 1) continue;
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      const expired = attributes.some((a) => {
+        const [k, v = ""] = a.split("=");
+        const key = k.trim().toLowerCase();
+        return (key === "max-age" && Number(v) <= 0) || (key === "expires" && Date.parse(v) < Date.now());
+      });
+      const cookies = this.jar.get(url.origin) ?? new Map();
+      if (expired) cookies.delete(name);
+      else cookies.set(name, value);
+      this.jar.set(url.origin, cookies);
+    }
+  }
+
+  async request(url, { method = "GET", form } = {}) {
+    const headers = { accept: "text/html" };
+    const cookie = this.cookieHeader(url);
+    if (cookie) headers.cookie = cookie;
+    const init = { method, headers, redirect: "manual" };
+    if (form) {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      init.body = new URLSearchParams(form).toString();
+    }
+    const response = await fetch(url, init);
+    this.keepCookies(url, response);
+    note(`browser ${method} ${url.pathname} -> ${response.status}`);
+    return response;
+  }
+
+  // From the authorization URL to the redirect back to `redirectUrl`; returns that URL's query.
+  async authorize(authorizationUrl, redirectUrl) {
+    const target = new URL(redirectUrl);
+    let url = new URL(authorizationUrl);
+    let next = { method: "GET" };
+    for (let hop = 0; hop < 20; hop++) {
+      const response = await this.request(url, next);
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel();
+        const location = response.headers.get("location");
+        if (!location) throw new Error(`${response.status} from ${url.pathname} without a Location`);
+        url = new URL(location, url);
+        if (url.origin === target.origin && url.pathname === target.pathname) return url.searchParams;
+        next = { method: "GET" };
+        continue;
+      }
+      const html = await response.text();
+      if (response.status !== 200) {
+        throw new Error(`${response.status} from ${url.pathname}: ${textOf(html).slice(0, 300)}`);
+      }
+      const form = parseForms(html)[0];
+      if (!form) throw new Error(`no form on ${url.pathname}: ${textOf(html).slice(0, 300)}`);
+      const fields = Object.fromEntries(form.hidden);
+      if (form.inputs.includes("email")) {
+        // The development provider's sign-in form.
+        fields.email = this.email;
+      } else if (form.buttons.some((b) => b.name === "decision" && b.value === "approve")) {
+        // The consent page.
+        fields.decision = "approve";
+      } else if (form.buttons.some((b) => b.name === "provider")) {
+        // The provider choice page.
+        if (!form.buttons.some((b) => b.name === "provider" && b.value === this.provider)) {
+          throw new Error(`provider ${this.provider} is not offered on ${url.pathname}`);
+        }
+        fields.provider = this.provider;
+      } else {
+        throw new Error(`an unknown form on ${url.pathname}: ${textOf(html).slice(0, 300)}`);
+      }
+      const action = new URL(form.action || url.href, url);
+      url = action;
+      next = { method: (form.method || "get").toUpperCase(), form: fields };
+    }
+    throw new Error("the sign-in did not come back to the redirect URI within 20 requests");
+  }
+}
+
+const decodeEntities = (s) =>
+  s.replace(/&(#x[0-9a-f]+|#[0-9]+|amp|lt|gt|quot|apos);/gi, (_, e) => {
+    const lower = e.toLowerCase();
+    if (lower.startsWith("#x")) return String.fromCodePoint(parseInt(lower.slice(2), 16));
+    if (lower.startsWith("#")) return String.fromCodePoint(parseInt(lower.slice(1), 10));
+    return { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" }[lower];
+  });
+
+const attributes = (tag) => {
+  const found = {};
+  for (const m of tag.matchAll(/([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g)) {
+    found[m[1].toLowerCase()] = decodeEntities(m[2] ?? m[3] ?? m[4] ?? "");
+  }
+  return found;
+};
+
+const textOf = (html) =>
+  html
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, "")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim();
+
+// The forms of a page: action, method, hidden fields, names of the other inputs, buttons.
+// A small regex reader: enough for Portcullis' own server-rendered pages.
+function parseForms(html) {
+  const forms = [];
+  for (const m of html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)) {
+    const form = attributes(m[1]);
+    const hidden = [];
+    const inputs = [];
+    for (const input of m[2].matchAll(/<input\b([^>]*)>/gi)) {
+      const a = attributes(input[1]);
+      if (!a.name) continue;
+      if ((a.type ?? "text").toLowerCase() === "hidden") hidden.push([a.name, a.value ?? ""]);
+      else inputs.push(a.name);
+    }
+    const buttons = [...m[2].matchAll(/<button\b([^>]*)>/gi)].map((b) => attributes(b[1]));
+    forms.push({ action: form.action, method: form.method, hidden, inputs, buttons });
+  }
+  return forms;
+}
+
+const browser = new Browser(options.email, options.provider);
+
+// ---------------------------------------------------------------------------------------------
+// The OAuth client provider: everything in memory, one per MCP endpoint.
+
+class TestOAuthProvider {
+  constructor(label) {
+    this.label = label;
+    this.authorizations = []; // every authorization the SDK started: scope, resource, …
+    this.pendingCode = undefined;
+    this._clientInformation = undefined;
+    this._tokens = undefined;
+    this._codeVerifier = undefined;
+    this._discovery = undefined;
+    this._state = undefined;
+  }
+
+  get redirectUrl() {
+    return REDIRECT_URL;
+  }
+
+  get clientMetadata() {
+    return {
+      client_name: "SDK Test Client",
+      redirect_uris: [REDIRECT_URL],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+    };
+  }
+
+  state() {
+    this._state = randomBytes(16).toString("base64url");
+    return this._state;
+  }
+
+  clientInformation() {
+    return this._clientInformation;
+  }
+
+  saveClientInformation(information) {
+    this._clientInformation = information;
+  }
+
+  tokens() {
+    return this._tokens;
+  }
+
+  saveTokens(tokens) {
+    this._tokens = tokens;
+  }
+
+  saveCodeVerifier(verifier) {
+    this._codeVerifier = verifier;
+  }
+
+  codeVerifier() {
+    if (!this._codeVerifier) throw new Error("no code verifier saved");
+    return this._codeVerifier;
+  }
+
+  discoveryState() {
+    return this._discovery;
+  }
+
+  saveDiscoveryState(state) {
+    this._discovery = state;
+  }
+
+  invalidateCredentials(scope) {
+    note(`${this.label}: the SDK invalidates credentials: ${scope}`);
+    if (scope === "all" || scope === "client") this._clientInformation = undefined;
+    if (scope === "all" || scope === "tokens") this._tokens = undefined;
+    if (scope === "all" || scope === "verifier") this._codeVerifier = undefined;
+    if (scope === "all" || scope === "discovery") this._discovery = undefined;
+  }
+
+  // The person's part. The SDK then throws UnauthorizedError from the request that needed it;
+  // the caller hands `pendingCode` to `transport.finishAuth` and reconnects.
+  async redirectToAuthorization(authorizationUrl) {
+    const url = new URL(authorizationUrl);
+    const record = {
+      mark: wire.mark(),
+      scope: url.searchParams.get("scope"),
+      resource: url.searchParams.get("resource"),
+      prompt: url.searchParams.get("prompt"),
+    };
+    this.authorizations.push(record);
+    note(`${this.label}: authorization requested (scope ${JSON.stringify(record.scope)})`);
+    const back = await browser.authorize(url, REDIRECT_URL);
+    if (back.get("error")) {
+      throw new Error(`authorization failed: ${back.get("error")} ${back.get("error_description") ?? ""}`.trim());
+    }
+    const expected = url.searchParams.get("state");
+    if (back.get("state") !== expected || expected !== this._state) {
+      throw new Error("the redirect came back with another state");
+    }
+    record.iss = back.get("iss");
+    const code = back.get("code");
+    if (!code) throw new Error("the redirect came back without a code");
+    this.pendingCode = code;
+  }
+
+  takeCode() {
+    const code = this.pendingCode;
+    this.pendingCode = undefined;
+    return code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections, one per MCP endpoint, made on first use.
+
+const connections = new Map();
+
+async function connectTo(serverUrl) {
+  let connection = connections.get(serverUrl);
+  if (!connection) {
+    connection = { url: serverUrl, provider: new TestOAuthProvider(serverUrl), client: undefined };
+    connections.set(serverUrl, connection);
+  }
+  if (!connection.client) await reconnect(connection);
+  return connection;
+}
+
+// The SDK's documented flow: connect; on UnauthorizedError the person has been sent to the
+// authorization URL; `finishAuth(code)` exchanges the code; then connect again with a new
+// transport.
+async function reconnect(connection) {
+  await connection.client?.close().catch(() => {});
+  connection.client = undefined;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const transport = new StreamableHTTPClientTransport(new URL(connection.url), {
+      authProvider: connection.provider,
+      fetch: wire.fetch,
+    });
+    const client = new Client({ name: "portcullis-sdk-test", version: "0.0.0" }, { capabilities: {} });
+    try {
+      await client.connect(transport);
+      connection.client = client;
+      connection.transport = transport;
+      return;
+    } catch (error) {
+      await client.close().catch(() => {});
+      if (!(error instanceof UnauthorizedError) || !connection.provider.pendingCode) throw error;
+      await transport.finishAuth(connection.provider.takeCode());
+    }
+  }
+  throw new Error("still unauthorized after signing in three times");
+}
+
+// Runs `operation(client)`; when the SDK stops it for a new authorization (a refresh that failed,
+// or a step-up), finishes that authorization, reconnects and runs it once more.
+async function withAuth(connection, operation) {
+  try {
+    return await operation(connection.client);
+  } catch (error) {
+    if (!(error instanceof UnauthorizedError) || !connection.provider.pendingCode) throw error;
+    await connection.transport.finishAuth(connection.provider.takeCode());
+    await reconnect(connection);
+    return await operation(connection.client);
+  }
+}
+
+function describeError(error) {
+  const described = { name: error?.constructor?.name ?? typeof error, message: String(error?.message ?? error) };
+  if (error?.code !== undefined) described.code = error.code;
+  if (error?.data !== undefined) described.data = error.data;
+  return described;
+}
+
+function claimsOf(jwt) {
+  try {
+    return JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8"));
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps.
+
+const runners = {
+  async listTools(connection) {
+    return withAuth(connection, (client) => client.listTools());
+  },
+
+  async ping(connection) {
+    return withAuth(connection, (client) => client.ping());
+  },
+
+  async callTool(connection, args, step, extra) {
+    const progress = [];
+    const requestOptions = {};
+    if (step.progress) {
+      requestOptions.onprogress = (p) => progress.push(p);
+      requestOptions.resetTimeoutOnProgress = true;
+    }
+    if (step.timeoutMs) requestOptions.timeout = step.timeoutMs;
+    const before = connection.provider.authorizations.length;
+    const mark = wire.mark();
+    const stepUp = () => {
+      // What the SDK did about a 403 insufficient_scope (see the comment at the end of the file).
+      const challenges = wire.events.slice(mark).filter((e) => e.status === 403 && e.wwwAuthenticate);
+      const challenge = challenges[0]?.wwwAuthenticate;
+      const scope = challenge?.match(/scope="([^"]*)"/)?.[1] ?? null;
+      const reauthorizations = connection.provider.authorizations.slice(before);
+      return {
+        challenged: challenges.some((c) => /error="?insufficient_scope/.test(c.wwwAuthenticate)),
+        challenge: challenge ?? null,
+        challengeScope: scope,
+        reauthorized: reauthorizations.length > 0,
+        requestedScope: reauthorizations.at(-1)?.scope ?? null,
+        refreshTried: wire.events.slice(mark).some((e) => e.grant_type === "refresh_token"),
+      };
+    };
+    try {
+      const result = await withAuth(connection, (client) =>
+        client.callTool({ name: args.name, arguments: args.arguments ?? {} }, undefined, requestOptions),
+      );
+      if (step.progress) extra.progress = { count: progress.length, notifications: progress };
+      if (step.expectStepUp) extra.stepUp = stepUp();
+      return result;
+    } catch (error) {
+      if (step.progress) extra.progress = { count: progress.length, notifications: progress };
+      if (step.expectStepUp) extra.stepUp = stepUp();
+      throw error;
+    }
+  },
+
+  async forceRefresh(connection) {
+    const tokens = connection.provider.tokens();
+    if (!tokens) throw new Error("no tokens to invalidate");
+    // The SDK keeps no expiry of its own and refreshes only when a request gets a 401: a
+    // garbage access token makes the next request do exactly that.
+    connection.provider.saveTokens({ ...tokens, access_token: `invalid-${randomBytes(12).toString("hex")}` });
+    return { invalidated: true, hasRefreshToken: Boolean(tokens.refresh_token) };
+  },
+
+  async forgetRefreshToken(connection) {
+    const tokens = connection.provider.tokens();
+    if (!tokens) throw new Error("no tokens");
+    // Without a refresh token the SDK's auth() goes straight to a new authorization (see the
+    // comment about step-up at the end of this file).
+    const { refresh_token, ...rest } = tokens;
+    connection.provider.saveTokens(rest);
+    return { hadRefreshToken: Boolean(refresh_token) };
+  },
+
+  async tokens(connection) {
+    const tokens = connection.provider.tokens();
+    if (!tokens) return { present: false };
+    return {
+      present: true,
+      scope: tokens.scope ?? null,
+      token_type: tokens.token_type,
+      expires_in: tokens.expires_in ?? null,
+      has_refresh_token: Boolean(tokens.refresh_token),
+      access_token: tokens.access_token,
+      claims: claimsOf(tokens.access_token),
+      client_id: connection.provider.clientInformation()?.client_id ?? null,
+    };
+  },
+};
+
+async function main() {
+  const defaultServer = options.server;
+  {
+    const mark = wire.mark();
+    const line = { step: "connect", index: -1, server: defaultServer };
+    try {
+      const connection = await connectTo(defaultServer);
+      line.ok = true;
+      line.result = {
+        serverVersion: connection.client.getServerVersion() ?? null,
+        protocolVersion: connection.transport.protocolVersion ?? null,
+        client_id: connection.provider.clientInformation()?.client_id ?? null,
+      };
+    } catch (error) {
+      line.ok = false;
+      line.error = describeError(error);
+    }
+    line.auth = wire.since(mark, connections.get(defaultServer)?.provider.authorizations ?? []);
+    emit(line);
+  }
+
+  for (const [index, step] of steps.entries()) {
+    const name = Object.keys(step).find((k) => k in runners);
+    const server = step.server ?? defaultServer;
+    const line = { step: name ?? Object.keys(step)[0] ?? null, index };
+    if (step.server) line.server = step.server;
+    const mark = wire.mark();
+    const extra = {};
+    try {
+      if (!name) throw new Error(`unknown step ${JSON.stringify(step)}`);
+      const connection = await connectTo(server);
+      const result = await runners[name](connection, step[name] ?? {}, step, extra);
+      Object.assign(line, { ok: true, result: result ?? null });
+    } catch (error) {
+      line.ok = false;
+      line.error = describeError(error);
+    }
+    Object.assign(line, extra);
+    line.auth = wire.since(mark, connections.get(server)?.provider.authorizations ?? []);
+    emit(line);
+  }
+
+  for (const connection of connections.values()) await connection.client?.close().catch(() => {});
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error("[sdk-client] crashed:", error);
+    process.exit(1);
+  },
+);
+
+// About step-up (insufficient_scope), as @modelcontextprotocol/sdk 1.32.2 does it
+// (client/streamableHttp.js, `send`; client/auth.js, `authInternal`):
+// - A POST answered 403 with `WWW-Authenticate: Bearer error="insufficient_scope",
+//   scope="…"` makes the transport call `auth()` with exactly that `scope` (not merged with the
+//   scopes already granted) and the header's `resource_metadata`, then resend the message.
+// - `auth()` first tries a refresh_token grant when a refresh token is stored. A refresh never
+//   widens the scope, so the resent message gets the same 403, and the transport gives up with
+//   StreamableHTTPError(403, "Server returned 403 after trying upscoping") without any new
+//   authorization. Only when no refresh token is held (or the refresh fails with a server
+//   error) does `auth()` start a new authorization, with `scope` = the challenge's scope,
+//   calling `redirectToAuthorization` and throwing UnauthorizedError, which `withAuth` above
+//   answers with finishAuth + reconnect + one retry.
+// - The `stepUp` field of a callTool step with "expectStepUp": true reports what happened:
+//   the challenge, whether a refresh was tried, whether a new authorization happened and the
+//   scope it asked for.
