@@ -30,12 +30,18 @@ impl Caller {
 /// The 401 for `resource`: `error="invalid_token"` only when a token was sent (RFC 6750 §3.1).
 pub fn unauthorized(state: &AppState, resource: &Resource, token_sent: bool) -> Response {
     let metadata = protected_resource_metadata_url(state, resource);
+    // RFC 6750 §3: the scope a client should ask for (MCP clients use it when signing in).
+    let scope = if resource.basic_scopes.is_empty() {
+        String::new()
+    } else {
+        format!(r#", scope="{}""#, resource.basic_scopes.join(" "))
+    };
     let challenge = if token_sent {
         format!(
-            r#"Bearer error="invalid_token", error_description="the access token is invalid or expired", resource_metadata="{metadata}""#
+            r#"Bearer error="invalid_token", error_description="the access token is invalid or expired", resource_metadata="{metadata}"{scope}"#
         )
     } else {
-        format!(r#"Bearer resource_metadata="{metadata}""#)
+        format!(r#"Bearer resource_metadata="{metadata}"{scope}"#)
     };
     let mut response = (
         StatusCode::UNAUTHORIZED,
@@ -53,17 +59,23 @@ pub fn unauthorized(state: &AppState, resource: &Resource, token_sent: bool) -> 
     response
 }
 
-/// The 403 for a call the token's scopes do not cover (RFC 6750 §3.1, MCP step-up): names the
-/// scope to ask for, and where to find the authorization server.
+/// The 403 for a call the token's scopes do not cover (RFC 6750 §3.1, MCP step-up). Its
+/// `scope` is what the caller holds plus what the call requires: clients sign in again asking
+/// for exactly that, and should not lose what they had. The message names the scope required.
 pub fn insufficient_scope(
     state: &AppState,
     resource: &Resource,
     required: &str,
+    caller: &Caller,
     id: &serde_json::Value,
 ) -> Response {
     let metadata = protected_resource_metadata_url(state, resource);
+    let mut wanted: Vec<&str> = caller.scopes().chain(std::iter::once(required)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let wanted = wanted.join(" ");
     let challenge = format!(
-        r#"Bearer error="insufficient_scope", scope="{required}", error_description="this call requires the scope {required}", resource_metadata="{metadata}""#
+        r#"Bearer error="insufficient_scope", scope="{wanted}", error_description="this call requires the scope {required}", resource_metadata="{metadata}""#
     );
     let body = super::jsonrpc::error(
         id,

@@ -375,6 +375,7 @@ pub async fn guard(State(facade): State<Facade>, request: Request, next: Next) -
                     &facade.inner.state,
                     &facade.inner.resource,
                     &required,
+                    caller,
                     id,
                 );
             }

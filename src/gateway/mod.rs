@@ -74,22 +74,31 @@ pub fn backend_path(id: &str) -> String {
 }
 
 /// The protected resources: `/mcp` (advertising every backend's scopes), then one per backend.
+/// Each backend's basic scope is its default scope; `/mcp`'s are all of those.
 pub fn resources(base: &Url, settings: &Settings) -> Resources {
-    let policies: Vec<(String, Vec<String>)> = settings
-        .backends
-        .iter()
-        .map(|b| (backend_path(&b.id), ToolPolicy::new(b).scopes()))
-        .collect();
-    let mut all: Vec<String> = policies
-        .iter()
-        .flat_map(|(_, scopes)| scopes.iter().cloned())
-        .collect();
-    all.sort();
-    all.dedup();
-    Resources::new(
-        base,
-        std::iter::once((paths::MCP.to_owned(), all)).chain(policies),
-    )
+    let mut supported_everywhere = Vec::new();
+    let mut basic_everywhere = Vec::new();
+    let mut backends = Vec::new();
+    for backend in &settings.backends {
+        let supported = ToolPolicy::new(backend).scopes();
+        supported_everywhere.extend(supported.iter().cloned());
+        basic_everywhere.push(backend.default_scope());
+        backends.push((
+            backend_path(&backend.id),
+            supported,
+            vec![backend.default_scope()],
+        ));
+    }
+    for list in [&mut supported_everywhere, &mut basic_everywhere] {
+        list.sort();
+        list.dedup();
+    }
+    let aggregate = (
+        paths::MCP.to_owned(),
+        supported_everywhere,
+        basic_everywhere,
+    );
+    Resources::new(base, std::iter::once(aggregate).chain(backends))
 }
 
 impl Gateway {

@@ -106,7 +106,7 @@ pub async fn forward(
             let required = backend.policy.required_scope(tool).to_owned();
             record.tool = Some(tool.clone());
             record.deny(&state, &format!("missing scope {required}"));
-            return insufficient_scope(&state, &backend.resource, &required, id);
+            return insufficient_scope(&state, &backend.resource, &required, &caller, id);
         }
     }
     record.tool = inspected.tool_calls.first().map(|(tool, _)| tool.clone());

@@ -12,6 +12,9 @@ pub struct Resource {
     pub path: String,
     /// What the resource advertises in `scopes_supported`.
     pub scopes_supported: Vec<String>,
+    /// What the 401 challenge asks for: enough for ordinary use. A call that needs more is
+    /// answered with a step-up challenge (least privilege for clients that follow the hint).
+    pub basic_scopes: Vec<String>,
 }
 
 /// The protected resources, the first being the default for requests that name none.
@@ -21,15 +24,20 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// `paths` are below `base` (which may carry a path prefix).
-    pub fn new(base: &Url, paths: impl IntoIterator<Item = (String, Vec<String>)>) -> Self {
+    /// `(path, scopes_supported, basic_scopes)` for each resource; paths are below `base`
+    /// (which may carry a path prefix).
+    pub fn new(
+        base: &Url,
+        paths: impl IntoIterator<Item = (String, Vec<String>, Vec<String>)>,
+    ) -> Self {
         let prefix = base.as_str().trim_end_matches('/');
         let list = paths
             .into_iter()
-            .map(|(path, scopes_supported)| Resource {
+            .map(|(path, scopes_supported, basic_scopes)| Resource {
                 uri: format!("{prefix}{path}"),
                 path,
                 scopes_supported,
+                basic_scopes,
             })
             .collect();
         Self { list }
@@ -80,7 +88,7 @@ mod tests {
     fn resources() -> Resources {
         Resources::new(
             &Url::parse("https://example.com/auth").unwrap(),
-            [("/mcp".to_owned(), vec![])],
+            [("/mcp".to_owned(), vec![], vec![])],
         )
     }
 

@@ -65,6 +65,10 @@ async fn each_backend_is_a_protected_resource_with_its_own_audience() {
         challenge.contains(&app.url("/.well-known/oauth-protected-resource/mcp/rec")),
         "{challenge}"
     );
+    assert!(
+        challenge.ends_with(r#"scope="rec:tools:call""#),
+        "the basic scope: {challenge}"
+    );
     let prm = app
         .get_json(&app.url("/.well-known/oauth-protected-resource/mcp/rec"))
         .await;
@@ -149,7 +153,7 @@ async fn a_call_without_its_scope_is_refused_before_the_backend_with_a_step_up_c
         "{challenge}"
     );
     assert!(
-        challenge.contains("scope=\"rec:admin:call\""),
+        challenge.contains("scope=\"rec:admin:call rec:echo:call rec:tools:call\""),
         "{challenge}"
     );
     assert!(challenge.contains("resource_metadata=\""), "{challenge}");
@@ -516,7 +520,7 @@ async fn an_aggregate_call_without_its_scope_gets_a_step_up_challenge() {
         .to_owned();
     assert!(
         challenge.contains("error=\"insufficient_scope\"")
-            && challenge.contains("scope=\"rec:admin:call\""),
+            && challenge.contains("scope=\"rec:admin:call rec:echo:call rec:tools:call\""),
         "{challenge}"
     );
     assert!(

@@ -10,5 +10,6 @@ mod gateway;
 mod idp;
 mod negative;
 mod sdk_client;
+mod sdk_gateway;
 mod store;
 mod support;

@@ -1,0 +1,151 @@
+//! The TypeScript MCP SDK client through the gateway to a real backend (server-everything over
+//! Streamable HTTP): its own sign-in with the basic scope the 401 names, tools listed and called
+//! through `/mcp/{id}` and `/mcp`, a streamed result, a denied call answered by step-up, and a
+//! refresh. No hand-made OAuth: the SDK does all of it.
+
+use serde_json::{Value, json};
+
+use crate::support::app::spawn_with_settings;
+use crate::support::everything;
+use crate::support::sdk::{run_client, step};
+
+fn tool_names(line: &Value) -> Vec<String> {
+    line["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sdk_client_uses_a_real_backend_through_the_gateway() {
+    let backend = everything::spawn_http().await;
+    let (_, db_url, tmp) = crate::support::db::fresh_sqlite().await;
+    let toml = format!(
+        r#"bind = "127.0.0.1:0"
+database_url = "{db_url}"
+dev_key_file = "{key}"
+
+[[backends]]
+id = "ev"
+url = "{url}"
+scope = "ev:tools:call"
+forward = ["identity-headers"]
+[backends.tools]
+"trigger-*" = "ev:admin:call"
+"#,
+        key = tmp.path().join("dev.key").display(),
+        url = backend.url,
+    );
+    let app = spawn_with_settings(
+        portcullis::config::Settings::from_toml(&toml).unwrap(),
+        Some(tmp),
+    )
+    .await;
+    let ev = app.url("/mcp/ev");
+    let mcp = app.mcp_url();
+
+    let lines = run_client(
+        &ev,
+        "sdk-gw@example.com",
+        json!([
+            {"listTools": {}},
+            {"callTool": {"name": "echo", "arguments": {"message": "through the gateway"}}},
+            {"forgetRefreshToken": {}},
+            {"callTool": {"name": "trigger-long-running-operation", "arguments": {"duration": 0.6, "steps": 3}},
+             "progress": true, "expectStepUp": true},
+            {"forceRefresh": {}},
+            {"callTool": {"name": "echo", "arguments": {"message": "after a refresh"}}},
+            {"listTools": {}, "server": mcp},
+            {"callTool": {"name": "ev__echo", "arguments": {"message": "aggregated"}}, "server": mcp},
+        ]),
+    )
+    .await;
+
+    // The SDK signs in for /mcp/ev asking for the basic scope the 401 named.
+    let connect = step(&lines, -1);
+    assert_eq!(connect["ok"], true, "{connect:#}");
+    let authorizations = connect["auth"]["authorizations"].as_array().unwrap();
+    assert_eq!(authorizations.len(), 1, "{connect:#}");
+    assert_eq!(authorizations[0]["resource"], ev.as_str());
+    assert_eq!(authorizations[0]["scope"], "ev:tools:call");
+
+    // Only what the basic scope allows is listed, under the backend's own names.
+    let listed = tool_names(step(&lines, 0));
+    assert!(listed.contains(&"echo".to_owned()), "{listed:?}");
+    assert!(
+        !listed.iter().any(|t| t.starts_with("trigger-")),
+        "{listed:?}"
+    );
+    let echo = step(&lines, 1);
+    assert_eq!(
+        echo["result"]["content"][0]["text"], "Echo: through the gateway",
+        "{echo:#}"
+    );
+
+    // A call that needs more: 403 insufficient_scope, a new sign-in asking for what the client
+    // had plus what the call needs, and the retried call streams its progress through.
+    let stepped = step(&lines, 3);
+    assert_eq!(stepped["ok"], true, "{stepped:#}");
+    let step_up = &stepped["stepUp"];
+    assert_eq!(step_up["challenged"], true, "{stepped:#}");
+    assert_eq!(step_up["reauthorized"], true, "{stepped:#}");
+    assert_eq!(
+        step_up["requestedScope"], "ev:admin:call ev:tools:call",
+        "{stepped:#}"
+    );
+    assert_eq!(stepped["progress"]["count"], 3, "{stepped:#}");
+    assert!(
+        stepped["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Long running operation completed")
+    );
+
+    // A refresh behind the client's back keeps it working.
+    let refreshed = step(&lines, 5);
+    assert_eq!(refreshed["ok"], true, "{refreshed:#}");
+    assert_eq!(refreshed["auth"]["refreshed"], true, "{refreshed:#}");
+    assert_eq!(
+        refreshed["result"]["content"][0]["text"],
+        "Echo: after a refresh"
+    );
+
+    // The aggregate endpoint: its own sign-in, the built-in tools and the backend's, namespaced.
+    let aggregate = tool_names(step(&lines, 6));
+    assert!(
+        aggregate.contains(&"whoami".to_owned()) && aggregate.contains(&"ev__echo".to_owned()),
+        "{aggregate:?}"
+    );
+    let aggregated = step(&lines, 7);
+    assert_eq!(
+        aggregated["result"]["content"][0]["text"], "Echo: aggregated",
+        "{aggregated:#}"
+    );
+
+    // Every call is in the audit trail, with the person's email.
+    app.state.auditor.flush().await;
+    let filter = portcullis::store::AuditFilter {
+        user: Some("sdk-gw@example.com".into()),
+        kind: Some(portcullis::store::AuditKind::ToolCall),
+        limit: 50,
+        ..Default::default()
+    };
+    let calls = app.state.store.audit_events(&filter).await.unwrap();
+    let tools: Vec<&str> = calls
+        .iter()
+        .rev()
+        .filter_map(|c| c.tool.as_deref())
+        .collect();
+    assert!(
+        tools.contains(&"trigger-long-running-operation") && tools.contains(&"echo"),
+        "{calls:#?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.decision == portcullis::store::Decision::Denied),
+        "the step-up's first attempt"
+    );
+}
