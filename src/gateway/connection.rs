@@ -25,7 +25,11 @@ pub type Notifications = tokio::sync::mpsc::UnboundedSender<Value>;
 pub enum CallError {
     /// The backend answered with a JSON-RPC error: passed on as it is.
     #[error("backend error {code}: {message}")]
-    Rpc { code: i64, message: String, data: Option<Value> },
+    Rpc {
+        code: i64,
+        message: String,
+        data: Option<Value>,
+    },
     #[error("the backend did not answer in time")]
     Timeout,
     /// The backend cannot be reached, could not start, or went away mid-call.

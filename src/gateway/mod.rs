@@ -3,13 +3,15 @@
 //! caller's scopes, audited, and relayed with the caller's identity (never the client's token).
 
 mod audit;
-pub mod connection;
 pub mod auth;
 mod builtin;
+pub mod connection;
 pub mod forward;
 pub mod jsonrpc;
 pub mod policy;
 mod proxy;
+/// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
+pub mod stdio;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,5 +7,6 @@ mod flow;
 mod gateway;
 mod idp;
 mod negative;
+mod stdio;
 mod store;
 mod support;
