@@ -12,6 +12,8 @@ mod http_client;
 pub mod jsonrpc;
 pub mod policy;
 mod proxy;
+/// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
+pub mod stdio;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,5 +11,6 @@ mod idp;
 mod negative;
 mod sdk_client;
 mod sdk_gateway;
+mod stdio;
 mod store;
 mod support;
