@@ -181,6 +181,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         background.abort();
+        state.gateway.shutdown().await;
         // Whatever was audited before the stop reaches the database.
         state.auditor.flush().await;
         result

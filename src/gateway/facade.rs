@@ -302,11 +302,14 @@ impl ServerHandler for Facade {
         };
         let mut params =
             json!({ "name": tool, "arguments": request.arguments.unwrap_or_default() });
-        if let (Some(meta), Some(object)) = (request.meta, params.as_object_mut()) {
-            object.insert(
-                "_meta".into(),
-                serde_json::to_value(meta).unwrap_or(Value::Null),
-            );
+        // rmcp moves the request's `_meta` into the context; the backend needs the caller's
+        // progress token to report progress (the rest of `_meta` is about this hop).
+        let progress_token = context
+            .meta
+            .get_progress_token()
+            .or_else(|| request.meta.as_ref().and_then(|m| m.get_progress_token()));
+        if let (Some(token), Some(object)) = (progress_token, params.as_object_mut()) {
+            object.insert("_meta".into(), json!({ "progressToken": token }));
         }
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
         let relay = tokio::spawn(relay_notifications(context.peer.clone(), receiver));

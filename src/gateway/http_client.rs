@@ -133,7 +133,10 @@ impl HttpConnection {
             .map_err(|_| CallError::Timeout)?
             .map_err(|e| CallError::Unavailable(format!("the backend is unreachable: {e}")))?;
         let status = response.status();
-        if status == StatusCode::NOT_FOUND && session.is_some_and(|s| s.id.is_some()) {
+        // The spec says 404 for a session the server no longer knows; some servers (among them
+        // the reference server-everything) answer 400. Either way: a new session, once.
+        let forgotten = status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST;
+        if forgotten && session.is_some_and(|s| s.id.is_some()) {
             return Ok(Some(Answer::SessionGone));
         }
         if status == StatusCode::ACCEPTED {

@@ -51,6 +51,8 @@ pub enum Transport {
         url: Url,
         client: Arc<HttpConnection>,
     },
+    /// stdio: the gateway runs the processes and serves `/mcp/{id}` itself.
+    Stdio(Arc<stdio::StdioPool>),
 }
 
 impl Backend {
@@ -58,6 +60,7 @@ impl Backend {
     pub fn connection(&self) -> Arc<dyn Connection> {
         match &self.transport {
             Transport::Http { client, .. } => client.clone(),
+            Transport::Stdio(pool) => pool.clone(),
         }
     }
 }
@@ -119,20 +122,18 @@ impl Gateway {
                 .find(|r| r.path == path)
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("no resource for backend {}", backend.id))?;
-            let Some(url) = backend.url.clone() else {
-                anyhow::bail!(
-                    "`backends` `{}`: stdio backends (command = …) are not served yet; run it behind a Streamable HTTP endpoint and set url",
-                    backend.id
-                );
+            let transport = match backend.url.clone() {
+                Some(url) => Transport::Http {
+                    client: HttpConnection::new(backend, url.clone(), http.clone()),
+                    url,
+                },
+                None => Transport::Stdio(Arc::new(stdio::StdioPool::new(backend))),
             };
             backends.push(Arc::new(Backend {
                 settings: backend.clone(),
                 policy: ToolPolicy::new(backend),
                 resource,
-                transport: Transport::Http {
-                    client: HttpConnection::new(backend, url.clone(), http.clone()),
-                    url,
-                },
+                transport,
             }));
         }
         Ok(Self { backends, http })
@@ -143,10 +144,19 @@ impl Gateway {
     /// Hands the running state to the connections that need it (weakly: no cycle).
     pub fn attach(&self, state: &AppState) {
         for backend in &self.backends {
-            match &backend.transport {
-                Transport::Http { client, .. } => client.attach(state),
+            if let Transport::Http { client, .. } = &backend.transport {
+                client.attach(state);
             }
         }
+    }
+
+    /// Stops the stdio processes: stdin closed, then a signal to any that linger.
+    pub async fn shutdown(&self) {
+        let pools = self.backends.iter().filter_map(|b| match &b.transport {
+            Transport::Stdio(pool) => Some(pool.shutdown()),
+            Transport::Http { .. } => None,
+        });
+        futures::future::join_all(pools).await;
     }
 }
 
@@ -207,6 +217,19 @@ pub fn router(state: &AppState) -> Router<AppState> {
                     .with_state(context)
                     .layer(layer);
                 router = router.merge(route);
+            }
+            Transport::Stdio(_) => {
+                let facade = Facade::new(
+                    state.clone(),
+                    vec![backend.clone()],
+                    false,
+                    false,
+                    backend.resource.clone(),
+                );
+                router = router.route_service(
+                    &backend.resource.path,
+                    protected(state, &backend.resource, facade),
+                );
             }
         }
     }

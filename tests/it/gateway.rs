@@ -311,7 +311,11 @@ async fn a_streamed_result_arrives_as_server_sent_events() {
     let (app, _backend) = gateway(r#"[]"#, "").await;
     let token = token_for_rec(&app, "streamer").await;
     let response = app
-        .mcp(&rec_url(&app), Some(&token), call(4, "stream"))
+        .mcp(&rec_url(&app), Some(&token), {
+            let mut streamed = call(4, "stream");
+            streamed["params"]["_meta"] = json!({"progressToken": 41});
+            streamed
+        })
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -535,7 +539,7 @@ async fn progress_and_failures_come_through_the_aggregate_as_mcp_expects() {
     let (app, _backend) = gateway(r#"[]"#, "").await;
     let token = token_for_aggregate(&app, "agg-stream").await;
     let mut streamed = call(6, "rec__stream");
-    streamed["params"]["_meta"] = json!({"progressToken": "t"});
+    streamed["params"]["_meta"] = json!({"progressToken": "agg-token"});
     let response = app.mcp(&app.mcp_url(), Some(&token), streamed).await;
     assert!(
         response.headers()["content-type"]
@@ -554,7 +558,7 @@ async fn progress_and_failures_come_through_the_aggregate_as_mcp_expects() {
         .filter(|m| m["method"] == "notifications/progress")
         .collect();
     assert_eq!(progress.len(), 3, "{text}");
-    assert_eq!(progress[0]["params"]["progressToken"], "t");
+    assert_eq!(progress[0]["params"]["progressToken"], "agg-token");
     assert_eq!(
         messages.last().unwrap()["result"]["content"][0]["text"],
         "streamed"

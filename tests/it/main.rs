@@ -12,5 +12,6 @@ mod negative;
 mod sdk_client;
 mod sdk_gateway;
 mod stdio;
+mod stdio_gateway;
 mod store;
 mod support;

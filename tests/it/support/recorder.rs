@@ -99,8 +99,12 @@ async fn handle(state: Arc<Mutex<Vec<Seen>>>, headers: HeaderMap, body: Bytes) -
                     axum::Json(text("late".into())).into_response()
                 }
                 "stream" => {
-                    let progress = |p: u32| json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "t", "progress": p, "total": 3}});
-                    let events = sse(vec![progress(1), progress(2), progress(3), text("streamed".into())]);
+                    // Like a real server: progress only for a request that carries a token.
+                    let token = body.pointer("/params/_meta/progressToken").cloned();
+                    let progress = |p: u32| json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": token, "progress": p, "total": 3}});
+                    let mut messages = if token.is_some() { vec![progress(1), progress(2), progress(3)] } else { Vec::new() };
+                    messages.push(text("streamed".into()));
+                    let events = sse(messages);
                     ([("content-type", "text/event-stream")], events).into_response()
                 }
                 "die" => {
