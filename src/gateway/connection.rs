@@ -43,6 +43,21 @@ pub enum CallError {
     AtCapacity,
 }
 
+impl CallError {
+    /// The error of a JSON-RPC error response (`error` member), as the backend sent it.
+    pub fn from_rpc(error: &Value) -> Self {
+        Self::Rpc {
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("backend error")
+                .to_owned(),
+            data: error.get("data").cloned(),
+        }
+    }
+}
+
 /// A way to send requests to one backend.
 #[async_trait]
 pub trait Connection: Send + Sync {

@@ -343,8 +343,9 @@ impl ServerHandler for Facade {
     }
 }
 
-/// Middleware in front of a facade: reads the request (bounded), and refuses a `tools/call` the
-/// caller's scopes do not cover with 403 `insufficient_scope`, so a client can step up.
+/// Middleware in front of a facade: reads the request (bounded), refuses a `tools/call` larger
+/// than its backend accepts, and one the caller's scopes do not cover with 403
+/// `insufficient_scope`, so a client can step up.
 pub async fn guard(State(facade): State<Facade>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let limit = facade.inner.state.settings.limits.max_mcp_body_bytes;
@@ -364,6 +365,19 @@ pub async fn guard(State(facade): State<Facade>, request: Request, next: Next) -
             let (Some(caller), Some((backend, tool))) = (caller, facade.resolve(name)) else {
                 continue;
             };
+            // The backend's own request limit applies here too, as on the proxy.
+            if bytes.len() > backend.settings.max_request_bytes {
+                let message = jsonrpc::error(
+                    id,
+                    REQUEST_TOO_LARGE,
+                    "the request is larger than this backend accepts",
+                );
+                return (
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    axum::Json(message),
+                )
+                    .into_response();
+            }
             if !backend.policy.allows(tool, caller.scopes()) {
                 let required = backend.policy.required_scope(tool).to_owned();
                 let request_id = parts

@@ -216,15 +216,7 @@ impl HttpConnection {
     ) -> Result<Option<Value>, CallError> {
         if jsonrpc::response_id(&message).is_some_and(|id| Some(id) == wanted) {
             if let Some(error) = message.get("error") {
-                return Err(CallError::Rpc {
-                    code: error.get("code").and_then(Value::as_i64).unwrap_or(-32603),
-                    message: error
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("backend error")
-                        .to_owned(),
-                    data: error.get("data").cloned(),
-                });
+                return Err(CallError::from_rpc(error));
             }
             return Ok(Some(message));
         }

@@ -5,12 +5,16 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::app::{Options, TestApp, rpc_body, spawn};
+use crate::support::app::{Db, Options, TestApp, rpc_body, spawn};
 use crate::support::recorder::{self, Recorder};
 
 /// A gateway with the recorder as backend `rec`; the person may call `rec` tools and `echo`,
 /// but not the `admin-*` tools.
 async fn gateway(forward: &str, extra: &str) -> (TestApp, Recorder) {
+    gateway_on(Db::Sqlite, forward, extra).await
+}
+
+async fn gateway_on(db: Db, forward: &str, extra: &str) -> (TestApp, Recorder) {
     let backend = recorder::spawn().await;
     let toml = format!(
         r#"
@@ -29,6 +33,7 @@ max_response_bytes = 65536
         url = backend.url
     );
     let app = spawn(Options {
+        db,
         grant_scopes: r#"["rec:tools:call", "rec:echo:call"]"#,
         extra_toml: toml,
         ..Options::default()
@@ -114,21 +119,7 @@ async fn each_backend_is_a_protected_resource_with_its_own_audience() {
 async fn tools_list_shows_only_the_tools_the_caller_may_call() {
     let (app, _backend) = gateway(r#"[]"#, "").await;
     let token = token_for_rec(&app, "lister").await;
-    let list = rpc_body(
-        app.mcp(
-            &rec_url(&app),
-            Some(&token),
-            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list"}),
-        )
-        .await,
-    )
-    .await;
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = app.tool_names(&rec_url(&app), &token).await;
     assert_eq!(
         names,
         ["echo", "add", "slow", "stream", "die"],
@@ -253,6 +244,43 @@ async fn the_backend_gets_the_callers_identity_and_never_the_clients_token() {
     assert_eq!(verified.claims["request_id"], "req-from-client-1");
     assert!(
         verified.claims["exp"].as_i64().unwrap() - verified.claims["iat"].as_i64().unwrap() <= 60
+    );
+
+    // Once the upstream token has expired, the backend gets a freshly refreshed one.
+    let mut expired = grant.upstream.clone();
+    expired.expires_at = Some(app.clock.now() - chrono::Duration::seconds(1));
+    app.state
+        .store
+        .update_grant_upstream(&claims.sid, &expired)
+        .await
+        .unwrap();
+    let again = app.mcp(&rec_url(&app), Some(token), call(2, "echo")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let refreshed = backend.last().headers["authorization"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        refreshed,
+        format!("Bearer {upstream}"),
+        "a new upstream token"
+    );
+    let grant = app
+        .state
+        .store
+        .get_grant(&claims.sid)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = app
+        .state
+        .secrets
+        .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(
+        refreshed,
+        format!("Bearer {stored}"),
+        "the refreshed token is kept"
     );
 }
 
@@ -430,21 +458,7 @@ async fn token_for_aggregate(app: &TestApp, login: &str) -> String {
 async fn the_aggregate_endpoint_lists_every_backends_tools_namespaced_and_filtered() {
     let (app, _backend) = gateway(r#"[]"#, "").await;
     let token = token_for_aggregate(&app, "aggregate").await;
-    let list = rpc_body(
-        app.mcp(
-            &app.mcp_url(),
-            Some(&token),
-            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
-        )
-        .await,
-    )
-    .await;
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = app.tool_names(&app.mcp_url(), &token).await;
     assert_eq!(
         names,
         [
@@ -455,13 +469,22 @@ async fn the_aggregate_endpoint_lists_every_backends_tools_namespaced_and_filter
             "rec__stream",
             "rec__die"
         ],
-        "{list}"
+        "{names:?}"
     );
 }
 
 #[tokio::test]
 async fn an_aggregate_call_reaches_the_backend_under_its_own_name_with_the_callers_identity() {
-    let (app, backend) = gateway(r#"["identity-headers"]"#, "").await;
+    aggregate_call(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn an_aggregate_call_reaches_the_backend_under_its_own_name_on_postgres() {
+    aggregate_call(Db::Postgres).await;
+}
+
+async fn aggregate_call(db: Db) {
+    let (app, backend) = gateway_on(db, r#"["identity-headers"]"#, "").await;
     let token = token_for_aggregate(&app, "agg-call").await;
     let response = app
         .http
@@ -630,8 +653,17 @@ async fn audit_rows(
 
 #[tokio::test]
 async fn every_tool_call_is_audited_allowed_or_denied() {
+    audited_calls(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_tool_call_is_audited_allowed_or_denied_on_postgres() {
+    audited_calls(Db::Postgres).await;
+}
+
+async fn audited_calls(db: Db) {
     use portcullis::store::{AuditKind, Decision};
-    let (app, _backend) = gateway(r#"[]"#, "").await;
+    let (app, _backend) = gateway_on(db, r#"[]"#, "").await;
     let token = token_for_rec(&app, "audited").await;
     let response = app
         .http

@@ -84,23 +84,9 @@ async fn each_user_gets_their_own_stdio_process_and_only_the_tools_they_may_call
     );
     assert_ne!(alice_pid, bob_pid);
 
-    let list = rpc_body(
-        app.mcp(
-            &everything,
-            Some(&alice),
-            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-        )
-        .await,
-    )
-    .await;
-    let names: Vec<&str> = list["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = app.tool_names(&everything, &alice).await;
     assert!(
-        names.contains(&"echo") && names.contains(&"get-sum"),
+        names.iter().any(|n| n == "echo") && names.iter().any(|n| n == "get-sum"),
         "{names:?}"
     );
     assert!(
@@ -263,5 +249,47 @@ async fn the_aggregate_endpoint_survives_an_http_backend_restart() {
     assert_eq!(
         after["result"]["content"][0]["text"], "Echo: after",
         "{after}"
+    );
+}
+
+#[tokio::test]
+async fn a_stdio_backends_request_limit_applies_on_its_endpoint_and_on_the_aggregate() {
+    let command = serde_json::to_string(&stdio_command()).unwrap();
+    let toml = format!(
+        "[[backends]]\nid = \"everything\"\ncommand = {command}\nmax_request_bytes = 1024\n"
+    );
+    let app = spawn(Options {
+        grant_scopes: r#"["everything:*:*"]"#,
+        extra_toml: toml,
+        ..Options::default()
+    })
+    .await;
+    let (token, _) = token(&app, "limits-stdio").await;
+    let big = json!({"message": "z".repeat(4096)});
+    let response = app
+        .mcp(
+            &app.url("/mcp/everything"),
+            Some(&token),
+            call(1, "echo", big.clone()),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        -32005
+    );
+    let (_, tokens) = app.tokens_for("limits-stdio", None).await;
+    let aggregate = app
+        .mcp(
+            &app.mcp_url(),
+            tokens["access_token"].as_str(),
+            call(2, "everything__echo", big),
+        )
+        .await;
+    assert_eq!(aggregate.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        pool(&app).process_count(),
+        0,
+        "nothing was started for a refused request"
     );
 }

@@ -202,15 +202,7 @@ impl Link {
             return;
         };
         let outcome = match message.get("error") {
-            Some(error) => Err(CallError::Rpc {
-                code: error.get("code").and_then(Value::as_i64).unwrap_or(-32603),
-                message: error
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned(),
-                data: error.get("data").cloned(),
-            }),
+            Some(error) => Err(CallError::from_rpc(error)),
             None => Ok(message.get("result").cloned().unwrap_or(Value::Null)),
         };
         let _ = pending.reply.send(outcome);

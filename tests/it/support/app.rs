@@ -480,6 +480,26 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// The tool names `tools/list` on `url` shows the holder of `token`.
+    pub async fn tool_names(&self, url: &str, token: &str) -> Vec<String> {
+        let list = rpc_body(
+            self.mcp(
+                url,
+                Some(token),
+                json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}),
+            )
+            .await,
+        )
+        .await;
+        let tools = list["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no tools in {list}"));
+        tools
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// `tools/call` of `name`; returns the JSON-RPC response.
     pub async fn call_tool(&self, token: &str, name: &str) -> Value {
         let response = self
