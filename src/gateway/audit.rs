@@ -74,14 +74,17 @@ impl CallRecord {
         event
     }
 
-    /// The call was refused before it reached the backend.
+    /// The call was refused before it reached the backend. Only tool calls are recorded: the
+    /// rest of MCP's traffic (initialize, lists, notifications) calls nothing.
     pub fn deny(&self, state: &AppState, reason: &str) {
-        state
-            .auditor
-            .record(self.event(state, Decision::Denied).reason(reason));
+        if self.tool.is_some() {
+            state
+                .auditor
+                .record(self.event(state, Decision::Denied).reason(reason));
+        }
     }
 
-    /// The call reached the backend and ended with `outcome`.
+    /// The call reached the backend and ended with `outcome` (tool calls only, as above).
     pub fn finish(
         &self,
         state: &AppState,
@@ -89,6 +92,9 @@ impl CallRecord {
         started: Instant,
         response_bytes: usize,
     ) {
+        if self.tool.is_none() {
+            return;
+        }
         state.auditor.record(
             self.event(state, Decision::Allowed)
                 .outcome(outcome.as_str())

@@ -133,6 +133,10 @@ forward = ["identity-headers"]
         ..Default::default()
     };
     let calls = app.state.store.audit_events(&filter).await.unwrap();
+    assert!(
+        calls.iter().all(|c| c.tool.is_some()),
+        "initialize and lists are not tool calls: {calls:#?}"
+    );
     let tools: Vec<&str> = calls
         .iter()
         .rev()
