@@ -155,6 +155,22 @@ async fn read_form(body: Body) -> Result<Params, PageError> {
         .map_err(|_| PageError::bad_request("Invalid form", "The form could not be read."))
 }
 
+/// The flow named by `?flow=…`, if this browser started it.
+async fn flow_of_query(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<crate::store::Flow, PageError> {
+    let flow_id = flow_param(query).ok_or_else(PageError::flow_gone)?;
+    consent::flow_for_browser(
+        state,
+        &flow_id,
+        browser_secret(state, headers).as_deref(),
+        state.now(),
+    )
+    .await
+}
+
 fn flow_param(query: Option<&str>) -> Option<String> {
     Params::parse(query.unwrap_or_default())
         .ok()?
@@ -201,14 +217,7 @@ pub async fn provider_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
-        let flow_id = flow_param(query.as_deref()).ok_or_else(PageError::flow_gone)?;
-        let flow = consent::flow_for_browser(
-            &state,
-            &flow_id,
-            browser_secret(&state, &headers).as_deref(),
-            state.now(),
-        )
-        .await?;
+        let flow = flow_of_query(&state, &headers, query.as_deref()).await?;
         consent::provider_view(&state, &flow).await
     }
     .await;
@@ -257,14 +266,7 @@ pub async fn consent_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let result = async {
-        let flow_id = flow_param(query.as_deref()).ok_or_else(PageError::flow_gone)?;
-        let flow = consent::flow_for_browser(
-            &state,
-            &flow_id,
-            browser_secret(&state, &headers).as_deref(),
-            state.now(),
-        )
-        .await?;
+        let flow = flow_of_query(&state, &headers, query.as_deref()).await?;
         if flow.data.provider.is_none() {
             return Ok(Err(flow.id));
         }
