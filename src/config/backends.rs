@@ -179,6 +179,16 @@ pub(super) fn validate(
                 }
             }
             (None, Some(command)) => {
+                // A stdio process has no request headers: it learns the person it serves from
+                // its environment, so only a per-user process can be told.
+                let per_request = backend.forwards(ForwardMode::Assertion)
+                    || backend.forwards(ForwardMode::UpstreamToken);
+                if per_request || (backend.shared && !backend.forward.is_empty()) {
+                    return Err(ConfigError::invalid(
+                        key("forward"),
+                        "a stdio backend can only receive identity-headers (as PORTCULLIS_USER and PORTCULLIS_EMAIL in a per-user process's environment)",
+                    ));
+                }
                 if command
                     .first()
                     .is_none_or(|program| program.trim().is_empty())
@@ -277,6 +287,17 @@ mod tests {
 
     #[test]
     fn backend_mistakes_are_named_by_key() {
+        let stdio = "[[backends]]\nid = \"s\"\ncommand = [\"x\"]\n";
+        assert!(
+            error(&format!("{stdio}forward = [\"assertion\"]\n")).contains("backends[0].forward")
+        );
+        assert!(
+            error(&format!(
+                "{stdio}shared = true\nforward = [\"identity-headers\"]\n"
+            ))
+            .contains("per-user")
+        );
+        assert!(Settings::from_toml(&format!("{stdio}forward = [\"identity-headers\"]\n")).is_ok());
         let base = "[[backends]]\nid = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\n";
         assert!(error(&format!("{base}forward = [\"the-token\"]\n")).contains("forward"));
         assert!(

@@ -84,6 +84,22 @@ async fn each_user_gets_their_own_stdio_process_and_only_the_tools_they_may_call
     );
     assert_ne!(alice_pid, bob_pid);
 
+    // A per-user process knows whom it serves, from its environment.
+    let env = rpc_body(
+        app.mcp(&everything, Some(&bob), call(5, "get-env", json!({})))
+            .await,
+    )
+    .await;
+    let env = env["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        env.contains("bob-stdio@example.com") && env.contains(&bob_id),
+        "{env}"
+    );
+    assert!(!env.contains("alice-stdio"), "{env}");
+
     let names = app.tool_names(&everything, &alice).await;
     assert!(
         names.iter().any(|n| n == "echo") && names.iter().any(|n| n == "get-sum"),

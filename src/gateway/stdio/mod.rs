@@ -8,7 +8,7 @@ mod framing;
 mod link;
 mod process;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 
 use super::connection::{CallContext, CallError, Connection, Notifications};
-use crate::config::BackendSettings;
+use crate::config::{BackendSettings, ForwardMode};
 use process::{Process, Spec};
 
 /// Whose process: a user's, or everybody's (`None`) on a shared backend.
@@ -36,6 +36,9 @@ pub struct StdioPool {
 
 struct Inner {
     spec: Arc<Spec>,
+    /// Per-user processes learn who they serve from their environment (headers do not exist
+    /// on stdio): `PORTCULLIS_USER`, `PORTCULLIS_EMAIL`.
+    identity_env: bool,
     idle_timeout: Duration,
     max_processes: usize,
     slots: Mutex<Slots>,
@@ -114,6 +117,7 @@ impl StdioPool {
         };
         StdioPool {
             inner: Arc::new(Inner {
+                identity_env: !settings.shared && settings.forwards(ForwardMode::IdentityHeaders),
                 spec: Arc::new(spec),
                 idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
                 max_processes: settings.max_processes.max(1),
@@ -169,7 +173,14 @@ impl StdioPool {
 
     async fn process_for(&self, ctx: &CallContext) -> Result<(Arc<Process>, Lease), CallError> {
         let key = (!self.inner.spec.shared).then(|| ctx.caller.claims.sub.clone());
-        let lease = self.inner.lease(key)?;
+        let mut identity = BTreeMap::new();
+        if self.inner.identity_env {
+            identity.insert("PORTCULLIS_USER".to_owned(), ctx.caller.claims.sub.clone());
+            if let Some(email) = &ctx.caller.claims.email {
+                identity.insert("PORTCULLIS_EMAIL".to_owned(), email.clone());
+            }
+        }
+        let lease = self.inner.lease(key, identity)?;
         match timeout_at(ctx.deadline, lease.process.clone()).await {
             Ok(started) => Ok((started?, lease)),
             Err(_) => Err(CallError::Timeout),
@@ -210,7 +221,11 @@ impl Connection for StdioPool {
 impl Inner {
     /// The slot for `key`, created (and its process started) if there is none or its process
     /// is gone. At the cap, the longest-idle process makes room, if one is idle.
-    fn lease(self: &Arc<Self>, key: Key) -> Result<Lease, CallError> {
+    fn lease(
+        self: &Arc<Self>,
+        key: Key,
+        identity: BTreeMap<String, String>,
+    ) -> Result<Lease, CallError> {
         let mut stopped = Vec::new();
         let mut slots = lock(&self.slots);
         if slots.closing {
@@ -246,7 +261,7 @@ impl Inner {
         slots.next_id += 1;
         let slot = slots.by_key.entry(key.clone()).or_insert_with(|| Slot {
             id,
-            process: self.start(key.clone(), id),
+            process: self.start(key.clone(), id, identity),
             busy: 0,
             last_used: Instant::now(),
         });
@@ -265,9 +280,20 @@ impl Inner {
 
     /// Starts a process in a task of its own, so a start outlives the request that asked for it
     /// (the next request finds the process ready). The slot goes when the process does.
-    fn start(self: &Arc<Self>, key: Key, slot: u64) -> Starting {
+    fn start(
+        self: &Arc<Self>,
+        key: Key,
+        slot: u64,
+        identity: BTreeMap<String, String>,
+    ) -> Starting {
         let pool = Arc::downgrade(self);
-        let spec = self.spec.clone();
+        let spec = if identity.is_empty() {
+            self.spec.clone()
+        } else {
+            let mut spec = (*self.spec).clone();
+            spec.env.extend(identity);
+            Arc::new(spec)
+        };
         let task = tokio::spawn(async move {
             let started = Process::start(&spec).await.map(Arc::new);
             match &started {

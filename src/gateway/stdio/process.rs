@@ -70,7 +70,7 @@ const INHERITED: &[&str] = &[
 const INHERITED_PREFIXES: &[&str] = &["LC_", "XDG_"];
 
 /// What is needed to start a backend's processes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Spec {
     pub backend: String,
     pub command: Vec<String>,
