@@ -120,6 +120,13 @@ impl Application {
         if providers.is_empty() {
             bail!("`providers`: no identity provider is configured");
         }
+        if settings.redis_url.is_some() {
+            // Flows, grants and revocations live in the database, so several instances already
+            // behave as one; nothing would read or write Redis yet.
+            tracing::warn!(
+                "REDIS_URL is set, but this version keeps all shared state in the database and does not use Redis"
+            );
+        }
         let auditor = Auditor::start(vec![Arc::new(StoreSink(store.clone())), Arc::new(LogSink)]);
         let resources = gateway::resources(&base, &settings);
         let gateway = Gateway::new(&settings, &resources)?;
