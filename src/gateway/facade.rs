@@ -12,9 +12,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorCode, Implementation,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities,
-    ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, PromptsCapability, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourcesCapability, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -202,6 +204,53 @@ fn outcome_of(error: &CallError) -> Outcome {
     }
 }
 
+impl Facade {
+    /// Sends a request other than a tool call to the one backend of this endpoint and returns
+    /// its typed result. Requires the backend's default scope (the guard already answered a
+    /// caller without it with a step-up challenge; this is the second check).
+    async fn pass_through<T: serde::de::DeserializeOwned>(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &str,
+        params: Option<impl serde::Serialize>,
+    ) -> Result<T, ErrorData> {
+        let (false, Some(backend)) = (self.inner.namespaced, self.inner.backends.first()) else {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("{method} is not offered here"),
+                None,
+            ));
+        };
+        let caller = caller_of(context)?;
+        let required = backend.policy.default_scope();
+        if !caller
+            .scopes()
+            .any(|held| crate::oauth::scope::pattern_covers(held, required))
+        {
+            return Err(ErrorData::new(
+                ErrorCode(FORBIDDEN as i32),
+                format!("forbidden: this requires the scope {required}"),
+                None,
+            ));
+        }
+        let ctx = CallContext {
+            caller,
+            request_id: request_id_of(context),
+            deadline: Instant::now() + Duration::from_secs(backend.settings.timeout_secs),
+        };
+        let params = params
+            .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+            .filter(|p| !p.is_null());
+        let result = backend
+            .connection()
+            .request(&ctx, method, params, None)
+            .await
+            .map_err(to_error_data)?;
+        serde_json::from_value(result)
+            .map_err(|_| ErrorData::internal_error("the backend's answer is malformed", None))
+    }
+}
+
 /// Relays the backend's progress notifications to the client while a call runs. (Log
 /// messages are not relayed: MCP deprecated them, SEP-2577.)
 async fn relay_notifications(
@@ -227,9 +276,61 @@ async fn relay_notifications(
 
 impl ServerHandler for Facade {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let mut capabilities = ServerCapabilities::builder().enable_tools().build();
+        // One backend's endpoint passes its prompts and resources through too; the aggregate
+        // endpoint offers tools only (names of resources do not namespace cleanly).
+        if !self.inner.namespaced {
+            capabilities.prompts = Some(PromptsCapability::default());
+            capabilities.resources = Some(ResourcesCapability::default());
+        }
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("portcullis", env!("CARGO_PKG_VERSION")))
             .with_instructions("Tools behind the Portcullis gateway.")
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.pass_through(&context, "prompts/list", request).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.pass_through::<GetPromptResult>(&context, "prompts/get", Some(request))
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.pass_through(&context, "resources/list", request).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.pass_through(&context, "resources/templates/list", request)
+            .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.pass_through::<ReadResourceResult>(&context, "resources/read", Some(request))
+            .await
+            .map(Into::into)
     }
 
     async fn list_tools(
@@ -361,6 +462,16 @@ pub async fn guard(State(facade): State<Facade>, request: Request, next: Next) -
         && let Ok(inspected) = jsonrpc::inspect(&bytes)
     {
         let caller = parts.extensions.get::<Caller>();
+        // Resources and prompts are served for one backend only (its own endpoint).
+        if let (Some(caller), false, Some(backend)) = (
+            caller,
+            facade.inner.namespaced,
+            facade.inner.backends.first(),
+        ) && let Some(denied) =
+            super::check_other_uses(&facade.inner.state, backend, caller, &inspected)
+        {
+            return denied;
+        }
         for (name, id) in &inspected.tool_calls {
             let (Some(caller), Some((backend, tool))) = (caller, facade.resolve(name)) else {
                 continue;

@@ -21,6 +21,14 @@ pub struct Inspected {
     pub tool_calls: Vec<(String, Value)>,
     /// Ids of `tools/list` requests, whose responses are filtered.
     pub tool_lists: Vec<Value>,
+    /// Ids of requests that use the backend beyond its tools (`resources/read`, `prompts/get`,
+    /// …): they need the backend's default scope.
+    pub other_uses: Vec<Value>,
+}
+
+/// Requests that are protocol housekeeping, not a use of the backend: no scope needed.
+fn is_housekeeping(method: &str) -> bool {
+    matches!(method, "initialize" | "ping")
 }
 
 /// Reads a POST body; `Err` is a JSON-RPC error response for a body that is not JSON-RPC.
@@ -66,6 +74,7 @@ pub fn inspect(body: &[u8]) -> Result<Inspected, Value> {
                 inspected.tool_calls.push((name.to_owned(), id.clone()));
             }
             "tools/list" => inspected.tool_lists.push(id.clone()),
+            other if !is_housekeeping(other) => inspected.other_uses.push(id.clone()),
             _ => {}
         }
     }
@@ -185,6 +194,13 @@ mod tests {
         assert_eq!(inspected.request_ids, vec![json!(1), json!("b")]);
         assert_eq!(inspected.tool_calls, vec![("echo".to_owned(), json!(1))]);
         assert_eq!(inspected.tool_lists, vec![json!("b")]);
+        assert!(inspected.other_uses.is_empty());
+        let other = inspect(
+            br#"[{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"x"}},
+                                 {"jsonrpc":"2.0","id":3,"method":"ping"}]"#,
+        )
+        .unwrap();
+        assert_eq!(other.other_uses, vec![json!(2)]);
         assert_eq!(inspect(b"nope").unwrap_err()["error"]["code"], PARSE_ERROR);
         assert_eq!(
             inspect(b"[]").unwrap_err()["error"]["code"],

@@ -160,6 +160,44 @@ impl Gateway {
     }
 }
 
+/// Refuses, with a step-up challenge, requests that use `backend` beyond its tools (resources,
+/// prompts, completions…) when the caller lacks the backend's default scope.
+fn check_other_uses(
+    state: &AppState,
+    backend: &Backend,
+    caller: &auth::Caller,
+    inspected: &jsonrpc::Inspected,
+) -> Option<axum::response::Response> {
+    let id = inspected.other_uses.first()?;
+    let required = backend.policy.default_scope();
+    if caller
+        .scopes()
+        .any(|held| crate::oauth::scope::pattern_covers(held, required))
+    {
+        return None;
+    }
+    state.auditor.record(
+        state
+            .audit_event(
+                crate::store::AuditKind::RequestDenied,
+                crate::store::Decision::Denied,
+            )
+            .user(caller.claims.sub.clone(), caller.claims.email.as_deref())
+            .client(caller.claims.client_id.clone())
+            .reason(format!(
+                "missing scope {required} to use backend {}",
+                backend.settings.id
+            )),
+    );
+    Some(auth::insufficient_scope(
+        state,
+        &backend.resource,
+        required,
+        caller,
+        id,
+    ))
+}
+
 /// An MCP endpoint served by the gateway itself, stateless so any instance can answer.
 fn mcp_service(
     state: &AppState,

@@ -60,6 +60,11 @@ impl ToolPolicy {
         held.any(|scope| pattern_covers(scope, required))
     }
 
+    /// The scope using the backend beyond its tools (resources, prompts) requires.
+    pub fn default_scope(&self) -> &str {
+        &self.default_scope
+    }
+
     /// Every scope this backend's tools can require: what its resource advertises.
     pub fn scopes(&self) -> Vec<String> {
         let mut all: Vec<String> = std::iter::once(self.default_scope.clone())

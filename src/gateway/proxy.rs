@@ -109,6 +109,9 @@ pub async fn forward(
             return insufficient_scope(&state, &backend.resource, &required, &caller, id);
         }
     }
+    if let Some(denied) = super::check_other_uses(&state, &backend, &caller, &inspected) {
+        return denied;
+    }
     record.tool = inspected.tool_calls.first().map(|(tool, _)| tool.clone());
 
     let now = state.now();

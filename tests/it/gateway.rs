@@ -731,3 +731,47 @@ async fn audited_calls(db: Db) {
         denied[0]
     );
 }
+
+#[tokio::test]
+async fn the_proxy_refuses_uses_beyond_tools_without_the_backends_default_scope() {
+    let backend = recorder::spawn().await;
+    let toml = format!(
+        "[[backends]]\nid = \"rec\"\nurl = \"{}\"\n[backends.tools]\n\"echo\" = \"rec:echo:call\"\n",
+        backend.url
+    );
+    let app = spawn(Options {
+        grant_scopes: r#"["rec:echo:call"]"#,
+        extra_toml: toml,
+        ..Options::default()
+    })
+    .await;
+    let token = token_for_rec(&app, "narrow").await;
+    assert_eq!(
+        app.mcp(&rec_url(&app), Some(&token), call(1, "echo"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let read = json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": "file:///etc/passwd"}});
+    let denied = app.mcp(&rec_url(&app), Some(&token), read).await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert!(
+        denied.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("rec:tools:call")
+    );
+    assert!(
+        backend
+            .bodies()
+            .iter()
+            .all(|b| b["method"] != "resources/read"),
+        "nothing reached the backend"
+    );
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    assert_ne!(
+        app.mcp(&rec_url(&app), Some(&token), ping).await.status(),
+        StatusCode::FORBIDDEN,
+        "housekeeping needs no scope"
+    );
+}

@@ -309,3 +309,87 @@ async fn a_stdio_backends_request_limit_applies_on_its_endpoint_and_on_the_aggre
         "nothing was started for a refused request"
     );
 }
+
+fn request(id: u64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+#[tokio::test]
+async fn a_stdio_backends_prompts_and_resources_pass_through_for_holders_of_its_default_scope() {
+    let app = gateway(r#"["everything:tools:call"]"#).await;
+    let everything = app.url("/mcp/everything");
+    let (token, _) = token(&app, "resources-stdio").await;
+    let prompts = rpc_body(
+        app.mcp(
+            &everything,
+            Some(&token),
+            request(1, "prompts/list", json!({})),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        !prompts["result"]["prompts"].as_array().unwrap().is_empty(),
+        "{prompts}"
+    );
+    let resources = rpc_body(
+        app.mcp(
+            &everything,
+            Some(&token),
+            request(2, "resources/list", json!({})),
+        )
+        .await,
+    )
+    .await;
+    let first = resources["result"]["resources"][0]["uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let read = rpc_body(
+        app.mcp(
+            &everything,
+            Some(&token),
+            request(3, "resources/read", json!({"uri": first})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        read["result"]["contents"][0]["uri"],
+        first.as_str(),
+        "{read}"
+    );
+}
+
+#[tokio::test]
+async fn using_a_backend_beyond_its_tools_needs_its_default_scope() {
+    let app = gateway(r#"["everything:echo:call"]"#).await;
+    let everything = app.url("/mcp/everything");
+    let (token, _) = token(&app, "narrow-stdio").await;
+    let echo = rpc_body(
+        app.mcp(
+            &everything,
+            Some(&token),
+            call(1, "echo", json!({"message": "ok"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(echo["result"]["content"][0]["text"], "Echo: ok", "{echo}");
+    let denied = app
+        .mcp(
+            &everything,
+            Some(&token),
+            request(2, "resources/list", json!({})),
+        )
+        .await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    let challenge = denied.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(r#"scope="everything:echo:call everything:tools:call""#),
+        "{challenge}"
+    );
+}
