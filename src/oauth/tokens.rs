@@ -67,7 +67,15 @@ pub struct KeySet {
     kid: String,
     signing: EncodingKey,
     verifying: HashMap<String, VerifyingKey>,
+    /// Claims of tokens whose signature already verified, by SHA-256 of the token. An ECDSA
+    /// verification costs more than the rest of a tool call; the same bytes verify the same
+    /// way every time, so a client's second call skips it. Time, issuer, audience and
+    /// revocation are still checked on every call.
+    verified: std::sync::Mutex<HashMap<[u8; 32], AccessClaims>>,
 }
+
+/// How many verified tokens are remembered before the memory is cleared.
+const VERIFIED_CACHE: usize = 10_000;
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -160,6 +168,7 @@ impl KeySet {
             kid: newest.kid.clone(),
             signing,
             verifying,
+            verified: std::sync::Mutex::default(),
         })
     }
 
@@ -189,15 +198,19 @@ impl KeySet {
         jsonwebtoken::encode(&header, claims, &self.signing)
     }
 
-    /// Verifies signature, algorithm, `iss`, `aud` and the time claims against `now`. Only ES256
-    /// is accepted: `alg: none`, HS256 and any other algorithm fail before a key is consulted.
-    pub fn verify(
-        &self,
-        token: &str,
-        issuer: &str,
-        audience: &str,
-        now: DateTime<Utc>,
-    ) -> Result<AccessClaims, TokenError> {
+    /// Checks algorithm, key and signature (remembering tokens that passed) and that the
+    /// registered claims are present. Only ES256 is accepted: `alg: none`, HS256 and any other
+    /// algorithm fail before a key is consulted.
+    fn signed_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&digest).cloned())
+        {
+            return Ok(claims);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::ES256 {
             return Err(TokenError::Invalid);
@@ -205,15 +218,35 @@ impl KeySet {
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = self.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Time is checked below against `now`, which the caller owns.
+        // Issuer, audience and time are checked by the callers, on every use.
+        validation.validate_aud = false;
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
-            .map_err(|_| TokenError::Invalid)?;
-        let claims = data.claims;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE {
+                cache.clear();
+            }
+            cache.insert(digest, claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// Verifies signature, algorithm, `iss`, `aud` and the time claims against `now`.
+    pub fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, TokenError> {
+        let claims = self.signed_claims(token)?;
+        if claims.iss != issuer || claims.aud != audience {
+            return Err(TokenError::Invalid);
+        }
         let now = now.timestamp();
         if claims.exp + CLOCK_SKEW_SECS <= now {
             return Err(TokenError::Expired);
@@ -231,21 +264,11 @@ impl KeySet {
         token: &str,
         issuer: &str,
     ) -> Result<AccessClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::ES256 {
+        let claims = self.signed_claims(token)?;
+        if claims.iss != issuer {
             return Err(TokenError::Invalid);
         }
-        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self.verifying.get(&kid).ok_or(TokenError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::ES256);
-        validation.set_issuer(&[issuer]);
-        validation.validate_aud = false;
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
-            .map(|data| data.claims)
-            .map_err(|_| TokenError::Invalid)
+        Ok(claims)
     }
 }
 
