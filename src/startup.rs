@@ -197,9 +197,7 @@ impl Application {
 
 /// Keeps the revocation view fresh and purges expired rows.
 async fn background_tasks(state: AppState) {
-    let max_token_age = chrono::Duration::seconds(
-        i64::try_from(state.settings.tokens.access_ttl_secs).unwrap_or(3600),
-    );
+    let max_token_age = crate::config::seconds(state.settings.tokens.access_ttl_secs);
     let mut ticks: u64 = 0;
     let mut interval = tokio::time::interval(REVOCATION_POLL);
     loop {

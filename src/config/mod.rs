@@ -366,6 +366,11 @@ pub(crate) fn check_identifier<'a>(
     Ok(())
 }
 
+/// A configured number of seconds as a duration (saturating: no setting is that large).
+pub fn seconds(secs: u64) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+}
+
 /// True for `localhost`, `127.0.0.0/8` and `[::1]` hosts.
 pub fn is_loopback_url(url: &Url) -> bool {
     match url.host() {

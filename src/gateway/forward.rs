@@ -2,7 +2,7 @@
 //! own bearer token is never among it.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::auth::Caller;
@@ -75,7 +75,7 @@ pub async fn caller_headers(
         insert(&mut headers, SCOPES, &claims.scope);
     }
     if backend.forwards(ForwardMode::Assertion) {
-        let ttl = i64::try_from(state.settings.gateway.assertion_ttl_secs).unwrap_or(60);
+        let ttl = crate::config::seconds(state.settings.gateway.assertion_ttl_secs);
         let assertion = AssertionClaims {
             iss: state.issuer.clone(),
             sub: claims.sub.clone(),
@@ -84,7 +84,7 @@ pub async fn caller_headers(
             scope: claims.scope.clone(),
             email: claims.email.clone(),
             iat: now.timestamp(),
-            exp: (now + Duration::seconds(ttl)).timestamp(),
+            exp: (now + ttl).timestamp(),
             jti: new_jti(),
             request_id: Some(request_id.to_owned()),
         };

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::error::{ErrorCode, OAuthError};
@@ -215,8 +215,7 @@ pub async fn start(
     let provider = (state.providers.len() == 1).then(|| state.providers.all()[0].id().to_owned());
     let flow = Flow {
         id: random_token(32),
-        expires_at: now
-            + Duration::seconds(i64::try_from(state.settings.tokens.flow_ttl_secs).unwrap_or(600)),
+        expires_at: now + crate::config::seconds(state.settings.tokens.flow_ttl_secs),
         data: FlowData {
             client_id: client.client_id,
             redirect_uri,

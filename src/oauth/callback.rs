@@ -1,7 +1,7 @@
 //! The upstream provider's redirect back: exchange its code, resolve the person, record the
 //! grant with the upstream tokens encrypted, and send the client its own single-use code.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::authorize::{PageError, error_redirect};
@@ -183,10 +183,7 @@ pub async fn finish(
             client_id: flow.data.client_id.clone(),
             redirect_uri: flow.data.redirect_uri.clone(),
             code_challenge: flow.data.code_challenge.clone(),
-            expires_at: now
-                + Duration::seconds(
-                    i64::try_from(state.settings.tokens.code_ttl_secs).unwrap_or(60),
-                ),
+            expires_at: now + crate::config::seconds(state.settings.tokens.code_ttl_secs),
             redeemed_at: None,
         })
         .await?;

@@ -4,17 +4,17 @@
 //! redirect URI, another client) changes nothing. A code presented after it was spent is a
 //! replay: the grant it produced is revoked (RFC 6749 §4.1.2).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{issues_refresh_tokens, revoke_grant, token_response};
-use crate::crypto::{random_token, sha256_hex};
+use super::{issues_refresh_tokens, new_refresh_token, revoke_grant, token_response};
+use crate::crypto::sha256_hex;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::state::AppState;
 use crate::store::{AuditKind, Decision};
-use crate::store::{Client, CodeRedemption, RefreshToken};
+use crate::store::{Client, CodeRedemption};
 
 pub(super) async fn exchange(
     state: &AppState,
@@ -76,23 +76,7 @@ pub(super) async fn exchange(
     }
 
     let refresh = if issues_refresh_tokens(client) {
-        let token = random_token(32);
-        state
-            .store
-            .insert_refresh_token(&RefreshToken {
-                token_hash: sha256_hex(&token),
-                grant_id: grant.id.clone(),
-                client_id: client.client_id.clone(),
-                created_at: now,
-                expires_at: now
-                    + Duration::seconds(
-                        i64::try_from(state.settings.tokens.refresh_ttl_secs).unwrap_or(86400),
-                    ),
-                rotated_at: None,
-                successor_enc: None,
-            })
-            .await?;
-        Some(token)
+        Some(new_refresh_token(state, &grant, client, now).await?)
     } else {
         None
     };

@@ -3,16 +3,17 @@
 mod authorization_code;
 mod refresh_token;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::client_auth::{self, BasicCredentials};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::{AccessClaims, new_jti};
+use crate::crypto::{random_token, sha256_hex};
 use crate::state::AppState;
 use crate::store::{AuditKind, Decision};
-use crate::store::{Client, Grant};
+use crate::store::{Client, Grant, RefreshToken};
 
 /// Answers a token request whose body is `body` (form-encoded).
 pub async fn token(
@@ -54,14 +55,14 @@ async fn access_token(
         .get_user(&grant.user_id)
         .await?
         .and_then(|u| u.email);
-    let ttl = i64::try_from(state.settings.tokens.access_ttl_secs).unwrap_or(3600);
+    let ttl = crate::config::seconds(state.settings.tokens.access_ttl_secs);
     let claims = AccessClaims {
         iss: state.issuer.clone(),
         sub: grant.user_id.clone(),
         aud: grant.resource.clone(),
         client_id: grant.client_id.clone(),
         scope: scope.to_owned(),
-        exp: (now + Duration::seconds(ttl)).timestamp(),
+        exp: (now + ttl).timestamp(),
         iat: now.timestamp(),
         jti: new_jti(),
         sid: grant.id.clone(),
@@ -71,7 +72,7 @@ async fn access_token(
         tracing::error!(%error, "signing an access token failed");
         OAuthError::server_error()
     })?;
-    Ok((token, ttl))
+    Ok((token, ttl.num_seconds()))
 }
 
 /// The RFC 6749 §5.1 response.
@@ -93,6 +94,29 @@ async fn token_response(
         object.insert("refresh_token".into(), refresh.into());
     }
     Ok(body)
+}
+
+/// A new refresh token for `grant`, stored by hash; returns the token itself.
+async fn new_refresh_token(
+    state: &AppState,
+    grant: &Grant,
+    client: &Client,
+    now: DateTime<Utc>,
+) -> Result<String, OAuthError> {
+    let token = random_token(32);
+    state
+        .store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: sha256_hex(&token),
+            grant_id: grant.id.clone(),
+            client_id: client.client_id.clone(),
+            created_at: now,
+            expires_at: now + crate::config::seconds(state.settings.tokens.refresh_ttl_secs),
+            rotated_at: None,
+            successor_enc: None,
+        })
+        .await?;
+    Ok(token)
 }
 
 fn issues_refresh_tokens(client: &Client) -> bool {

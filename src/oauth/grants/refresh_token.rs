@@ -2,11 +2,11 @@
 //! window in which a concurrent duplicate gets the same successor, and reuse after it revokes the
 //! whole grant. An expired upstream token is refreshed upstream first.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{revoke_grant, token_response};
-use crate::crypto::{random_token, sha256_hex};
+use super::{new_refresh_token, revoke_grant, token_response};
+use crate::crypto::sha256_hex;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
@@ -62,22 +62,7 @@ pub(super) async fn exchange(
         }
         Err(UpstreamRefreshError::Internal) => return Err(OAuthError::server_error()),
     };
-    let successor = random_token(32);
-    state
-        .store
-        .insert_refresh_token(&RefreshToken {
-            token_hash: sha256_hex(&successor),
-            grant_id: grant.id.clone(),
-            client_id: client.client_id.clone(),
-            created_at: now,
-            expires_at: now
-                + Duration::seconds(
-                    i64::try_from(state.settings.tokens.refresh_ttl_secs).unwrap_or(86400),
-                ),
-            rotated_at: None,
-            successor_enc: None,
-        })
-        .await?;
+    let successor = new_refresh_token(state, &grant, client, now).await?;
     if !state
         .store
         .rotate_refresh_token(&token_hash, &state.secrets.encrypt(&successor), now)
@@ -132,8 +117,7 @@ async fn answer_rotated(
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
-    let grace =
-        Duration::seconds(i64::try_from(state.settings.tokens.refresh_grace_secs).unwrap_or(0));
+    let grace = crate::config::seconds(state.settings.tokens.refresh_grace_secs);
     let successor = match (record.rotated_at, record.successor_enc.as_deref()) {
         (Some(rotated_at), Some(successor_enc)) if now - rotated_at <= grace => {
             state.secrets.decrypt(successor_enc).ok()
