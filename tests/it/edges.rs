@@ -1,12 +1,11 @@
 //! The zero-configuration development sign-in, the upstream refresh, and a public URL with a
 //! path prefix.
 
-use chrono::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::app::{
-    AuthRequest, Options, TestApp, browser, form_fields, location, pkce, query_param, spawn,
+    AuthRequest, Options, browser, form_fields, location, pkce, query_param, spawn,
     spawn_with_settings,
 };
 
@@ -99,14 +98,6 @@ async fn the_development_provider_signs_in_with_just_an_email() {
     );
 }
 
-async fn upstream_access_token(app: &TestApp, grant_id: &str) -> String {
-    let grant = app.state.store.get_grant(grant_id).await.unwrap().unwrap();
-    app.state
-        .secrets
-        .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_expired_upstream_token_is_refreshed_upstream_before_portcullis_refreshes() {
     let app = spawn(Options::default()).await;
@@ -127,7 +118,7 @@ async fn an_expired_upstream_token_is_refreshed_upstream_before_portcullis_refre
         .unwrap();
         claims["sid"].as_str().unwrap().to_owned()
     };
-    let before = upstream_access_token(&app, &grant_id).await;
+    let before = app.upstream_access_token(&grant_id).await;
     let grant = app.state.store.get_grant(&grant_id).await.unwrap().unwrap();
     assert!(
         grant.upstream.refresh_token_enc.is_some(),
@@ -139,29 +130,16 @@ async fn an_expired_upstream_token_is_refreshed_upstream_before_portcullis_refre
         .refresh(&client, tokens["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
-    assert_eq!(upstream_access_token(&app, &grant_id).await, before);
+    assert_eq!(app.upstream_access_token(&grant_id).await, before);
 
     // Past the upstream expiry (arranged in the store, since the IdP keeps real time): the
     // upstream token is refreshed first.
-    let mut upstream = app
-        .state
-        .store
-        .get_grant(&grant_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .upstream;
-    upstream.expires_at = Some(app.clock.now() - Duration::seconds(1));
-    app.state
-        .store
-        .update_grant_upstream(&grant_id, &upstream)
-        .await
-        .unwrap();
+    app.expire_upstream_token(&grant_id).await;
     let (status, again) = app
         .refresh(&client, refreshed["refresh_token"].as_str().unwrap())
         .await;
     assert_eq!(status, StatusCode::OK, "{again}");
-    assert_ne!(upstream_access_token(&app, &grant_id).await, before);
+    assert_ne!(app.upstream_access_token(&grant_id).await, before);
 }
 
 #[tokio::test]

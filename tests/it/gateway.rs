@@ -209,18 +209,7 @@ async fn the_backend_gets_the_callers_identity_and_never_the_clients_token() {
 
     // The upstream token is the one the IdP issued for this sign-in.
     let claims = crate::negative::claims_of(token);
-    let grant = app
-        .state
-        .store
-        .get_grant(&claims.sid)
-        .await
-        .unwrap()
-        .unwrap();
-    let upstream = app
-        .state
-        .secrets
-        .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
-        .unwrap();
+    let upstream = app.upstream_access_token(&claims.sid).await;
     assert_eq!(header("authorization"), Some(format!("Bearer {upstream}")));
 
     // The assertion verifies with Portcullis' published key, for this backend's audience.
@@ -247,13 +236,7 @@ async fn the_backend_gets_the_callers_identity_and_never_the_clients_token() {
     );
 
     // Once the upstream token has expired, the backend gets a freshly refreshed one.
-    let mut expired = grant.upstream.clone();
-    expired.expires_at = Some(app.clock.now() - chrono::Duration::seconds(1));
-    app.state
-        .store
-        .update_grant_upstream(&claims.sid, &expired)
-        .await
-        .unwrap();
+    app.expire_upstream_token(&claims.sid).await;
     let again = app.mcp(&rec_url(&app), Some(token), call(2, "echo")).await;
     assert_eq!(again.status(), StatusCode::OK);
     let refreshed = backend.last().headers["authorization"]
@@ -265,18 +248,7 @@ async fn the_backend_gets_the_callers_identity_and_never_the_clients_token() {
         format!("Bearer {upstream}"),
         "a new upstream token"
     );
-    let grant = app
-        .state
-        .store
-        .get_grant(&claims.sid)
-        .await
-        .unwrap()
-        .unwrap();
-    let stored = app
-        .state
-        .secrets
-        .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
-        .unwrap();
+    let stored = app.upstream_access_token(&claims.sid).await;
     assert_eq!(
         refreshed,
         format!("Bearer {stored}"),

@@ -219,6 +219,34 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The upstream access token the grant `grant_id` holds, decrypted.
+    pub async fn upstream_access_token(&self, grant_id: &str) -> String {
+        let grant = self.state.store.get_grant(grant_id).await.unwrap().unwrap();
+        self.state
+            .secrets
+            .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
+            .unwrap()
+    }
+
+    /// Marks the grant's upstream token expired in the store (the IdP keeps real time, so the
+    /// test clock cannot make it expire).
+    pub async fn expire_upstream_token(&self, grant_id: &str) {
+        let mut upstream = self
+            .state
+            .store
+            .get_grant(grant_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .upstream;
+        upstream.expires_at = Some(self.clock.now() - chrono::Duration::seconds(1));
+        self.state
+            .store
+            .update_grant_upstream(grant_id, &upstream)
+            .await
+            .unwrap();
+    }
+
     /// GETs a JSON document, asserting a 200.
     pub async fn get_json(&self, url: &str) -> Value {
         let response = self.http.get(url).send().await.unwrap();
