@@ -98,6 +98,11 @@ fn error_page(state: &AppState, error: &PageError) -> Response {
     )
 }
 
+/// Sends the browser to a page of the flow `flow_id`.
+fn flow_page(state: &AppState, path: &str, flow_id: &str) -> Response {
+    redirect(&format!("{}?flow={flow_id}", state.url(path)))
+}
+
 fn redirect(location: &str) -> Response {
     harden(
         (
@@ -194,14 +199,12 @@ pub async fn authorize(
     )
     .await;
     let mut response = match outcome {
-        Ok(AuthorizeOutcome::ChooseProvider { flow_id }) => redirect(&format!(
-            "{}?flow={flow_id}",
-            state.url(paths::AUTHORIZE_PROVIDER)
-        )),
-        Ok(AuthorizeOutcome::Consent { flow_id }) => redirect(&format!(
-            "{}?flow={flow_id}",
-            state.url(paths::AUTHORIZE_CONSENT)
-        )),
+        Ok(AuthorizeOutcome::ChooseProvider { flow_id }) => {
+            flow_page(&state, paths::AUTHORIZE_PROVIDER, &flow_id)
+        }
+        Ok(AuthorizeOutcome::Consent { flow_id }) => {
+            flow_page(&state, paths::AUTHORIZE_CONSENT, &flow_id)
+        }
         Err(AuthorizeError::Redirect(url)) => return redirect(url.as_str()),
         Err(AuthorizeError::Page(error)) => return error_page(&state, &error),
     };
@@ -252,10 +255,7 @@ pub async fn choose_provider(
     }
     .await;
     match result {
-        Ok(flow_id) => redirect(&format!(
-            "{}?flow={flow_id}",
-            state.url(paths::AUTHORIZE_CONSENT)
-        )),
+        Ok(flow_id) => flow_page(&state, paths::AUTHORIZE_CONSENT, &flow_id),
         Err(error) => error_page(&state, &error),
     }
 }
@@ -284,10 +284,7 @@ pub async fn consent_page(
             .render(),
         ),
         // No provider chosen yet: the person skipped the provider page.
-        Ok(Err(flow_id)) => redirect(&format!(
-            "{}?flow={flow_id}",
-            state.url(paths::AUTHORIZE_PROVIDER)
-        )),
+        Ok(Err(flow_id)) => flow_page(&state, paths::AUTHORIZE_PROVIDER, &flow_id),
         Err(error) => error_page(&state, &error),
     }
 }

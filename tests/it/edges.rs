@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::app::{
-    AuthRequest, Options, browser, form_fields, location, pkce, query_param, spawn,
+    AuthRequest, Options, browser, form_fields, location, pkce, query_param, spawn, spawn_dev,
     spawn_with_settings,
 };
 
@@ -19,19 +19,9 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn the_development_provider_signs_in_with_just_an_email() {
-    let (_, db_url, tmp) = crate::support::db::fresh_sqlite().await;
-    let key_file = tmp.path().join("dev.key");
-    let toml = format!(
-        "bind = \"127.0.0.1:0\"\ndatabase_url = \"{db_url}\"\ndev_key_file = \"{}\"\n",
-        key_file.display()
-    );
-    let app = spawn_with_settings(
-        portcullis::config::Settings::from_toml(&toml).unwrap(),
-        Some(tmp),
-    )
-    .await;
+    let app = spawn_dev("").await;
     assert!(
-        key_file.is_file(),
+        app.state.settings.dev_key_file.is_file(),
         "the generated Fernet key is kept in a local file"
     );
 

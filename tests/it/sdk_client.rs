@@ -4,22 +4,12 @@
 
 use serde_json::{Value, json};
 
-use crate::support::app::spawn_with_settings;
+use crate::support::app::spawn_dev;
 use crate::support::sdk::{run_client, step};
 
 #[tokio::test]
 async fn the_sdk_client_signs_in_calls_whoami_and_refreshes() {
-    let (_, db_url, tmp) = crate::support::db::fresh_sqlite().await;
-    let key_file = tmp.path().join("dev.key");
-    let toml = format!(
-        "bind = \"127.0.0.1:0\"\ndatabase_url = \"{db_url}\"\ndev_key_file = \"{}\"\n",
-        key_file.display()
-    );
-    let app = spawn_with_settings(
-        portcullis::config::Settings::from_toml(&toml).unwrap(),
-        Some(tmp),
-    )
-    .await;
+    let app = spawn_dev("").await;
     let mcp = app.mcp_url();
 
     let lines = run_client(

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::app::spawn_with_settings;
+use crate::support::app::spawn_dev;
 use crate::support::everything;
 use crate::support::sdk::{run_client, step};
 
@@ -21,12 +21,8 @@ fn tool_names(line: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_sdk_client_uses_a_real_backend_through_the_gateway() {
     let backend = everything::spawn_http().await;
-    let (_, db_url, tmp) = crate::support::db::fresh_sqlite().await;
     let toml = format!(
-        r#"bind = "127.0.0.1:0"
-database_url = "{db_url}"
-dev_key_file = "{key}"
-
+        r#"
 [[backends]]
 id = "ev"
 url = "{url}"
@@ -35,14 +31,9 @@ forward = ["identity-headers"]
 [backends.tools]
 "trigger-*" = "ev:admin:call"
 "#,
-        key = tmp.path().join("dev.key").display(),
         url = backend.url,
     );
-    let app = spawn_with_settings(
-        portcullis::config::Settings::from_toml(&toml).unwrap(),
-        Some(tmp),
-    )
-    .await;
+    let app = spawn_dev(&toml).await;
     let ev = app.url("/mcp/ev");
     let mcp = app.mcp_url();
 

@@ -119,6 +119,17 @@ grant_scopes = {grant_scopes}
     spawn_with_settings(Settings::from_toml(&toml).unwrap(), tmp).await
 }
 
+/// An app with only the development provider (the embedded default) on a fresh SQLite file,
+/// plus `extra_toml` (`[[backends]]`…). Its generated Fernet key is kept in the test's folder.
+pub async fn spawn_dev(extra_toml: &str) -> TestApp {
+    let (_, db_url, tmp) = db::fresh_sqlite().await;
+    let toml = format!(
+        "bind = \"127.0.0.1:0\"\ndatabase_url = \"{db_url}\"\ndev_key_file = \"{}\"\n{extra_toml}",
+        tmp.path().join("dev.key").display()
+    );
+    spawn_with_settings(Settings::from_toml(&toml).unwrap(), Some(tmp)).await
+}
+
 pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempDir>) -> TestApp {
     let clock = Clock::default();
     let app = Application::build_with_clock(settings, clock.clone())
