@@ -139,15 +139,15 @@ async fn audit(settings: &Settings, args: &AuditArgs) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let state = app.state().clone();
-    let mcp = state.url("/mcp");
-    tracing::info!(address = %app.local_addr(), public_url = %state.issuer, "portcullis is listening");
+    let mcp = state.public.url(portcullis::paths::MCP);
+    let issuer = state.public.issuer();
+    tracing::info!(address = %app.local_addr(), public_url = %issuer, "portcullis is listening");
     println!(
-        "Portcullis is listening on http://{} (public URL {})",
+        "Portcullis is listening on http://{} (public URL {issuer})",
         app.local_addr(),
-        state.issuer
     );
     println!("Connect an MCP client to {mcp}");
-    if state.providers.has_dev() {
+    if state.auth.providers.has_dev() {
         println!(
             "Development sign-in is enabled: any email signs in. Do not expose this instance."
         );

@@ -21,3 +21,43 @@ pub const STATIC: &str = "/static";
 pub fn callback(provider: &str) -> String {
     CALLBACK.replace("{provider}", provider)
 }
+
+/// The public base URL (possibly with a path prefix) and the issuer identifier derived from it:
+/// every advertised URL is built here, from configuration only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    base: url::Url,
+    issuer: String,
+}
+
+impl PublicUrl {
+    pub fn new(base: url::Url) -> Self {
+        // RFC 8414 §2: the issuer is the base URL without a trailing slash.
+        let issuer = base.as_str().trim_end_matches('/').to_owned();
+        Self { base, issuer }
+    }
+
+    /// The issuer identifier (RFC 8414 §2, RFC 9207 `iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `{issuer}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// The path prefix below the origin (`""` at the root).
+    pub fn prefix(&self) -> &str {
+        self.base.path().trim_end_matches('/')
+    }
+
+    /// True when served over https: cookies get `Secure` and the `__Host-` prefix.
+    pub fn is_https(&self) -> bool {
+        self.base.scheme() == "https"
+    }
+}

@@ -16,10 +16,15 @@ use crate::audit::{Auditor, LogSink, StoreSink};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
-use crate::gateway::{self, Gateway};
+use crate::gateway::caller::TokenVerifier;
+use crate::gateway::identity::IdentityForwarder;
+use crate::gateway::{self, Gateway, GatewayParts};
 use crate::oauth::revocation::RevocationView;
+use crate::oauth::server::{self, AuthorizationServer, Lifetimes};
 use crate::oauth::tokens::{KeySet, install_crypto_provider};
-use crate::state::{AppState, Inner};
+use crate::oauth::upstream_tokens::UpstreamTokenKeeper;
+use crate::paths::PublicUrl;
+use crate::state::{AppParts, AppState};
 use crate::store::{self, DynStore};
 use crate::upstream::{self, Providers, dev};
 
@@ -107,14 +112,16 @@ impl Application {
             Some(url) => url.clone(),
             None => Url::parse(&format!("http://{local}")).context("building the public URL")?,
         };
-        let issuer = base.as_str().trim_end_matches('/').to_owned();
+        let public = PublicUrl::new(base);
         let secrets = load_secrets(&settings)?;
         let store = open_store(&settings.database_url).await?;
-        let keys = KeySet::load_or_create(store.as_ref(), &secrets, clock.now())
-            .await
-            .context("loading the signing keys")?;
+        let keys = Arc::new(
+            KeySet::load_or_create(store.as_ref(), &secrets, clock.now())
+                .await
+                .context("loading the signing keys")?,
+        );
         let http = upstream::http_client().context("building the HTTP client")?;
-        let providers = Providers::from_settings(&settings, &base, &secrets, http.clone())
+        let providers = Providers::from_settings(&settings, public.base(), &secrets, http)
             .await
             .context("setting up the identity providers")?;
         if providers.is_empty() {
@@ -128,30 +135,64 @@ impl Application {
             );
         }
         let auditor = Auditor::start(vec![Arc::new(StoreSink(store.clone())), Arc::new(LogSink)]);
-        let resources = gateway::resources(&base, &settings);
-        let gateway = Gateway::new(&settings, &resources)?;
+        let revocations = Arc::new(RevocationView::default());
+        let resources = Arc::new(gateway::resources(public.base(), &settings));
+        let upstream = UpstreamTokenKeeper::new(
+            store.clone(),
+            secrets.clone(),
+            providers.clone(),
+            revocations.clone(),
+        );
+        let identity = Arc::new(IdentityForwarder::new(
+            public.issuer().to_owned(),
+            keys.clone(),
+            upstream.clone(),
+            crate::config::seconds(settings.gateway.assertion_ttl_secs),
+        ));
+        let verifier = TokenVerifier::new(
+            public.issuer().to_owned(),
+            keys.clone(),
+            revocations.clone(),
+            auditor.clone(),
+        );
+        let gateway = Arc::new(Gateway::new(GatewayParts {
+            settings: &settings,
+            public: &public,
+            resources: &resources,
+            verifier,
+            identity,
+            auditor: auditor.clone(),
+            clock: clock.clone(),
+        })?);
         let extra = if providers.has_dev() {
-            dev::router(secrets.clone(), base.clone(), clock.clone())
+            dev::router(secrets.clone(), public.base().clone(), clock.clone())
         } else {
             axum::Router::new()
         };
-        let state = AppState::new(Inner {
-            secure_cookies: base.scheme() == "https",
-            settings,
-            issuer,
-            base,
-            store,
+        let auth = Arc::new(AuthorizationServer {
+            public: public.clone(),
+            store: store.clone(),
             secrets,
-            keys,
+            keys: keys.clone(),
+            grant_limits: server::grant_limits(&settings.providers),
             providers,
             resources,
+            revocations: revocations.clone(),
+            auditor: auditor.clone(),
+            lifetimes: Lifetimes::from(&settings.tokens),
+            upstream,
+        });
+        let state = AppState::new(AppParts {
+            settings,
+            public,
+            store,
+            keys,
+            auth,
             gateway,
-            revocations: RevocationView::default(),
+            revocations,
             auditor,
             clock,
-            http,
         });
-        state.gateway.attach(&state);
         let router = crate::http::router(state.clone(), extra);
         Ok(Self {
             listener,

@@ -3,8 +3,9 @@
 
 use tokio::time::Instant;
 
-use super::auth::Caller;
-use crate::state::AppState;
+use super::caller::Caller;
+use crate::audit::Auditor;
+use crate::clock::Clock;
 use crate::store::{AuditEvent, AuditKind, Decision};
 
 /// The longest client-supplied value (tool name, request id) an audit record keeps.
@@ -41,8 +42,10 @@ fn bounded(value: &str) -> String {
 }
 
 /// A call on its way through the gateway, recorded once when it is decided or ends.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CallRecord {
+    auditor: Auditor,
+    clock: Clock,
     pub backend: String,
     pub tool: Option<String>,
     pub user_id: String,
@@ -52,8 +55,16 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    pub fn new(backend: &str, caller: &Caller, request_id: &str) -> Self {
+    pub fn new(
+        auditor: Auditor,
+        clock: Clock,
+        backend: &str,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Self {
         Self {
+            auditor,
+            clock,
             backend: backend.to_owned(),
             tool: None,
             user_id: caller.claims.sub.clone(),
@@ -63,9 +74,8 @@ impl CallRecord {
         }
     }
 
-    fn event(&self, state: &AppState, decision: Decision) -> AuditEvent {
-        let mut event = state
-            .audit_event(AuditKind::ToolCall, decision)
+    fn event(&self, decision: Decision) -> AuditEvent {
+        let mut event = AuditEvent::new(AuditKind::ToolCall, decision, self.clock.now())
             .user(self.user_id.clone(), self.user_email.as_deref())
             .client(self.client_id.clone())
             .request_id(self.request_id.clone());
@@ -76,27 +86,20 @@ impl CallRecord {
 
     /// The call was refused before it reached the backend. Only tool calls are recorded: the
     /// rest of MCP's traffic (initialize, lists, notifications) calls nothing.
-    pub fn deny(&self, state: &AppState, reason: &str) {
+    pub fn deny(&self, reason: &str) {
         if self.tool.is_some() {
-            state
-                .auditor
-                .record(self.event(state, Decision::Denied).reason(reason));
+            self.auditor
+                .record(self.event(Decision::Denied).reason(reason));
         }
     }
 
     /// The call reached the backend and ended with `outcome` (tool calls only, as above).
-    pub fn finish(
-        &self,
-        state: &AppState,
-        outcome: Outcome,
-        started: Instant,
-        response_bytes: usize,
-    ) {
+    pub fn finish(&self, outcome: Outcome, started: Instant, response_bytes: usize) {
         if self.tool.is_none() {
             return;
         }
-        state.auditor.record(
-            self.event(state, Decision::Allowed)
+        self.auditor.record(
+            self.event(Decision::Allowed)
                 .outcome(outcome.as_str())
                 .latency(started.elapsed())
                 .response_bytes(u64::try_from(response_bytes).unwrap_or(u64::MAX)),

@@ -1,38 +1,30 @@
-//! Tools Portcullis serves itself on `/mcp`.
+//! Tools Portcullis serves itself on `/mcp`. They only tell callers about themselves, so they
+//! need no scope beyond the token.
 
-use std::sync::Arc;
+use serde_json::{Value, json};
 
-use rmcp::ErrorData;
-use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, Tool};
-
-use super::auth::Caller;
-
-fn whoami_tool() -> Tool {
-    let schema =
-        serde_json::json!({ "type": "object", "properties": {}, "additionalProperties": false });
-    let schema = match schema {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
-    Tool::new(
-        "whoami",
-        "Who is calling: the signed-in user, the client and the scopes granted.",
-        Arc::new(schema),
-    )
-}
+use super::caller::Caller;
 
 /// The built-in tools, as listed on `/mcp`.
-pub fn tools() -> Vec<Tool> {
-    vec![whoami_tool()]
+pub fn tools() -> Vec<Value> {
+    vec![json!({
+        "name": "whoami",
+        "description": "Who is calling: the signed-in user, the client and the scopes granted.",
+        "inputSchema": { "type": "object", "properties": {}, "additionalProperties": false },
+    })]
 }
 
-/// Runs a built-in tool; `None` when `name` is not one. They need no scope beyond the token:
-/// they only tell callers about themselves.
-pub fn call(name: &str, caller: &Caller) -> Option<Result<CallToolResponse, ErrorData>> {
+/// True when `name` is a built-in tool.
+pub fn is_builtin(name: &str) -> bool {
+    name == "whoami"
+}
+
+/// Runs a built-in tool; `None` when `name` is not one. The result is a `CallToolResult`.
+pub fn call(name: &str, caller: &Caller) -> Option<Value> {
     match name {
         "whoami" => {
             let claims = &caller.claims;
-            let body = serde_json::json!({
+            let body = json!({
                 "user": claims.sub,
                 "email": claims.email,
                 "client_id": claims.client_id,
@@ -40,9 +32,11 @@ pub fn call(name: &str, caller: &Caller) -> Option<Result<CallToolResponse, Erro
                 "audience": claims.aud,
                 "session": claims.sid,
             });
-            let mut result = CallToolResult::success(vec![ContentBlock::text(body.to_string())]);
-            result.structured_content = Some(body);
-            Some(Ok(result.into()))
+            Some(json!({
+                "content": [{ "type": "text", "text": body.to_string() }],
+                "structuredContent": body,
+                "isError": false,
+            }))
         }
         _ => None,
     }

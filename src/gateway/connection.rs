@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::auth::Caller;
+use super::caller::Caller;
 
 /// Who is asking, and by when the answer must be there.
 #[derive(Debug, Clone)]

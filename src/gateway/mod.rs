@@ -1,17 +1,45 @@
 //! The gateway: `/mcp` with the built-in tools, and `/mcp/{backend}` for each MCP server behind
-//! Portcullis, each a protected resource with its own audience, every call checked against the
-//! caller's scopes, audited, and relayed with the caller's identity (never the client's token).
+//! Portcullis, each a protected resource with its own audience. Every message on every endpoint
+//! takes the same path: authenticated, parsed once, authorized by the one gate, audited, then
+//! relayed (HTTP backends) or answered by the gateway as an MCP server, with the caller's
+//! identity (never the client's token) going to the backend.
 
-mod audit;
-pub mod auth;
+/// One audit record per call: who, which backend and tool, the decision and the outcome.
+pub mod audit;
+/// The MCP servers behind the gateway and how each is reached.
+pub mod backend;
+/// Tools Portcullis serves itself (`whoami`).
 mod builtin;
+/// Who is calling: bearer tokens verified for one resource, scopes parsed once.
+pub mod caller;
+/// The MCP client side of a backend: one JSON-RPC request at a time for a caller.
 pub mod connection;
+/// The endpoints, and the one handler every MCP request goes through.
+pub mod endpoint;
+/// The one error vocabulary: JSON-RPC code, HTTP status, audit outcome.
+pub mod error;
+/// MCP answered by the gateway itself (the aggregate `/mcp`, stdio backends).
 mod facade;
-pub mod forward;
-mod http_client;
+/// The one authorization step every message passes.
+pub mod gate;
+/// What a backend learns about the caller: headers, a signed assertion, the upstream token.
+pub mod identity;
+/// JSON-RPC responses as relayed: ids, failures, the `tools/list` filter.
 pub mod jsonrpc;
+/// The gateway as an MCP client of a Streamable HTTP backend (for `/mcp`).
+pub mod mcp_client;
+/// Client messages parsed once into typed requests.
+pub mod message;
+/// Which scope a tool requires.
 pub mod policy;
+/// The streaming reverse proxy in front of Streamable HTTP backends.
 mod proxy;
+/// Relaying a proxied backend's JSON or SSE answer.
+mod relay;
+/// The shared HTTP answers: 401, step-up 403, JSON-RPC errors.
+mod respond;
+/// Server-Sent Events: splitting, reading and writing events.
+pub mod sse;
 /// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
 pub mod stdio;
 
@@ -19,59 +47,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderMap, header};
 use axum::routing::any;
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use url::Url;
 
-use crate::config::{BackendSettings, Settings};
-use crate::oauth::resource::{Resource, Resources};
-use crate::paths;
-use crate::state::AppState;
-use connection::Connection;
-use facade::Facade;
-use http_client::HttpConnection;
+use crate::audit::Auditor;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::oauth::resource::Resources;
+use crate::paths::{self, PublicUrl};
+pub use backend::{Backend, Transport};
+use caller::TokenVerifier;
+use endpoint::{Endpoint, Served, Serves};
+use gate::Gate;
+use identity::IdentityForwarder;
+use mcp_client::McpHttpClient;
 use policy::ToolPolicy;
-
-/// One MCP server behind the gateway.
-#[derive(Debug)]
-pub struct Backend {
-    pub settings: BackendSettings,
-    pub policy: ToolPolicy,
-    /// `/mcp/{id}`: the audience of tokens for this backend.
-    pub resource: Resource,
-    pub transport: Transport,
-}
-
-/// How the gateway reaches a backend.
-#[derive(Debug)]
-pub enum Transport {
-    /// Streamable HTTP: proxied as-is on `/mcp/{id}`, spoken to as a client for `/mcp`.
-    Http {
-        url: Url,
-        client: Arc<HttpConnection>,
-    },
-    /// stdio: the gateway runs the processes and serves `/mcp/{id}` itself.
-    Stdio(Arc<stdio::StdioPool>),
-}
-
-impl Backend {
-    /// The backend as an MCP peer of the gateway.
-    pub fn connection(&self) -> Arc<dyn Connection> {
-        match &self.transport {
-            Transport::Http { client, .. } => client.clone(),
-            Transport::Stdio(pool) => pool.clone(),
-        }
-    }
-}
-
-/// The backends and the HTTP client that reaches them.
-#[derive(Debug)]
-pub struct Gateway {
-    pub backends: Vec<Arc<Backend>>,
-    /// No overall timeout (each call has its own deadline, streams may be long), no redirects.
-    pub http: reqwest::Client,
-}
 
 /// `/mcp/{id}` for a backend.
 pub fn backend_path(id: &str) -> String {
@@ -106,48 +97,158 @@ pub fn resources(base: &Url, settings: &Settings) -> Resources {
     Resources::new(base, std::iter::once(aggregate).chain(backends))
 }
 
+/// What the gateway is built from: each part it uses, nothing more.
+pub struct GatewayParts<'a> {
+    pub settings: &'a Settings,
+    pub public: &'a PublicUrl,
+    pub resources: &'a Resources,
+    pub verifier: TokenVerifier,
+    pub identity: Arc<IdentityForwarder>,
+    pub auditor: Auditor,
+    pub clock: Clock,
+}
+
+/// The backends, the endpoints in front of them, and what every request passes through.
+pub struct Gateway {
+    pub backends: Vec<Arc<Backend>>,
+    endpoints: Vec<Arc<Endpoint>>,
+    verifier: TokenVerifier,
+    gate: Gate,
+    identity: Arc<IdentityForwarder>,
+    /// For proxied requests: no overall timeout (each call has its own deadline, streams may be
+    /// long), no redirects.
+    http: reqwest::Client,
+    clock: Clock,
+    /// The largest body the endpoints the gateway serves itself accept.
+    max_body_bytes: usize,
+    /// `Host` values accepted (DNS rebinding protection).
+    allowed_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("backends", &self.backends)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Gateway {
-    pub fn new(settings: &Settings, resources: &Resources) -> anyhow::Result<Self> {
+    pub fn new(parts: GatewayParts<'_>) -> anyhow::Result<Self> {
+        let GatewayParts {
+            settings,
+            public,
+            resources,
+            verifier,
+            identity,
+            auditor,
+            clock,
+        } = parts;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
-        let mut backends = Vec::new();
-        for backend in &settings.backends {
-            let path = backend_path(&backend.id);
-            let resource = resources
+        let resource_at = |path: &str| {
+            resources
                 .all()
                 .iter()
                 .find(|r| r.path == path)
                 .cloned()
-                .ok_or_else(|| anyhow::anyhow!("no resource for backend {}", backend.id))?;
-            let transport = match backend.url.clone() {
+                .ok_or_else(|| anyhow::anyhow!("no protected resource at {path}"))
+        };
+        let mut backends = Vec::new();
+        let mut endpoints = Vec::new();
+        for settings in &settings.backends {
+            let transport = match settings.url.clone() {
                 Some(url) => Transport::Http {
-                    client: HttpConnection::new(backend, url.clone(), http.clone()),
+                    client: McpHttpClient::new(
+                        settings,
+                        url.clone(),
+                        http.clone(),
+                        identity.clone(),
+                        clock.clone(),
+                    ),
                     url,
                 },
-                None => Transport::Stdio(Arc::new(stdio::StdioPool::new(backend))),
+                None => Transport::Stdio(Arc::new(stdio::StdioPool::new(settings))),
             };
-            backends.push(Arc::new(Backend {
-                settings: backend.clone(),
-                policy: ToolPolicy::new(backend),
-                resource,
+            let backend = Arc::new(Backend {
+                settings: settings.clone(),
+                policy: ToolPolicy::new(settings),
+                resource: resource_at(&backend_path(&settings.id))?,
                 transport,
+            });
+            let serves = match backend.transport {
+                Transport::Http { .. } => Serves::Proxy(backend.clone()),
+                Transport::Stdio(_) => Serves::Stdio(backend.clone()),
+            };
+            endpoints.push(Arc::new(Endpoint {
+                resource: backend.resource.clone(),
+                serves,
             }));
+            backends.push(backend);
         }
-        Ok(Self { backends, http })
-    }
-}
-
-impl Gateway {
-    /// Hands the running state to the connections that need it (weakly: no cycle).
-    pub fn attach(&self, state: &AppState) {
-        for backend in &self.backends {
-            if let Transport::Http { client, .. } = &backend.transport {
-                client.attach(state);
+        endpoints.insert(
+            0,
+            Arc::new(Endpoint {
+                resource: resource_at(paths::MCP)?,
+                serves: Serves::Aggregate {
+                    backends: backends.clone(),
+                    separator: settings.gateway.tool_separator.clone(),
+                },
+            }),
+        );
+        let mut allowed_hosts = Vec::new();
+        if let Some(host) = public.base().host_str() {
+            allowed_hosts.push(host.to_owned());
+            if let Some(port) = public.base().port() {
+                allowed_hosts.push(format!("{host}:{port}"));
             }
         }
+        allowed_hosts.push(settings.bind.ip().to_string());
+        allowed_hosts.push(settings.bind.to_string());
+        Ok(Self {
+            backends,
+            endpoints,
+            verifier,
+            gate: Gate::new(auditor, clock.clone()),
+            identity,
+            http,
+            clock,
+            max_body_bytes: settings.limits.max_mcp_body_bytes,
+            allowed_hosts,
+        })
+    }
+
+    /// True when the request's `Host` is this gateway's (public or bound address).
+    fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+            // HTTP/2 carries the authority in the URI, which the public URL's routing checks.
+            return true;
+        };
+        let host = host.trim().to_ascii_lowercase();
+        self.allowed_hosts.iter().any(|allowed| {
+            allowed.eq_ignore_ascii_case(&host)
+                || allowed.trim_matches(['[', ']']) == host.trim_matches(['[', ']'])
+        })
+    }
+
+    /// The MCP routes: one per endpoint, all through the same handler.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let mut router = Router::new();
+        for endpoint in &self.endpoints {
+            let served = Served {
+                gateway: self.clone(),
+                endpoint: endpoint.clone(),
+            };
+            router = router.merge(
+                Router::new()
+                    .route(&endpoint.resource.path, any(endpoint::handle))
+                    .with_state(served),
+            );
+        }
+        router
     }
 
     /// Stops the stdio processes: stdin closed, then a signal to any that linger.
@@ -158,142 +259,4 @@ impl Gateway {
         });
         futures::future::join_all(pools).await;
     }
-}
-
-/// Refuses, with a step-up challenge, requests that use `backend` beyond its tools (resources,
-/// prompts, completions…) when the caller lacks the backend's default scope.
-fn check_other_uses(
-    state: &AppState,
-    backend: &Backend,
-    caller: &auth::Caller,
-    inspected: &jsonrpc::Inspected,
-) -> Option<axum::response::Response> {
-    let id = inspected.other_uses.first()?;
-    let required = backend.policy.default_scope();
-    if caller
-        .scopes()
-        .any(|held| crate::oauth::scope::pattern_covers(held, required))
-    {
-        return None;
-    }
-    state.auditor.record(
-        state
-            .audit_event(
-                crate::store::AuditKind::RequestDenied,
-                crate::store::Decision::Denied,
-            )
-            .user(caller.claims.sub.clone(), caller.claims.email.as_deref())
-            .client(caller.claims.client_id.clone())
-            .reason(format!(
-                "missing scope {required} to use backend {}",
-                backend.settings.id
-            )),
-    );
-    Some(auth::insufficient_scope(
-        state,
-        &backend.resource,
-        required,
-        caller,
-        id,
-    ))
-}
-
-/// An MCP endpoint served by the gateway itself, stateless so any instance can answer.
-fn mcp_service(
-    state: &AppState,
-    facade: Facade,
-) -> StreamableHttpService<Facade, NeverSessionManager> {
-    let mut hosts = vec![];
-    if let Some(host) = state.base.host_str() {
-        hosts.push(host.to_owned());
-        if let Some(port) = state.base.port() {
-            hosts.push(format!("{host}:{port}"));
-        }
-    }
-    let bind = state.settings.bind;
-    hosts.push(bind.ip().to_string());
-    hosts.push(bind.to_string());
-    let mut config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
-    config.legacy_session_mode = false;
-    // JSON for a plain answer; rmcp switches to SSE when notifications (progress) come first.
-    config.json_response = true;
-    config.max_request_body_bytes = state.settings.limits.max_mcp_body_bytes;
-    StreamableHttpService::new(
-        move || Ok(facade.clone()),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    )
-}
-
-/// The MCP routes, each behind the token check for its own audience, then the scope guard.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let mut router = Router::new();
-    if let Some(resource) = state.resources.by_uri(&state.url(paths::MCP)) {
-        let facade = Facade::new(
-            state.clone(),
-            state.gateway.backends.clone(),
-            true,
-            true,
-            resource.clone(),
-        );
-        router = router.route_service(paths::MCP, protected(state, resource, facade));
-    }
-    for backend in &state.gateway.backends {
-        match &backend.transport {
-            Transport::Http { url, .. } => {
-                let layer = axum::middleware::from_fn_with_state(
-                    (state.clone(), backend.resource.clone()),
-                    auth::require_token,
-                );
-                let context = proxy::ProxyContext {
-                    state: state.clone(),
-                    backend: backend.clone(),
-                    url: url.clone(),
-                };
-                let route = Router::new()
-                    .route(&backend.resource.path, any(proxy::forward))
-                    .with_state(context)
-                    .layer(layer);
-                router = router.merge(route);
-            }
-            Transport::Stdio(_) => {
-                let facade = Facade::new(
-                    state.clone(),
-                    vec![backend.clone()],
-                    false,
-                    false,
-                    backend.resource.clone(),
-                );
-                router = router.route_service(
-                    &backend.resource.path,
-                    protected(state, &backend.resource, facade),
-                );
-            }
-        }
-    }
-    router
-}
-
-/// A facade behind the token check for `resource` and the scope guard.
-fn protected(
-    state: &AppState,
-    resource: &Resource,
-    facade: Facade,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future: Send,
-> + Clone
-+ Send
-+ 'static {
-    let auth = axum::middleware::from_fn_with_state(
-        (state.clone(), resource.clone()),
-        auth::require_token,
-    );
-    let guard = axum::middleware::from_fn_with_state(facade.clone(), facade::guard);
-    tower::ServiceBuilder::new()
-        .layer(auth)
-        .layer(guard)
-        .service(mcp_service(state, facade))
 }

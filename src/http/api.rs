@@ -125,7 +125,7 @@ fn with_basic(basic_attempted: bool) -> impl FnOnce(OAuthError) -> ApiError {
 
 /// RFC 8414 §3 and OpenID Connect Discovery §4.
 pub async fn authorization_server_metadata(State(state): State<AppState>) -> Response {
-    Json(metadata::authorization_server(&state)).into_response()
+    Json(metadata::authorization_server(&state.auth)).into_response()
 }
 
 /// RFC 9728 §3, for the resource at `path` (empty for the default resource).
@@ -134,12 +134,13 @@ pub async fn protected_resource_metadata(
     path: Option<Path<String>>,
 ) -> Response {
     let resource_path = path.map(|Path(p)| format!("/{p}"));
-    let prefix = state.base.path().trim_end_matches('/').to_owned();
+    let prefix = state.public.prefix();
     let resource = match resource_path {
-        None => state.resources.default_resource(),
+        None => state.auth.resources.default_resource(),
         Some(path) => {
-            let below_prefix = path.strip_prefix(&prefix).unwrap_or(&path).to_owned();
+            let below_prefix = path.strip_prefix(prefix).unwrap_or(&path).to_owned();
             state
+                .auth
                 .resources
                 .all()
                 .iter()
@@ -147,7 +148,7 @@ pub async fn protected_resource_metadata(
         }
     };
     match resource {
-        Some(resource) => Json(metadata::protected_resource(&state, resource)).into_response(),
+        Some(resource) => Json(metadata::protected_resource(&state.auth, resource)).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({"error": "not_found"})),
@@ -193,7 +194,7 @@ pub async fn token(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (text, basic, attempted) = form(&state, &headers, body).await?;
-    let response = grants::token(&state, basic.as_ref(), &text, state.now())
+    let response = grants::token(&state.auth, basic.as_ref(), &text, state.now())
         .await
         .map_err(with_basic(attempted))?;
     Ok(no_store(StatusCode::OK, response))
@@ -206,7 +207,7 @@ pub async fn revoke(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (text, basic, attempted) = form(&state, &headers, body).await?;
-    introspection::revoke(&state, basic.as_ref(), &text, state.now())
+    introspection::revoke(&state.auth, basic.as_ref(), &text, state.now())
         .await
         .map_err(with_basic(attempted))?;
     Ok(no_store(StatusCode::OK, serde_json::json!({})))
@@ -219,7 +220,7 @@ pub async fn introspect(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (text, basic, attempted) = form(&state, &headers, body).await?;
-    let response = introspection::introspect(&state, basic.as_ref(), &text, state.now())
+    let response = introspection::introspect(&state.auth, basic.as_ref(), &text, state.now())
         .await
         .map_err(with_basic(attempted))?;
     Ok(no_store(StatusCode::OK, response))

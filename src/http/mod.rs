@@ -29,7 +29,7 @@ async fn stylesheet() -> impl IntoResponse {
 }
 
 /// The routes below the public base URL's path.
-fn app_routes(state: &AppState) -> Router<AppState> {
+fn app_routes() -> Router<AppState> {
     Router::new()
         .route(
             paths::AUTHORIZATION_SERVER_METADATA,
@@ -60,7 +60,6 @@ fn app_routes(state: &AppState) -> Router<AppState> {
             &format!("{}/portcullis.css", paths::STATIC),
             get(stylesheet),
         )
-        .merge(crate::gateway::router(state))
 }
 
 /// Well-known documents at the origin's root, with the issuer's or resource's path inserted
@@ -87,8 +86,11 @@ fn well_known_routes() -> Router<AppState> {
 
 /// The whole application; `extra` (the development sign-in pages) is served below the prefix too.
 pub fn router(state: AppState, extra: Router) -> Router {
-    let prefix = state.base.path().trim_end_matches('/').to_owned();
-    let app = app_routes(&state).with_state(state.clone()).merge(extra);
+    let prefix = state.public.prefix().to_owned();
+    let app = app_routes()
+        .with_state(state.clone())
+        .merge(state.gateway.router())
+        .merge(extra);
     let well_known = well_known_routes().with_state(state.clone());
     let routes = if prefix.is_empty() {
         app.merge(well_known)

@@ -1,6 +1,8 @@
 //! The browser side of the flow: `/authorize`, the provider and consent pages, the upstream
 //! callback. Server-rendered (askama), framed by nobody, cached by nobody.
 
+use std::borrow::Cow;
+
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -8,9 +10,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::crypto::random_token;
-use crate::oauth::authorize::{self, AuthorizeError, AuthorizeOutcome, PageError};
+use crate::oauth::authorize::{self, AuthorizeError, AuthorizeOutcome};
 use crate::oauth::callback;
 use crate::oauth::consent::{self, ConsentView, ProviderView};
+use crate::oauth::error::FlowError;
 use crate::oauth::params::Params;
 use crate::paths;
 use crate::state::AppState;
@@ -44,7 +47,7 @@ struct ErrorPage<'a> {
 
 /// The path prefix of the public URL, for links in pages (`""` at the root).
 fn base_path(state: &AppState) -> &str {
-    state.base.path().trim_end_matches('/')
+    state.public.prefix()
 }
 
 /// Headers every page carries: no framing (clickjacking on consent), no caching, no referrer
@@ -85,14 +88,83 @@ fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Response
     }
 }
 
-fn error_page(state: &AppState, error: &PageError) -> Response {
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+/// How a step that cannot go on is shown to the person: status, title and explanation.
+fn page_copy(error: &FlowError) -> (StatusCode, &'static str, Cow<'static, str>) {
+    let bad = StatusCode::BAD_REQUEST;
+    let again = "Go back to your application and connect again.";
+    match error {
+        FlowError::InvalidRequest(why) => (bad, "Invalid authorization request", why.clone()),
+        FlowError::MissingClientId => (
+            bad,
+            "Invalid authorization request",
+            "The request does not name a client (client_id).".into(),
+        ),
+        FlowError::UnknownClient => (
+            bad,
+            "Unknown application",
+            "The application asking you to sign in is not registered here.".into(),
+        ),
+        FlowError::MissingRedirectUri => (
+            bad,
+            "Invalid authorization request",
+            "The request names no redirect_uri.".into(),
+        ),
+        FlowError::UnregisteredRedirectUri => (
+            bad,
+            "Invalid redirect address",
+            "The application asked to return you to an address it did not register. You have not been signed in.".into(),
+        ),
+        FlowError::MalformedRedirectUri => (
+            bad,
+            "Invalid redirect address",
+            "The redirect address is malformed.".into(),
+        ),
+        FlowError::FlowGone => (
+            bad,
+            "This sign-in link has expired",
+            format!("The sign-in request is unknown, already finished, or too old. {again}").into(),
+        ),
+        FlowError::ForeignBrowser => (
+            StatusCode::FORBIDDEN,
+            "Use the browser you started from",
+            "This sign-in was started in another browser. Go back to your application and connect again from here.".into(),
+        ),
+        FlowError::FormExpired => (
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            format!("The form could not be verified. {again}").into(),
+        ),
+        FlowError::InvalidForm(why) => (bad, "Invalid form", Cow::Owned(capitalized(why))),
+        FlowError::UnknownProvider => (
+            bad,
+            "Unknown sign-in provider",
+            "Choose one of the listed providers.".into(),
+        ),
+        FlowError::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "Portcullis could not finish this step. Please try again.".into(),
+        ),
+    }
+}
+
+/// `why` as a sentence.
+fn capitalized(why: &str) -> String {
+    let mut chars = why.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    }
+}
+
+fn error_page(state: &AppState, error: &FlowError) -> Response {
+    let (status, title, message) = page_copy(error);
     html(
         status,
         ErrorPage {
             base_path: base_path(state),
-            title: error.title,
-            message: &error.message,
+            title,
+            message: &message,
         }
         .render(),
     )
@@ -100,7 +172,7 @@ fn error_page(state: &AppState, error: &PageError) -> Response {
 
 /// Sends the browser to a page of the flow `flow_id`.
 fn flow_page(state: &AppState, path: &str, flow_id: &str) -> Response {
-    redirect(&format!("{}?flow={flow_id}", state.url(path)))
+    redirect(&format!("{}?flow={flow_id}", state.public.url(path)))
 }
 
 fn redirect(location: &str) -> Response {
@@ -115,7 +187,7 @@ fn redirect(location: &str) -> Response {
 
 /// The name of the browser-binding cookie: `__Host-` over https (bound to this exact origin).
 fn cookie_name(state: &AppState) -> &'static str {
-    if state.secure_cookies {
+    if state.public.is_https() {
         "__Host-portcullis-browser"
     } else {
         "portcullis-browser"
@@ -142,7 +214,7 @@ fn set_browser_cookie(state: &AppState, response: &mut Response, secret: &str) {
         .http_only(true)
         .path("/")
         .same_site(cookie::SameSite::Lax);
-    if state.secure_cookies {
+    if state.public.is_https() {
         cookie = cookie.secure(true);
     }
     if let Ok(value) = HeaderValue::from_str(&cookie.build().to_string()) {
@@ -150,14 +222,13 @@ fn set_browser_cookie(state: &AppState, response: &mut Response, secret: &str) {
     }
 }
 
-async fn read_form(body: Body) -> Result<Params, PageError> {
+async fn read_form(body: Body) -> Result<Params, FlowError> {
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| PageError::bad_request("Invalid form", "The form is too large."))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| PageError::bad_request("Invalid form", "The form is not UTF-8."))?;
-    Params::parse(text)
-        .map_err(|_| PageError::bad_request("Invalid form", "The form could not be read."))
+        .map_err(|_| FlowError::InvalidForm("the form is too large"))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| FlowError::InvalidForm("the form is not UTF-8"))?;
+    Params::parse(text).map_err(|_| FlowError::InvalidForm("the form could not be read"))
 }
 
 /// The flow named by `?flow=…`, if this browser started it.
@@ -165,10 +236,10 @@ async fn flow_of_query(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<crate::store::Flow, PageError> {
-    let flow_id = flow_param(query).ok_or_else(PageError::flow_gone)?;
+) -> Result<crate::store::Flow, FlowError> {
+    let flow_id = flow_param(query).ok_or(FlowError::FlowGone)?;
     consent::flow_for_browser(
-        state,
+        &state.auth,
         &flow_id,
         browser_secret(state, headers).as_deref(),
         state.now(),
@@ -192,7 +263,7 @@ pub async fn authorize(
     let existing = browser_secret(&state, &headers);
     let secret = existing.clone().unwrap_or_else(|| random_token(32));
     let outcome = authorize::start(
-        &state,
+        &state.auth,
         query.as_deref().unwrap_or_default(),
         &secret,
         state.now(),
@@ -221,7 +292,7 @@ pub async fn provider_page(
 ) -> Response {
     let result = async {
         let flow = flow_of_query(&state, &headers, query.as_deref()).await?;
-        consent::provider_view(&state, &flow).await
+        consent::provider_view(&state.auth, &flow).await
     }
     .await;
     match result {
@@ -229,7 +300,7 @@ pub async fn provider_page(
             StatusCode::OK,
             ProviderPage {
                 base_path: base_path(&state),
-                action: state.url(paths::AUTHORIZE_PROVIDER),
+                action: state.public.url(paths::AUTHORIZE_PROVIDER),
                 view,
             }
             .render(),
@@ -246,7 +317,7 @@ pub async fn choose_provider(
     let result = async {
         let form = read_form(body).await?;
         consent::choose_provider(
-            &state,
+            &state.auth,
             &form,
             browser_secret(&state, &headers).as_deref(),
             state.now(),
@@ -270,7 +341,7 @@ pub async fn consent_page(
         if flow.data.provider.is_none() {
             return Ok(Err(flow.id));
         }
-        consent::consent_view(&state, &flow).await.map(Ok)
+        consent::consent_view(&state.auth, &flow).await.map(Ok)
     }
     .await;
     match result {
@@ -278,7 +349,7 @@ pub async fn consent_page(
             StatusCode::OK,
             ConsentPage {
                 base_path: base_path(&state),
-                action: state.url(paths::AUTHORIZE_CONSENT),
+                action: state.public.url(paths::AUTHORIZE_CONSENT),
                 view,
             }
             .render(),
@@ -293,7 +364,7 @@ pub async fn decide(State(state): State<AppState>, headers: HeaderMap, body: Bod
     let result = async {
         let form = read_form(body).await?;
         consent::decide(
-            &state,
+            &state.auth,
             &form,
             browser_secret(&state, &headers).as_deref(),
             state.now(),
@@ -315,7 +386,7 @@ pub async fn callback(
 ) -> Response {
     let secret = browser_secret(&state, &headers);
     match callback::finish(
-        &state,
+        &state.auth,
         &provider,
         query.as_deref().unwrap_or_default(),
         secret.as_deref(),

@@ -4,75 +4,25 @@
 //! page and never redirected (RFC 6749 §4.1.2.1): otherwise Portcullis would be an open
 //! redirector. After that, errors go back to the client with `state` and `iss` (RFC 9207).
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::error::{ErrorCode, OAuthError};
+use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
 use super::pkce;
 use super::redirect;
 use super::scope::Scopes;
+use super::server::AuthorizationServer;
 use crate::crypto::{random_token, sha256_hex};
-use crate::state::AppState;
 use crate::store::{Flow, FlowData};
 
 const MAX_STATE_LEN: usize = 2048;
 
-/// An error shown to the person in the browser, because redirecting is not safe or not possible.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageError {
-    pub status: u16,
-    pub title: &'static str,
-    pub message: Cow<'static, str>,
-}
-
-impl PageError {
-    pub fn bad_request(title: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            status: 400,
-            title,
-            message: message.into(),
-        }
-    }
-
-    pub fn forbidden(title: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            status: 403,
-            title,
-            message: message.into(),
-        }
-    }
-
-    pub fn server_error() -> Self {
-        Self {
-            status: 500,
-            title: "Something went wrong",
-            message: "Portcullis could not finish this step. Please try again.".into(),
-        }
-    }
-
-    /// A flow that is unknown, expired, finished, or was started in another browser.
-    pub fn flow_gone() -> Self {
-        Self::bad_request(
-            "This sign-in link has expired",
-            "The sign-in request is unknown, already finished, or too old. Go back to your application and connect again.",
-        )
-    }
-}
-
-impl From<crate::store::StoreError> for PageError {
-    fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(%error, "storage failed");
-        Self::server_error()
-    }
-}
-
 /// An authorization error for the client, or a page for the person.
 #[derive(Debug)]
 pub enum AuthorizeError {
-    Page(PageError),
+    /// Redirecting is not safe or not possible: the person sees a page.
+    Page(FlowError),
     /// Where to send the browser: the client's redirect URI with `error`, `state` and `iss`.
     Redirect(Url),
 }
@@ -83,8 +33,8 @@ impl From<crate::store::StoreError> for AuthorizeError {
     }
 }
 
-impl From<PageError> for AuthorizeError {
-    fn from(error: PageError) -> Self {
+impl From<FlowError> for AuthorizeError {
+    fn from(error: FlowError) -> Self {
         Self::Page(error)
     }
 }
@@ -118,55 +68,33 @@ pub fn error_redirect(
 
 /// Validates an authorization request and records it as a flow bound to this browser.
 pub async fn start(
-    state: &AppState,
+    server: &AuthorizationServer,
     raw_query: &str,
     browser_secret: &str,
     now: DateTime<Utc>,
 ) -> Result<AuthorizeOutcome, AuthorizeError> {
-    let params = Params::parse(raw_query)
-        .map_err(|e| PageError::bad_request("Invalid authorization request", e.description))?;
-    let client_id = params.get("client_id").ok_or_else(|| {
-        PageError::bad_request(
-            "Invalid authorization request",
-            "The request does not name a client (client_id).",
-        )
-    })?;
-    let client = state.store.get_client(client_id).await?.ok_or_else(|| {
-        PageError::bad_request(
-            "Unknown application",
-            "The application asking you to sign in is not registered here.",
-        )
-    })?;
+    let params = Params::parse(raw_query).map_err(|e| FlowError::InvalidRequest(e.description))?;
+    let client_id = params.get("client_id").ok_or(FlowError::MissingClientId)?;
+    let client = server
+        .store
+        .get_client(client_id)
+        .await?
+        .ok_or(FlowError::UnknownClient)?;
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if redirect::matches_registered(&client.redirect_uris, uri) => uri.to_owned(),
-        Some(_) => {
-            return Err(PageError::bad_request(
-                "Invalid redirect address",
-                "The application asked to return you to an address it did not register. You have not been signed in.",
-            )
-            .into());
-        }
+        Some(_) => return Err(FlowError::UnregisteredRedirectUri.into()),
         // Required even when only one is registered, so the token request can always be
         // checked against it (OAuth 2.1 §4.1.3).
-        None => {
-            return Err(PageError::bad_request(
-                "Invalid authorization request",
-                "The request names no redirect_uri.",
-            )
-            .into());
-        }
+        None => return Err(FlowError::MissingRedirectUri.into()),
     };
 
     // From here on the client is known and the redirect URI is its own: errors go back to it.
     let client_state = params.get("state");
     let fail = |error: OAuthError| -> AuthorizeError {
         let state_param = client_state.filter(|s| s.len() <= MAX_STATE_LEN);
-        match error_redirect(&redirect_uri, &error, state_param, &state.issuer) {
+        match error_redirect(&redirect_uri, &error, state_param, server.issuer()) {
             Some(url) => AuthorizeError::Redirect(url),
-            None => AuthorizeError::Page(PageError::bad_request(
-                "Invalid redirect address",
-                "The redirect address is malformed.",
-            )),
+            None => AuthorizeError::Page(FlowError::MalformedRedirectUri),
         }
     };
     if client_state.is_some_and(|s| s.len() > MAX_STATE_LEN) {
@@ -202,8 +130,8 @@ pub async fn start(
         None => None,
     };
     let resource = match params.get("resource") {
-        Some(raw) => state.resources.find(raw),
-        None => state.resources.default_resource(),
+        Some(raw) => server.resources.find(raw),
+        None => server.resources.default_resource(),
     }
     .ok_or_else(|| {
         fail(OAuthError::new(
@@ -212,10 +140,10 @@ pub async fn start(
         ))
     })?;
 
-    let provider = (state.providers.len() == 1).then(|| state.providers.all()[0].id().to_owned());
+    let provider = (server.providers.len() == 1).then(|| server.providers.all()[0].id().to_owned());
     let flow = Flow {
         id: random_token(32),
-        expires_at: now + crate::config::seconds(state.settings.tokens.flow_ttl_secs),
+        expires_at: now + server.lifetimes.flow,
         data: FlowData {
             client_id: client.client_id,
             redirect_uri,
@@ -229,11 +157,7 @@ pub async fn start(
             upstream: None,
         },
     };
-    state
-        .store
-        .insert_flow(&flow)
-        .await
-        .map_err(PageError::from)?;
+    server.store.insert_flow(&flow).await?;
     Ok(match provider {
         Some(_) => AuthorizeOutcome::Consent { flow_id: flow.id },
         None => AuthorizeOutcome::ChooseProvider { flow_id: flow.id },

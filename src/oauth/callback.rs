@@ -4,15 +4,15 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::authorize::{PageError, error_redirect};
-use super::error::{ErrorCode, OAuthError};
+use super::authorize::error_redirect;
+use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
+use super::server::AuthorizationServer;
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::paths;
-use crate::state::AppState;
-use crate::store::{AuditKind, Decision};
-use crate::store::{AuthorizationCode, Flow, Grant, NewUser, UpstreamTokens};
-use crate::upstream::{Identity, ProviderTokens, UpstreamError};
+use crate::store::{AuditEvent, AuditKind, Decision};
+use crate::store::{AuthorizationCode, Flow, Grant, NewUser};
+use crate::upstream::{Identity, UpstreamError};
 
 /// Who the person is to Portcullis: the verified email when there is one, so the same person
 /// signing in through two providers is one user; otherwise the provider's subject.
@@ -33,66 +33,50 @@ pub fn user_key(provider_id: &str, identity: &Identity) -> NewUser {
     }
 }
 
-/// Encrypts what the provider issued, for the grant row.
-pub fn encrypt_tokens(state: &AppState, tokens: &ProviderTokens) -> UpstreamTokens {
-    UpstreamTokens {
-        access_token_enc: tokens
-            .access_token
-            .as_deref()
-            .map(|t| state.secrets.encrypt(t)),
-        refresh_token_enc: tokens
-            .refresh_token
-            .as_deref()
-            .map(|t| state.secrets.encrypt(t)),
-        id_token_enc: tokens.id_token.as_deref().map(|t| state.secrets.encrypt(t)),
-        expires_at: tokens.expires_at,
-    }
-}
-
-fn back_to_client(state: &AppState, flow: &Flow, error: OAuthError) -> Result<Url, PageError> {
+fn back_to_client(
+    server: &AuthorizationServer,
+    flow: &Flow,
+    error: OAuthError,
+) -> Result<Url, FlowError> {
     error_redirect(
         &flow.data.redirect_uri,
         &error,
         flow.data.state.as_deref(),
-        &state.issuer,
+        server.issuer(),
     )
-    .ok_or_else(PageError::server_error)
+    .ok_or(FlowError::Internal)
 }
 
 /// Handles `/callback/{provider}`; returns where to send the browser.
 pub async fn finish(
-    state: &AppState,
+    server: &AuthorizationServer,
     provider_id: &str,
     raw_query: &str,
     browser_secret: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Url, PageError> {
-    let params = Params::parse(raw_query).map_err(|_| PageError::flow_gone())?;
-    let upstream_state = params.get("state").ok_or_else(PageError::flow_gone)?;
-    let Some(flow) = state.store.take_flow(upstream_state, now).await? else {
+) -> Result<Url, FlowError> {
+    let params = Params::parse(raw_query).map_err(|_| FlowError::FlowGone)?;
+    let upstream_state = params.get("state").ok_or(FlowError::FlowGone)?;
+    let Some(flow) = server.store.take_flow(upstream_state, now).await? else {
         tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
-        return Err(PageError::flow_gone());
+        return Err(FlowError::FlowGone);
     };
     let (Some(leg), Some(flow_provider)) = (&flow.data.upstream, &flow.data.provider) else {
-        return Err(PageError::flow_gone());
+        return Err(FlowError::FlowGone);
     };
     if flow_provider != provider_id {
         tracing::warn!(target: "security", event = "callback.provider_mismatch", provider = %provider_id);
-        return Err(PageError::flow_gone());
+        return Err(FlowError::FlowGone);
     }
     if !browser_secret
         .is_some_and(|secret| constant_time_eq(&sha256_hex(secret), &flow.data.browser_hash))
     {
         tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
-        return Err(PageError::forbidden(
-            "Finish signing in in the browser you started from",
-            "This sign-in was started in another browser. Go back to your application and connect again.",
-        ));
+        return Err(FlowError::ForeignBrowser);
     }
     if let Some(upstream_error) = params.get("error") {
-        state.auditor.record(
-            state
-                .audit_event(AuditKind::SignIn, Decision::Denied)
+        server.auditor.record(
+            AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
                 .client(flow.data.client_id.clone())
                 .reason(match upstream_error {
                     // Only a well-formed RFC 6749 error code is worth recording; anything else
@@ -106,7 +90,7 @@ pub async fn finish(
                 }),
         );
         return back_to_client(
-            state,
+            server,
             &flow,
             OAuthError::new(
                 ErrorCode::AccessDenied,
@@ -116,7 +100,7 @@ pub async fn finish(
     }
     let Some(code) = params.get("code") else {
         return back_to_client(
-            state,
+            server,
             &flow,
             OAuthError::new(
                 ErrorCode::AccessDenied,
@@ -124,16 +108,16 @@ pub async fn finish(
             ),
         );
     };
-    let provider = state
+    let provider = server
         .providers
         .get(provider_id)
-        .ok_or_else(PageError::flow_gone)?;
-    let verifier = state
+        .ok_or(FlowError::FlowGone)?;
+    let verifier = server
         .secrets
         .decrypt(&leg.pkce_verifier_enc)
-        .map_err(|_| PageError::server_error())?;
-    let redirect_uri = Url::parse(&state.url(&paths::callback(provider_id)))
-        .map_err(|_| PageError::server_error())?;
+        .map_err(|_| FlowError::Internal)?;
+    let redirect_uri = Url::parse(&server.public.url(&paths::callback(provider_id)))
+        .map_err(|_| FlowError::Internal)?;
     let identity = match provider
         .exchange(code, &verifier, &leg.nonce, &redirect_uri, now)
         .await
@@ -152,15 +136,15 @@ pub async fn finish(
                     "the identity provider's answer was not accepted",
                 ),
             };
-            return back_to_client(state, &flow, answer);
+            return back_to_client(server, &flow, answer);
         }
     };
 
-    let user = state
+    let user = server
         .store
         .upsert_user(&user_key(provider_id, &identity), now)
         .await?;
-    let granted = super::consent::scopes_to_grant(state, &flow, provider_id);
+    let granted = super::consent::scopes_to_grant(server, &flow, provider_id);
 
     let grant = Grant {
         id: uuid::Uuid::new_v4().to_string(),
@@ -169,13 +153,13 @@ pub async fn finish(
         provider: provider_id.to_owned(),
         scope: granted.to_string(),
         resource: flow.data.resource.clone(),
-        upstream: encrypt_tokens(state, &identity.tokens),
+        upstream: server.upstream.encrypt(&identity.tokens),
         created_at: now,
         revoked_at: None,
     };
-    state.store.insert_grant(&grant).await?;
+    server.store.insert_grant(&grant).await?;
     let code = random_token(32);
-    state
+    server
         .store
         .insert_code(&AuthorizationCode {
             code_hash: sha256_hex(&code),
@@ -183,13 +167,12 @@ pub async fn finish(
             client_id: flow.data.client_id.clone(),
             redirect_uri: flow.data.redirect_uri.clone(),
             code_challenge: flow.data.code_challenge.clone(),
-            expires_at: now + crate::config::seconds(state.settings.tokens.code_ttl_secs),
+            expires_at: now + server.lifetimes.code,
             redeemed_at: None,
         })
         .await?;
-    state.auditor.record(
-        state
-            .audit_event(AuditKind::SignIn, Decision::Allowed)
+    server.auditor.record(
+        AuditEvent::new(AuditKind::SignIn, Decision::Allowed, now)
             .user(user.id.clone(), user.email.as_deref())
             .client(grant.client_id.clone())
             .reason(format!(
@@ -201,7 +184,6 @@ pub async fn finish(
     if let Some(client_state) = flow.data.state.as_deref() {
         params.push(("state", client_state));
     }
-    params.push(("iss", state.issuer.as_str()));
-    super::redirect::with_params(&flow.data.redirect_uri, &params)
-        .ok_or_else(PageError::server_error)
+    params.push(("iss", server.issuer()));
+    super::redirect::with_params(&flow.data.redirect_uri, &params).ok_or(FlowError::Internal)
 }

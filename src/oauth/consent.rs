@@ -7,14 +7,14 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::authorize::{PageError, error_redirect};
-use super::error::{ErrorCode, OAuthError};
+use super::authorize::error_redirect;
+use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
 use super::scope::{self, Scopes};
+use super::server::AuthorizationServer;
 use crate::crypto::{constant_time_eq, pkce_s256, random_token, sha256_hex};
 use crate::paths;
-use crate::state::AppState;
-use crate::store::{AuditKind, Decision};
+use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Flow, UpstreamLeg};
 use crate::upstream::AuthorizationRequest;
 
@@ -56,45 +56,39 @@ fn browser_matches(flow: &Flow, browser_secret: Option<&str>) -> bool {
 
 /// The flow, if it exists and this browser started it.
 pub async fn flow_for_browser(
-    state: &AppState,
+    server: &AuthorizationServer,
     flow_id: &str,
     browser_secret: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Flow, PageError> {
-    let flow = state
+) -> Result<Flow, FlowError> {
+    let flow = server
         .store
         .get_flow(flow_id, now)
         .await?
-        .ok_or_else(PageError::flow_gone)?;
+        .ok_or(FlowError::FlowGone)?;
     if !browser_matches(&flow, browser_secret) {
         tracing::warn!(target: "security", event = "flow.foreign_browser", "a flow was opened in a browser that did not start it");
-        return Err(PageError::forbidden(
-            "Open this page in the browser you started from",
-            "This sign-in was started in another browser. Go back to your application and connect again from here.",
-        ));
+        return Err(FlowError::ForeignBrowser);
     }
     Ok(flow)
 }
 
-fn check_csrf(flow: &Flow, form: &Params) -> Result<(), PageError> {
+fn check_csrf(flow: &Flow, form: &Params) -> Result<(), FlowError> {
     match form.get("csrf") {
         Some(token) if constant_time_eq(token, &flow.data.csrf) => Ok(()),
         _ => {
             tracing::warn!(target: "security", event = "consent.csrf_rejected", client_id = %flow.data.client_id);
-            Err(PageError::forbidden(
-                "This form has expired",
-                "The form could not be verified. Go back to your application and connect again.",
-            ))
+            Err(FlowError::FormExpired)
         }
     }
 }
 
-async fn client_of(state: &AppState, flow: &Flow) -> Result<Client, PageError> {
-    state
+async fn client_of(server: &AuthorizationServer, flow: &Flow) -> Result<Client, FlowError> {
+    server
         .store
         .get_client(&flow.data.client_id)
         .await?
-        .ok_or_else(PageError::flow_gone)
+        .ok_or(FlowError::FlowGone)
 }
 
 fn display_name(client: &Client) -> String {
@@ -104,13 +98,16 @@ fn display_name(client: &Client) -> String {
         .unwrap_or_else(|| "An unnamed application".into())
 }
 
-pub async fn provider_view(state: &AppState, flow: &Flow) -> Result<ProviderView, PageError> {
-    let client = client_of(state, flow).await?;
+pub async fn provider_view(
+    server: &AuthorizationServer,
+    flow: &Flow,
+) -> Result<ProviderView, FlowError> {
+    let client = client_of(server, flow).await?;
     Ok(ProviderView {
         flow_id: flow.id.clone(),
         csrf: flow.data.csrf.clone(),
         client_name: display_name(&client),
-        providers: state
+        providers: server
             .providers
             .all()
             .iter()
@@ -124,40 +121,38 @@ pub async fn provider_view(state: &AppState, flow: &Flow) -> Result<ProviderView
 
 /// Records the provider chosen on the provider page. Returns the flow id for the consent page.
 pub async fn choose_provider(
-    state: &AppState,
+    server: &AuthorizationServer,
     form: &Params,
     browser_secret: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<String, PageError> {
-    let flow_id = form.get("flow").ok_or_else(PageError::flow_gone)?;
-    let mut flow = flow_for_browser(state, flow_id, browser_secret, now).await?;
+) -> Result<String, FlowError> {
+    let flow_id = form.get("flow").ok_or(FlowError::FlowGone)?;
+    let mut flow = flow_for_browser(server, flow_id, browser_secret, now).await?;
     check_csrf(&flow, form)?;
     let provider = form
         .get("provider")
-        .and_then(|id| state.providers.get(id))
-        .ok_or_else(|| {
-            PageError::bad_request(
-                "Unknown sign-in provider",
-                "Choose one of the listed providers.",
-            )
-        })?;
+        .and_then(|id| server.providers.get(id))
+        .ok_or(FlowError::UnknownProvider)?;
     flow.data.provider = Some(provider.id().to_owned());
-    if !state.store.update_flow(&flow, now).await? {
-        return Err(PageError::flow_gone());
+    if !server.store.update_flow(&flow, now).await? {
+        return Err(FlowError::FlowGone);
     }
     Ok(flow.id)
 }
 
-pub async fn consent_view(state: &AppState, flow: &Flow) -> Result<ConsentView, PageError> {
-    let client = client_of(state, flow).await?;
+pub async fn consent_view(
+    server: &AuthorizationServer,
+    flow: &Flow,
+) -> Result<ConsentView, FlowError> {
+    let client = client_of(server, flow).await?;
     let provider = flow
         .data
         .provider
         .as_deref()
-        .and_then(|id| state.providers.get(id))
-        .ok_or_else(PageError::flow_gone)?;
+        .and_then(|id| server.providers.get(id))
+        .ok_or(FlowError::FlowGone)?;
     let requested = requested_scopes(flow);
-    let granted = scopes_to_grant(state, flow, provider.id());
+    let granted = scopes_to_grant(server, flow, provider.id());
     let redirect_host = Url::parse(&flow.data.redirect_uri)
         .ok()
         .and_then(|u| {
@@ -195,64 +190,50 @@ fn requested_scopes(flow: &Flow) -> Scopes {
 
 /// What a sign-in through `provider_id` grants for this flow: the requested scopes the provider
 /// may grant, or, when none were requested, what the resource supports that it may grant.
-pub fn scopes_to_grant(state: &AppState, flow: &Flow, provider_id: &str) -> Scopes {
-    let may_grant = state
-        .settings
-        .providers
-        .iter()
-        .find(|p| p.id == provider_id)
-        .map(|p| p.may_grant())
-        .unwrap_or_default();
-    let supported = state
+pub fn scopes_to_grant(server: &AuthorizationServer, flow: &Flow, provider_id: &str) -> Scopes {
+    let may_grant = server.may_grant(provider_id);
+    let supported = server
         .resources
         .by_uri(&flow.data.resource)
         .map(|r| r.scopes_supported.as_slice())
         .unwrap_or_default();
-    scope::grant(&requested_scopes(flow), &may_grant, supported)
+    scope::grant(&requested_scopes(flow), may_grant, supported)
 }
 
 /// Applies the person's decision: deny goes back to the client with `access_denied`; approve
 /// goes to the upstream provider with Portcullis' own state, nonce and PKCE. Either way the
 /// flow is taken, so a form can be used once.
 pub async fn decide(
-    state: &AppState,
+    server: &AuthorizationServer,
     form: &Params,
     browser_secret: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Url, PageError> {
-    let flow_id = form.get("flow").ok_or_else(PageError::flow_gone)?;
-    let flow = flow_for_browser(state, flow_id, browser_secret, now).await?;
+) -> Result<Url, FlowError> {
+    let flow_id = form.get("flow").ok_or(FlowError::FlowGone)?;
+    let flow = flow_for_browser(server, flow_id, browser_secret, now).await?;
     check_csrf(&flow, form)?;
     let approve = match form.get("decision") {
         Some("approve") => true,
         Some("deny") => false,
         _ => {
-            return Err(PageError::bad_request(
-                "Invalid form",
-                "Choose approve or deny.",
-            ));
+            return Err(FlowError::InvalidForm("choose approve or deny"));
         }
     };
-    let provider_id = flow
-        .data
-        .provider
-        .clone()
-        .ok_or_else(PageError::flow_gone)?;
-    let provider = state
+    let provider_id = flow.data.provider.clone().ok_or(FlowError::FlowGone)?;
+    let provider = server
         .providers
         .get(&provider_id)
-        .ok_or_else(PageError::flow_gone)?;
+        .ok_or(FlowError::FlowGone)?;
     // Taking the flow makes the decision single-use even under a double submit.
-    let mut flow = state
+    let mut flow = server
         .store
         .take_flow(&flow.id, now)
         .await?
-        .ok_or_else(PageError::flow_gone)?;
+        .ok_or(FlowError::FlowGone)?;
 
     if !approve {
-        state.auditor.record(
-            state
-                .audit_event(AuditKind::SignIn, Decision::Denied)
+        server.auditor.record(
+            AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
                 .client(flow.data.client_id.clone())
                 .reason("the person denied consent"),
         );
@@ -261,9 +242,9 @@ pub async fn decide(
             &flow.data.redirect_uri,
             &error,
             flow.data.state.as_deref(),
-            &state.issuer,
+            server.issuer(),
         )
-        .ok_or_else(PageError::server_error);
+        .ok_or(FlowError::Internal);
     }
 
     let upstream_state = random_token(32);
@@ -272,11 +253,11 @@ pub async fn decide(
     flow.id = upstream_state.clone();
     flow.data.upstream = Some(UpstreamLeg {
         nonce: nonce.clone(),
-        pkce_verifier_enc: state.secrets.encrypt(&verifier),
+        pkce_verifier_enc: server.secrets.encrypt(&verifier),
     });
-    state.store.insert_flow(&flow).await?;
-    let redirect_uri = Url::parse(&state.url(&paths::callback(&provider_id)))
-        .map_err(|_| PageError::server_error())?;
+    server.store.insert_flow(&flow).await?;
+    let redirect_uri = Url::parse(&server.public.url(&paths::callback(&provider_id)))
+        .map_err(|_| FlowError::Internal)?;
     let challenge = pkce_s256(&verifier);
     provider
         .authorization_url(&AuthorizationRequest {
@@ -287,6 +268,6 @@ pub async fn decide(
         })
         .map_err(|error| {
             tracing::error!(%error, provider = %provider_id, "building the upstream authorization URL failed");
-            PageError::server_error()
+            FlowError::Internal
         })
 }

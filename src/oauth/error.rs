@@ -109,3 +109,45 @@ impl From<crate::store::StoreError> for OAuthError {
         Self::server_error()
     }
 }
+
+/// Why a step the person takes in the browser (authorize, provider choice, consent, callback)
+/// cannot go on and must not redirect: shown as a page. `http/` words and renders each one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlowError {
+    /// The authorization request is malformed before its client is known.
+    #[error("invalid authorization request: {0}")]
+    InvalidRequest(Cow<'static, str>),
+    #[error("the request names no client_id")]
+    MissingClientId,
+    #[error("the client is not registered")]
+    UnknownClient,
+    #[error("the request names no redirect_uri")]
+    MissingRedirectUri,
+    #[error("the redirect_uri is not one the client registered")]
+    UnregisteredRedirectUri,
+    #[error("the redirect_uri is malformed")]
+    MalformedRedirectUri,
+    /// The flow is unknown, expired, already finished, or belongs to another provider.
+    #[error("the flow is unknown, finished or expired")]
+    FlowGone,
+    /// The flow was started in another browser (the binding cookie does not match).
+    #[error("the flow was started in another browser")]
+    ForeignBrowser,
+    /// The form's CSRF token is missing or wrong.
+    #[error("the form's CSRF token was rejected")]
+    FormExpired,
+    #[error("invalid form: {0}")]
+    InvalidForm(&'static str),
+    #[error("unknown provider")]
+    UnknownProvider,
+    /// Something failed inside Portcullis; the cause was logged where it happened.
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<crate::store::StoreError> for FlowError {
+    fn from(error: crate::store::StoreError) -> Self {
+        tracing::error!(%error, "storage failed");
+        Self::Internal
+    }
+}

@@ -9,26 +9,26 @@ use serde_json::{Value, json};
 use super::client_auth::{self, BasicCredentials};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
+use super::server::AuthorizationServer;
 use crate::crypto::sha256_hex;
-use crate::state::AppState;
-use crate::store::{AuditKind, Decision};
+use crate::store::{AuditEvent, AuditKind, Decision};
 
 /// RFC 7662 §2.2. An inactive, unknown or foreign token is `{"active": false}` and nothing more.
 pub async fn introspect(
-    state: &AppState,
+    server: &AuthorizationServer,
     basic: Option<&BasicCredentials>,
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
     let params = Params::parse(body)?;
-    let client = client_auth::authenticate(state.store.as_ref(), basic, &params).await?;
+    let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
 
-    if let Ok(claims) = state.keys.verify_any_audience(token, &state.issuer) {
-        let live =
-            claims.exp > now.timestamp() && !state.revocations.is_revoked(&claims.jti, &claims.sid);
-        let grant_live = state
+    if let Ok(claims) = server.keys.verify_any_audience(token, server.issuer()) {
+        let live = claims.exp > now.timestamp()
+            && !server.revocations.is_revoked(&claims.jti, &claims.sid);
+        let grant_live = server
             .store
             .get_grant(&claims.sid)
             .await?
@@ -51,10 +51,10 @@ pub async fn introspect(
         }));
     }
 
-    let Some(record) = state.store.get_refresh_token(&sha256_hex(token)).await? else {
+    let Some(record) = server.store.get_refresh_token(&sha256_hex(token)).await? else {
         return Ok(inactive);
     };
-    let Some(grant) = state.store.get_grant(&record.grant_id).await? else {
+    let Some(grant) = server.store.get_grant(&record.grant_id).await? else {
         return Ok(inactive);
     };
     if record.client_id != client.client_id
@@ -71,7 +71,7 @@ pub async fn introspect(
         "client_id": record.client_id,
         "sub": grant.user_id,
         "aud": grant.resource,
-        "iss": state.issuer,
+        "iss": server.issuer(),
         "exp": record.expires_at.timestamp(),
         "iat": record.created_at.timestamp(),
         "sid": grant.id,
@@ -82,13 +82,13 @@ pub async fn introspect(
 /// token issued from it; revoking an access token revokes that token. Unknown tokens are
 /// answered with success (§2.2), tokens of another client are refused.
 pub async fn revoke(
-    state: &AppState,
+    server: &AuthorizationServer,
     basic: Option<&BasicCredentials>,
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     let params = Params::parse(body)?;
-    let client = client_auth::authenticate(state.store.as_ref(), basic, &params).await?;
+    let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint")
         && hint != "access_token"
@@ -106,34 +106,32 @@ pub async fn revoke(
         )
     };
 
-    if let Ok(claims) = state.keys.verify_any_audience(token, &state.issuer) {
+    if let Ok(claims) = server.keys.verify_any_audience(token, server.issuer()) {
         if claims.client_id != client.client_id {
             return Err(foreign());
         }
         let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
-        state
+        server
             .store
             .revoke_access_token(&claims.jti, expires_at, now)
             .await?;
-        state.revocations.note_token(&claims.jti, now);
-        state.auditor.record(
-            state
-                .audit_event(AuditKind::TokenRevoked, Decision::Allowed)
+        server.revocations.note_token(&claims.jti, now);
+        server.auditor.record(
+            AuditEvent::new(AuditKind::TokenRevoked, Decision::Allowed, now)
                 .user(claims.sub.clone(), claims.email.as_deref())
                 .client(client.client_id.clone())
                 .reason("access_token revoked by the client"),
         );
         return Ok(());
     }
-    if let Some(record) = state.store.get_refresh_token(&sha256_hex(token)).await? {
+    if let Some(record) = server.store.get_refresh_token(&sha256_hex(token)).await? {
         if record.client_id != client.client_id {
             return Err(foreign());
         }
-        state.store.revoke_grant(&record.grant_id, now).await?;
-        state.revocations.note_grant(&record.grant_id, now);
-        state.auditor.record(
-            state
-                .audit_event(AuditKind::TokenRevoked, Decision::Allowed)
+        server.store.revoke_grant(&record.grant_id, now).await?;
+        server.revocations.note_grant(&record.grant_id, now);
+        server.auditor.record(
+            AuditEvent::new(AuditKind::TokenRevoked, Decision::Allowed, now)
                 .client(client.client_id.clone())
                 .reason("refresh_token revoked by the client: the grant ends"),
         );

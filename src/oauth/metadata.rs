@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::resource::Resource;
+use super::server::AuthorizationServer;
 use crate::paths;
-use crate::state::AppState;
 
 /// RFC 8414 §2.
-pub fn authorization_server(state: &AppState) -> Value {
-    let scopes: BTreeSet<&str> = state
+pub fn authorization_server(server: &AuthorizationServer) -> Value {
+    let scopes: BTreeSet<&str> = server
         .resources
         .all()
         .iter()
@@ -19,13 +19,13 @@ pub fn authorization_server(state: &AppState) -> Value {
         .collect();
     let auth_methods = ["none", "client_secret_basic", "client_secret_post"];
     json!({
-        "issuer": state.issuer,
-        "authorization_endpoint": state.url(paths::AUTHORIZE),
-        "token_endpoint": state.url(paths::TOKEN),
-        "registration_endpoint": state.url(paths::REGISTER),
-        "revocation_endpoint": state.url(paths::REVOKE),
-        "introspection_endpoint": state.url(paths::INTROSPECT),
-        "jwks_uri": state.url(paths::JWKS),
+        "issuer": server.issuer(),
+        "authorization_endpoint": server.public.url(paths::AUTHORIZE),
+        "token_endpoint": server.public.url(paths::TOKEN),
+        "registration_endpoint": server.public.url(paths::REGISTER),
+        "revocation_endpoint": server.public.url(paths::REVOKE),
+        "introspection_endpoint": server.public.url(paths::INTROSPECT),
+        "jwks_uri": server.public.url(paths::JWKS),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -42,30 +42,12 @@ pub fn authorization_server(state: &AppState) -> Value {
 }
 
 /// RFC 9728 §2 metadata of one protected resource.
-pub fn protected_resource(state: &AppState, resource: &Resource) -> Value {
+pub fn protected_resource(server: &AuthorizationServer, resource: &Resource) -> Value {
     json!({
         "resource": resource.uri,
-        "authorization_servers": [state.issuer],
+        "authorization_servers": [server.issuer()],
         "scopes_supported": resource.scopes_supported,
         "bearer_methods_supported": ["header"],
         "resource_name": "Portcullis MCP gateway",
     })
-}
-
-/// Where a resource's metadata lives (RFC 9728 §3.1: the well-known segment is inserted
-/// between the host and the resource's path).
-pub fn protected_resource_metadata_url(state: &AppState, resource: &Resource) -> String {
-    let mut origin = state.base.clone();
-    origin.set_path("");
-    origin.set_query(None);
-    let resource_path = resource
-        .uri
-        .strip_prefix(origin.as_str().trim_end_matches('/'))
-        .unwrap_or(&resource.path);
-    format!(
-        "{}{}{}",
-        origin.as_str().trim_end_matches('/'),
-        paths::PROTECTED_RESOURCE_METADATA,
-        resource_path
-    )
 }

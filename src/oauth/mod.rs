@@ -16,5 +16,6 @@ pub mod registration;
 pub mod resource;
 pub mod revocation;
 pub mod scope;
+pub mod server;
 pub mod tokens;
 pub mod upstream_tokens;

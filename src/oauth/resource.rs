@@ -12,6 +12,9 @@ pub struct Resource {
     pub path: String,
     /// What the resource advertises in `scopes_supported`.
     pub scopes_supported: Vec<String>,
+    /// Where its RFC 9728 metadata is served (the well-known segment goes between the origin
+    /// and the resource's path, §3.1): what a 401 points clients to.
+    pub metadata_url: String,
     /// What the 401 challenge asks for: enough for ordinary use. A call that needs more is
     /// answered with a step-up challenge (least privilege for clients that follow the hint).
     pub basic_scopes: Vec<String>,
@@ -31,13 +34,22 @@ impl Resources {
         paths: impl IntoIterator<Item = (String, Vec<String>, Vec<String>)>,
     ) -> Self {
         let prefix = base.as_str().trim_end_matches('/');
+        let origin = base.origin().ascii_serialization();
         let list = paths
             .into_iter()
-            .map(|(path, scopes_supported, basic_scopes)| Resource {
-                uri: format!("{prefix}{path}"),
-                path,
-                scopes_supported,
-                basic_scopes,
+            .map(|(path, scopes_supported, basic_scopes)| {
+                let uri = format!("{prefix}{path}");
+                let below_origin = uri.strip_prefix(&origin).unwrap_or(&path);
+                Resource {
+                    metadata_url: format!(
+                        "{origin}{}{below_origin}",
+                        crate::paths::PROTECTED_RESOURCE_METADATA
+                    ),
+                    uri,
+                    path,
+                    scopes_supported,
+                    basic_scopes,
+                }
             })
             .collect();
         Self { list }

@@ -1,12 +1,14 @@
 //! The caller's upstream tokens: kept encrypted on the grant, refreshed upstream when expired.
 //! Used by the refresh grant and by backends that receive the upstream access token.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
-use super::callback::encrypt_tokens;
-use crate::state::AppState;
-use crate::store::{Grant, StoreError};
-use crate::upstream::UpstreamError;
+use super::revocation::RevocationView;
+use crate::crypto::Secrets;
+use crate::store::{DynStore, Grant, StoreError, UpstreamTokens};
+use crate::upstream::{ProviderTokens, Providers, UpstreamError};
 
 /// Why the upstream token could not be made fresh.
 #[derive(Debug, thiserror::Error)]
@@ -29,75 +31,111 @@ impl From<StoreError> for UpstreamRefreshError {
     }
 }
 
-/// Returns the grant with a fresh upstream token: unchanged when it has not expired or cannot be
-/// refreshed (no refresh token), refreshed upstream and stored otherwise.
-pub async fn refresh_if_expired(
-    state: &AppState,
-    mut grant: Grant,
-    now: DateTime<Utc>,
-) -> Result<Grant, UpstreamRefreshError> {
-    let expired = grant.upstream.expires_at.is_some_and(|at| at <= now);
-    let Some(refresh_enc) = grant.upstream.refresh_token_enc.clone().filter(|_| expired) else {
-        return Ok(grant);
-    };
-    let provider = state
-        .providers
-        .get(&grant.provider)
-        .ok_or(UpstreamRefreshError::Internal)?;
-    let upstream_refresh = state
-        .secrets
-        .decrypt(&refresh_enc)
-        .map_err(|_| UpstreamRefreshError::Internal)?;
-    match provider.refresh(&upstream_refresh, now).await {
-        Ok(mut tokens) => {
-            // A provider that does not rotate its refresh token keeps the old one valid.
-            if tokens.refresh_token.is_none() {
-                tokens.refresh_token = Some(upstream_refresh);
-            }
-            let mut upstream = encrypt_tokens(state, &tokens);
-            if upstream.id_token_enc.is_none() {
-                upstream.id_token_enc = grant.upstream.id_token_enc.clone();
-            }
-            state
-                .store
-                .update_grant_upstream(&grant.id, &upstream)
-                .await?;
-            tracing::info!(target: "audit", event = "upstream.refreshed", grant_id = %grant.id, provider = %grant.provider);
-            grant.upstream = upstream;
-            Ok(grant)
-        }
-        Err(UpstreamError::Refused(reason)) => {
-            tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, %reason);
-            state.store.revoke_grant(&grant.id, now).await?;
-            state.revocations.note_grant(&grant.id, now);
-            Err(UpstreamRefreshError::Ended)
-        }
-        Err(error) => {
-            tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, %error);
-            Err(UpstreamRefreshError::Unavailable)
-        }
-    }
+/// Keeps grants' upstream tokens: encrypts what a provider issued, decrypts it for use, and
+/// refreshes it upstream when it has expired.
+#[derive(Clone)]
+pub struct UpstreamTokenKeeper {
+    store: DynStore,
+    secrets: Secrets,
+    providers: Providers,
+    revocations: Arc<RevocationView>,
 }
 
-/// The caller's current upstream access token for grant `grant_id`, refreshed when expired.
-pub async fn access_token(
-    state: &AppState,
-    grant_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<String>, UpstreamRefreshError> {
-    let grant = state
-        .store
-        .get_grant(grant_id)
-        .await?
-        .filter(|g| g.revoked_at.is_none())
-        .ok_or(UpstreamRefreshError::Ended)?;
-    let grant = refresh_if_expired(state, grant, now).await?;
-    match grant.upstream.access_token_enc.as_deref() {
-        Some(enc) => state
+impl UpstreamTokenKeeper {
+    pub fn new(
+        store: DynStore,
+        secrets: Secrets,
+        providers: Providers,
+        revocations: Arc<RevocationView>,
+    ) -> Self {
+        Self {
+            store,
+            secrets,
+            providers,
+            revocations,
+        }
+    }
+
+    /// Encrypts what the provider issued, for the grant row.
+    pub fn encrypt(&self, tokens: &ProviderTokens) -> UpstreamTokens {
+        let encrypt = |token: &Option<String>| token.as_deref().map(|t| self.secrets.encrypt(t));
+        UpstreamTokens {
+            access_token_enc: encrypt(&tokens.access_token),
+            refresh_token_enc: encrypt(&tokens.refresh_token),
+            id_token_enc: encrypt(&tokens.id_token),
+            expires_at: tokens.expires_at,
+        }
+    }
+
+    /// Returns the grant with a fresh upstream token: unchanged when it has not expired or
+    /// cannot be refreshed (no refresh token), refreshed upstream and stored otherwise.
+    pub async fn refresh_if_expired(
+        &self,
+        mut grant: Grant,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, UpstreamRefreshError> {
+        let expired = grant.upstream.expires_at.is_some_and(|at| at <= now);
+        let Some(refresh_enc) = grant.upstream.refresh_token_enc.clone().filter(|_| expired) else {
+            return Ok(grant);
+        };
+        let provider = self
+            .providers
+            .get(&grant.provider)
+            .ok_or(UpstreamRefreshError::Internal)?;
+        let upstream_refresh = self
             .secrets
-            .decrypt(enc)
-            .map(Some)
-            .map_err(|_| UpstreamRefreshError::Internal),
-        None => Ok(None),
+            .decrypt(&refresh_enc)
+            .map_err(|_| UpstreamRefreshError::Internal)?;
+        match provider.refresh(&upstream_refresh, now).await {
+            Ok(mut tokens) => {
+                // A provider that does not rotate its refresh token keeps the old one valid.
+                if tokens.refresh_token.is_none() {
+                    tokens.refresh_token = Some(upstream_refresh);
+                }
+                let mut upstream = self.encrypt(&tokens);
+                if upstream.id_token_enc.is_none() {
+                    upstream.id_token_enc = grant.upstream.id_token_enc.clone();
+                }
+                self.store
+                    .update_grant_upstream(&grant.id, &upstream)
+                    .await?;
+                tracing::info!(target: "audit", event = "upstream.refreshed", grant_id = %grant.id, provider = %grant.provider);
+                grant.upstream = upstream;
+                Ok(grant)
+            }
+            Err(UpstreamError::Refused(reason)) => {
+                tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, %reason);
+                self.store.revoke_grant(&grant.id, now).await?;
+                self.revocations.note_grant(&grant.id, now);
+                Err(UpstreamRefreshError::Ended)
+            }
+            Err(error) => {
+                tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, %error);
+                Err(UpstreamRefreshError::Unavailable)
+            }
+        }
+    }
+
+    /// The caller's current upstream access token for grant `grant_id`, refreshed when expired.
+    pub async fn access_token(
+        &self,
+        grant_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, UpstreamRefreshError> {
+        let grant = self
+            .store
+            .get_grant(grant_id)
+            .await?
+            .filter(|g| g.revoked_at.is_none())
+            .ok_or(UpstreamRefreshError::Ended)?;
+        let grant = self.refresh_if_expired(grant, now).await?;
+        match grant.upstream.access_token_enc.as_deref() {
+            Some(enc) => self
+                .secrets
+                .decrypt(enc)
+                .map(Some)
+                .map_err(|_| UpstreamRefreshError::Internal),
+            None => Ok(None),
+        }
     }
 }

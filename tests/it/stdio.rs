@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use portcullis::config::Settings;
-use portcullis::gateway::auth::Caller;
+use portcullis::gateway::caller::Caller;
 use portcullis::gateway::connection::{CallContext, CallError, Connection};
 use portcullis::gateway::stdio::StdioPool;
 use portcullis::oauth::tokens::AccessClaims;
@@ -39,7 +39,7 @@ fn ctx_within(user: &str, within: Duration) -> CallContext {
         email: None,
     };
     CallContext {
-        caller: Caller { claims },
+        caller: Caller::new(claims),
         request_id: "req".into(),
         deadline: Instant::now() + within,
     }

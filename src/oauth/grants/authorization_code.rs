@@ -12,25 +12,25 @@ use crate::crypto::sha256_hex;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
-use crate::state::AppState;
-use crate::store::{AuditKind, Decision};
+use crate::oauth::server::AuthorizationServer;
+use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, CodeRedemption};
 
 pub(super) async fn exchange(
-    state: &AppState,
+    server: &AuthorizationServer,
     client: &Client,
     params: &Params,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
     let code = params.require("code")?;
     let code_hash = sha256_hex(code);
-    let record = state
+    let record = server
         .store
         .get_code(&code_hash)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the code is unknown or expired"))?;
     if record.redeemed_at.is_some() {
-        revoke_grant(state, &record.grant_id, "authorization code replayed", now).await?;
+        revoke_grant(server, &record.grant_id, "authorization code replayed", now).await?;
         return Err(OAuthError::invalid_grant("the code was already used"));
     }
     if record.expires_at <= now {
@@ -48,14 +48,14 @@ pub(super) async fn exchange(
         ));
     }
     pkce::verify(Some(&record.code_challenge), params.get("code_verifier"))?;
-    let grant = state
+    let grant = server
         .store
         .get_grant(&record.grant_id)
         .await?
         .filter(|g| g.revoked_at.is_none())
         .ok_or_else(|| OAuthError::invalid_grant("the grant was revoked"))?;
     if let Some(raw) = params.get("resource")
-        && state.resources.find(raw).map(|r| r.uri.as_str()) != Some(grant.resource.as_str())
+        && server.resources.find(raw).map(|r| r.uri.as_str()) != Some(grant.resource.as_str())
     {
         return Err(OAuthError::new(
             ErrorCode::InvalidTarget,
@@ -63,11 +63,11 @@ pub(super) async fn exchange(
         ));
     }
 
-    match state.store.redeem_code(&code_hash, now).await? {
+    match server.store.redeem_code(&code_hash, now).await? {
         CodeRedemption::Redeemed(_) => {}
         CodeRedemption::Replayed(_) => {
             // Lost a race with another request presenting the same code.
-            revoke_grant(state, &record.grant_id, "authorization code replayed", now).await?;
+            revoke_grant(server, &record.grant_id, "authorization code replayed", now).await?;
             return Err(OAuthError::invalid_grant("the code was already used"));
         }
         CodeRedemption::Unknown => {
@@ -76,16 +76,15 @@ pub(super) async fn exchange(
     }
 
     let refresh = if issues_refresh_tokens(client) {
-        Some(new_refresh_token(state, &grant, client, now).await?)
+        Some(new_refresh_token(server, &grant, client, now).await?)
     } else {
         None
     };
-    state.auditor.record(
-        state
-            .audit_event(AuditKind::TokenIssued, Decision::Allowed)
+    server.auditor.record(
+        AuditEvent::new(AuditKind::TokenIssued, Decision::Allowed, now)
             .user(grant.user_id.clone(), None)
             .client(client.client_id.clone())
             .reason("authorization_code"),
     );
-    token_response(state, &grant, &grant.scope, refresh.as_deref(), now).await
+    token_response(server, &grant, &grant.scope, refresh.as_deref(), now).await
 }

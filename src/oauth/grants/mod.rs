@@ -11,20 +11,20 @@ use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::{AccessClaims, new_jti};
 use crate::crypto::{random_token, sha256_hex};
-use crate::state::AppState;
-use crate::store::{AuditKind, Decision};
+use crate::oauth::server::AuthorizationServer;
+use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Grant, RefreshToken};
 
 /// Answers a token request whose body is `body` (form-encoded).
 pub async fn token(
-    state: &AppState,
+    server: &AuthorizationServer,
     basic: Option<&BasicCredentials>,
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
     let params = Params::parse(body)?;
     let grant_type = params.require("grant_type")?;
-    let client = client_auth::authenticate(state.store.as_ref(), basic, &params).await?;
+    let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
     if !matches!(grant_type, "authorization_code" | "refresh_token") {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
@@ -38,26 +38,26 @@ pub async fn token(
         ));
     }
     match grant_type {
-        "authorization_code" => authorization_code::exchange(state, &client, &params, now).await,
-        _ => refresh_token::exchange(state, &client, &params, now).await,
+        "authorization_code" => authorization_code::exchange(server, &client, &params, now).await,
+        _ => refresh_token::exchange(server, &client, &params, now).await,
     }
 }
 
 /// Signs an access token for `grant` with `scope`; returns it and its lifetime in seconds.
 async fn access_token(
-    state: &AppState,
+    server: &AuthorizationServer,
     grant: &Grant,
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, i64), OAuthError> {
-    let email = state
+    let email = server
         .store
         .get_user(&grant.user_id)
         .await?
         .and_then(|u| u.email);
-    let ttl = crate::config::seconds(state.settings.tokens.access_ttl_secs);
+    let ttl = server.lifetimes.access;
     let claims = AccessClaims {
-        iss: state.issuer.clone(),
+        iss: server.issuer().to_owned(),
         sub: grant.user_id.clone(),
         aud: grant.resource.clone(),
         client_id: grant.client_id.clone(),
@@ -68,7 +68,7 @@ async fn access_token(
         sid: grant.id.clone(),
         email,
     };
-    let token = state.keys.issue(&claims).map_err(|error| {
+    let token = server.keys.issue(&claims).map_err(|error| {
         tracing::error!(%error, "signing an access token failed");
         OAuthError::server_error()
     })?;
@@ -77,13 +77,13 @@ async fn access_token(
 
 /// The RFC 6749 §5.1 response.
 async fn token_response(
-    state: &AppState,
+    server: &AuthorizationServer,
     grant: &Grant,
     scope: &str,
     refresh_token: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
-    let (access_token, expires_in) = access_token(state, grant, scope, now).await?;
+    let (access_token, expires_in) = access_token(server, grant, scope, now).await?;
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -98,20 +98,20 @@ async fn token_response(
 
 /// A new refresh token for `grant`, stored by hash; returns the token itself.
 async fn new_refresh_token(
-    state: &AppState,
+    server: &AuthorizationServer,
     grant: &Grant,
     client: &Client,
     now: DateTime<Utc>,
 ) -> Result<String, OAuthError> {
     let token = random_token(32);
-    state
+    server
         .store
         .insert_refresh_token(&RefreshToken {
             token_hash: sha256_hex(&token),
             grant_id: grant.id.clone(),
             client_id: client.client_id.clone(),
             created_at: now,
-            expires_at: now + crate::config::seconds(state.settings.tokens.refresh_ttl_secs),
+            expires_at: now + server.lifetimes.refresh,
             rotated_at: None,
             successor_enc: None,
         })
@@ -125,18 +125,16 @@ fn issues_refresh_tokens(client: &Client) -> bool {
 
 /// Revokes a grant everywhere: in the store and in this instance's view at once.
 async fn revoke_grant(
-    state: &AppState,
+    server: &AuthorizationServer,
     grant_id: &str,
     why: &'static str,
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
-    state.store.revoke_grant(grant_id, now).await?;
-    state.revocations.note_grant(grant_id, now);
+    server.store.revoke_grant(grant_id, now).await?;
+    server.revocations.note_grant(grant_id, now);
     tracing::warn!(target: "security", event = "grant.revoked", grant_id = %grant_id, reason = why);
-    state.auditor.record(
-        state
-            .audit_event(AuditKind::TokenRevoked, Decision::Denied)
-            .reason(why),
-    );
+    server
+        .auditor
+        .record(AuditEvent::new(AuditKind::TokenRevoked, Decision::Denied, now).reason(why));
     Ok(())
 }

@@ -10,13 +10,13 @@ use crate::crypto::sha256_hex;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
-use crate::oauth::upstream_tokens::{self, UpstreamRefreshError};
-use crate::state::AppState;
-use crate::store::{AuditKind, Decision};
+use crate::oauth::server::AuthorizationServer;
+use crate::oauth::upstream_tokens::UpstreamRefreshError;
+use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Grant, RefreshToken};
 
 pub(super) async fn exchange(
-    state: &AppState,
+    server: &AuthorizationServer,
     client: &Client,
     params: &Params,
     now: DateTime<Utc>,
@@ -24,7 +24,7 @@ pub(super) async fn exchange(
     let presented = params.require("refresh_token")?;
     let token_hash = sha256_hex(presented);
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
-    let record = state
+    let record = server
         .store
         .get_refresh_token(&token_hash)
         .await?
@@ -33,7 +33,7 @@ pub(super) async fn exchange(
         tracing::warn!(target: "security", event = "refresh.wrong_client", client_id = %client.client_id);
         return Err(invalid());
     }
-    let grant = state
+    let grant = server
         .store
         .get_grant(&record.grant_id)
         .await?
@@ -45,10 +45,10 @@ pub(super) async fn exchange(
     let scope = narrowed_scope(&grant, params)?;
 
     if record.rotated_at.is_some() {
-        return answer_rotated(state, &grant, &record, &scope, now).await;
+        return answer_rotated(server, &grant, &record, &scope, now).await;
     }
 
-    let grant = match upstream_tokens::refresh_if_expired(state, grant, now).await {
+    let grant = match server.upstream.refresh_if_expired(grant, now).await {
         Ok(grant) => grant,
         Err(UpstreamRefreshError::Ended) => {
             return Err(OAuthError::invalid_grant(
@@ -62,31 +62,30 @@ pub(super) async fn exchange(
         }
         Err(UpstreamRefreshError::Internal) => return Err(OAuthError::server_error()),
     };
-    let successor = new_refresh_token(state, &grant, client, now).await?;
-    if !state
+    let successor = new_refresh_token(server, &grant, client, now).await?;
+    if !server
         .store
-        .rotate_refresh_token(&token_hash, &state.secrets.encrypt(&successor), now)
+        .rotate_refresh_token(&token_hash, &server.secrets.encrypt(&successor), now)
         .await?
     {
         // A concurrent request rotated it first: drop ours and answer as that one did.
-        state
+        server
             .store
             .delete_refresh_token(&sha256_hex(&successor))
             .await?;
-        let record = state
+        let record = server
             .store
             .get_refresh_token(&token_hash)
             .await?
             .ok_or_else(invalid)?;
-        return answer_rotated(state, &grant, &record, &scope, now).await;
+        return answer_rotated(server, &grant, &record, &scope, now).await;
     }
-    state.auditor.record(
-        state
-            .audit_event(AuditKind::TokenRefreshed, Decision::Allowed)
+    server.auditor.record(
+        AuditEvent::new(AuditKind::TokenRefreshed, Decision::Allowed, now)
             .user(grant.user_id.clone(), None)
             .client(client.client_id.clone()),
     );
-    token_response(state, &grant, &scope, Some(&successor), now).await
+    token_response(server, &grant, &scope, Some(&successor), now).await
 }
 
 /// A refresh may ask for fewer scopes than the grant holds, never more (RFC 6749 §6).
@@ -111,21 +110,21 @@ fn narrowed_scope(grant: &Grant, params: &Params) -> Result<String, OAuthError> 
 /// A token that was already rotated: inside the grace window the duplicate gets the same
 /// successor; after it, the reuse means the token leaked, and the grant is revoked.
 async fn answer_rotated(
-    state: &AppState,
+    server: &AuthorizationServer,
     grant: &Grant,
     record: &RefreshToken,
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
-    let grace = crate::config::seconds(state.settings.tokens.refresh_grace_secs);
+    let grace = server.lifetimes.refresh_grace;
     let successor = match (record.rotated_at, record.successor_enc.as_deref()) {
         (Some(rotated_at), Some(successor_enc)) if now - rotated_at <= grace => {
-            state.secrets.decrypt(successor_enc).ok()
+            server.secrets.decrypt(successor_enc).ok()
         }
         _ => None,
     };
     let still_current = match &successor {
-        Some(token) => state
+        Some(token) => server
             .store
             .get_refresh_token(&sha256_hex(token))
             .await?
@@ -134,10 +133,10 @@ async fn answer_rotated(
     };
     match successor {
         Some(token) if still_current => {
-            token_response(state, grant, scope, Some(&token), now).await
+            token_response(server, grant, scope, Some(&token), now).await
         }
         _ => {
-            revoke_grant(state, &grant.id, "refresh token reused", now).await?;
+            revoke_grant(server, &grant.id, "refresh token reused", now).await?;
             Err(OAuthError::invalid_grant(
                 "the refresh token is invalid, expired or revoked",
             ))

@@ -234,6 +234,7 @@ impl TestApp {
     pub async fn upstream_access_token(&self, grant_id: &str) -> String {
         let grant = self.state.store.get_grant(grant_id).await.unwrap().unwrap();
         self.state
+            .auth
             .secrets
             .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
             .unwrap()

@@ -1,8 +1,8 @@
 //! The gateway as an MCP client of a Streamable HTTP backend, for the aggregate `/mcp`: one
-//! backend session per grant (initialized on first use, re-initialized when the backend forgets
-//! it), each request a POST carrying that caller's identity and request id.
+//! backend session per grant (initialized once on first use, even under concurrent calls, and
+//! again when the backend forgets it), each request a POST carrying that caller's identity and
+//! request id.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,15 +11,13 @@ use async_trait::async_trait;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 use url::Url;
 
 use super::connection::{CallContext, CallError, Connection, Notifications};
-use super::forward;
-use super::jsonrpc;
+use super::identity::IdentityForwarder;
+use super::{jsonrpc, sse};
+use crate::clock::Clock;
 use crate::config::BackendSettings;
-use crate::state::{AppState, WeakState};
 
 const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -31,22 +29,23 @@ const SESSION_IDLE: Duration = Duration::from_secs(600);
 struct Session {
     id: Option<String>,
     protocol: String,
-    last_used: Instant,
 }
 
 /// An HTTP backend reached as an MCP client.
-pub struct HttpConnection {
-    state: std::sync::OnceLock<WeakState>,
+pub struct McpHttpClient {
+    identity: Arc<IdentityForwarder>,
+    clock: Clock,
     settings: BackendSettings,
     url: Url,
     http: reqwest::Client,
-    sessions: Mutex<HashMap<String, Session>>,
+    /// By grant id; lock-free reads, forgotten after idling.
+    sessions: moka::future::Cache<String, Session>,
     next_id: AtomicU64,
 }
 
-impl std::fmt::Debug for HttpConnection {
+impl std::fmt::Debug for McpHttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConnection")
+        f.debug_struct("McpHttpClient")
             .field("backend", &self.settings.id)
             .finish_non_exhaustive()
     }
@@ -63,29 +62,25 @@ enum Answer {
     SessionGone,
 }
 
-impl HttpConnection {
-    pub fn new(settings: &BackendSettings, url: Url, http: reqwest::Client) -> Arc<Self> {
+impl McpHttpClient {
+    pub fn new(
+        settings: &BackendSettings,
+        url: Url,
+        http: reqwest::Client,
+        identity: Arc<IdentityForwarder>,
+        clock: Clock,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            state: std::sync::OnceLock::new(),
+            identity,
+            clock,
             settings: settings.clone(),
             url,
             http,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: moka::future::Cache::builder()
+                .time_to_idle(SESSION_IDLE)
+                .build(),
             next_id: AtomicU64::new(1),
         })
-    }
-
-    /// The state is built after the gateway that owns this connection; it is handed in once at
-    /// start-up, weakly, so the two do not keep each other alive.
-    pub fn attach(&self, state: &AppState) {
-        let _ = self.state.set(state.downgrade());
-    }
-
-    fn state(&self) -> Result<AppState, CallError> {
-        self.state
-            .get()
-            .and_then(WeakState::upgrade)
-            .ok_or_else(|| CallError::Unavailable("the gateway is not running".into()))
     }
 
     /// POSTs one message; returns the answer to `id` (if it has one), passing notifications on.
@@ -96,16 +91,16 @@ impl HttpConnection {
         message: &Value,
         notifications: Option<&Notifications>,
     ) -> Result<Option<Answer>, CallError> {
-        let state = self.state()?;
-        let mut headers = forward::caller_headers(
-            &state,
-            &self.settings,
-            &ctx.caller,
-            &ctx.request_id,
-            state.now(),
-        )
-        .await
-        .map_err(|e| CallError::Unavailable(e.to_string()))?;
+        let mut headers = self
+            .identity
+            .headers(
+                &self.settings,
+                &ctx.caller,
+                &ctx.request_id,
+                self.clock.now(),
+            )
+            .await
+            .map_err(|e| CallError::Unavailable(e.to_string()))?;
         headers.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),
@@ -177,8 +172,8 @@ impl HttpConnection {
             if !is_sse {
                 continue;
             }
-            for event in jsonrpc::take_events(&mut buffer) {
-                let Some(message) = jsonrpc::event_message(&event) else {
+            for event in sse::take_events(&mut buffer) {
+                let Some(message) = sse::event_message(&event) else {
                     continue;
                 };
                 if let Some(answer) = self.route(message, wanted.as_ref(), notifications)? {
@@ -229,16 +224,16 @@ impl HttpConnection {
         Ok(None)
     }
 
-    /// The grant's session, initializing one when there is none.
+    /// The grant's session, initializing one when there is none. Concurrent first calls of one
+    /// grant wait for the same initialization.
     async fn session(&self, ctx: &CallContext) -> Result<Session, CallError> {
-        let key = ctx.caller.claims.sid.clone();
-        let mut sessions = self.sessions.lock().await;
-        sessions.retain(|_, s| s.last_used.elapsed() < SESSION_IDLE);
-        if let Some(session) = sessions.get_mut(&key) {
-            session.last_used = Instant::now();
-            return Ok(session.clone());
-        }
-        drop(sessions);
+        self.sessions
+            .try_get_with(ctx.caller.claims.sid.clone(), self.initialize(ctx))
+            .await
+            .map_err(|error| (*error).clone())
+    }
+
+    async fn initialize(&self, ctx: &CallContext) -> Result<Session, CallError> {
         let initialize = json!({
             "jsonrpc": "2.0",
             "id": self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -266,17 +261,15 @@ impl HttpConnection {
                 .and_then(Value::as_str)
                 .unwrap_or(CLIENT_PROTOCOL)
                 .to_owned(),
-            last_used: Instant::now(),
         };
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
         self.post(ctx, Some(&session), &initialized, None).await?;
-        self.sessions.lock().await.insert(key, session.clone());
         Ok(session)
     }
 }
 
 #[async_trait]
-impl Connection for HttpConnection {
+impl Connection for McpHttpClient {
     async fn request(
         &self,
         ctx: &CallContext,
@@ -302,7 +295,7 @@ impl Connection for HttpConnection {
                 }
                 // The backend restarted or expired the session: start a new one, once.
                 Some(Answer::SessionGone) if attempt == 0 => {
-                    self.sessions.lock().await.remove(&ctx.caller.claims.sid);
+                    self.sessions.invalidate(&ctx.caller.claims.sid).await;
                 }
                 _ => break,
             }

@@ -1,0 +1,189 @@
+//! Who is calling: bearer-token authentication of MCP requests (RFC 6750, MCP authorization).
+//!
+//! The hot path: signature and claims checked locally (a signature that verified once is
+//! remembered), revocation looked up in memory. No database round trip.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+use chrono::{DateTime, Utc};
+
+use crate::audit::Auditor;
+use crate::oauth::resource::Resource;
+use crate::oauth::revocation::RevocationView;
+use crate::oauth::scope::pattern_covers;
+use crate::oauth::tokens::{AccessClaims, KeySet};
+use crate::store::{AuditEvent, AuditKind, Decision};
+
+/// The authenticated caller of an MCP request, its scopes parsed once.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub claims: AccessClaims,
+    scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn new(claims: AccessClaims) -> Self {
+        let scopes = claims
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Self { claims, scopes }
+    }
+
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scopes.iter().map(String::as_str)
+    }
+
+    /// True when one of the caller's (possibly wildcard) scopes covers `required`.
+    pub fn holds(&self, required: &str) -> bool {
+        self.scopes
+            .iter()
+            .any(|held| pattern_covers(held, required))
+    }
+}
+
+/// What the `Authorization` header of a request holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer<'a> {
+    /// No `Authorization` header.
+    Missing,
+    /// A header that is not `Bearer <token>`.
+    Malformed,
+    Token(&'a str),
+}
+
+/// Reads `Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive).
+pub fn parse_bearer(headers: &HeaderMap) -> Bearer<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Bearer::Missing;
+    };
+    parse_bearer_value(value.as_bytes())
+}
+
+/// [`parse_bearer`] of one header value's bytes.
+pub fn parse_bearer_value(value: &[u8]) -> Bearer<'_> {
+    // What `HeaderValue::to_str` accepts: visible ASCII, spaces and tabs.
+    let printable = value
+        .iter()
+        .all(|b| *b == b'\t' || (0x20..0x7f).contains(b));
+    let Some(value) = std::str::from_utf8(value).ok().filter(|_| printable) else {
+        return Bearer::Malformed;
+    };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Bearer::Malformed;
+    }
+    Bearer::Token(token)
+}
+
+/// Why a request was not authenticated. Every reason gets the same answer (no oracle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthenticated {
+    /// No token was sent: the challenge carries no `error` (RFC 6750 §3.1).
+    NoToken,
+    /// A token was sent and refused.
+    InvalidToken,
+}
+
+/// Verifies access tokens for one issuer, records refusals, and says who is calling.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    issuer: String,
+    keys: Arc<KeySet>,
+    revocations: Arc<RevocationView>,
+    auditor: Auditor,
+}
+
+impl TokenVerifier {
+    pub fn new(
+        issuer: String,
+        keys: Arc<KeySet>,
+        revocations: Arc<RevocationView>,
+        auditor: Auditor,
+    ) -> Self {
+        Self {
+            issuer,
+            keys,
+            revocations,
+            auditor,
+        }
+    }
+
+    /// The caller of a request to `resource`, or why there is none.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        resource: &Resource,
+        now: DateTime<Utc>,
+    ) -> Result<Caller, Unauthenticated> {
+        let token = match parse_bearer(headers) {
+            Bearer::Missing => return Err(Unauthenticated::NoToken),
+            Bearer::Malformed => return Err(Unauthenticated::InvalidToken),
+            Bearer::Token(token) => token,
+        };
+        match self.keys.verify(token, &self.issuer, &resource.uri, now) {
+            Ok(claims) if !self.revocations.is_revoked(&claims.jti, &claims.sid) => {
+                Ok(Caller::new(claims))
+            }
+            Ok(claims) => {
+                self.auditor.record(
+                    AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
+                        .user(claims.sub.clone(), claims.email.as_deref())
+                        .client(claims.client_id.clone())
+                        .reason(format!("revoked token for {}", resource.uri)),
+                );
+                Err(Unauthenticated::InvalidToken)
+            }
+            Err(reason) => {
+                // Who sent it is unknown: the token is not trusted, so nothing in it is recorded.
+                self.auditor.record(
+                    AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
+                        .reason(format!("rejected token ({reason}) for {}", resource.uri)),
+                );
+                Err(Unauthenticated::InvalidToken)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_headers_are_read_case_insensitively_and_anything_else_is_malformed() {
+        assert_eq!(parse_bearer_value(b"Bearer abc"), Bearer::Token("abc"));
+        assert_eq!(parse_bearer_value(b"bearer  abc "), Bearer::Token("abc"));
+        assert_eq!(parse_bearer_value(b"Basic abc"), Bearer::Malformed);
+        assert_eq!(parse_bearer_value(b"Bearer"), Bearer::Malformed);
+        assert_eq!(parse_bearer_value(b"Bearer \xff"), Bearer::Malformed);
+        assert_eq!(parse_bearer(&HeaderMap::new()), Bearer::Missing);
+    }
+
+    #[test]
+    fn a_callers_scopes_are_parsed_once_and_wildcards_cover() {
+        let claims = AccessClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            client_id: "c".into(),
+            scope: " orders:*:read  whoami ".into(),
+            exp: 0,
+            iat: 0,
+            jti: "j".into(),
+            sid: "g".into(),
+            email: None,
+        };
+        let caller = Caller::new(claims);
+        assert_eq!(
+            caller.scopes().collect::<Vec<_>>(),
+            ["orders:*:read", "whoami"]
+        );
+        assert!(caller.holds("orders:invoices:read"));
+        assert!(!caller.holds("orders:invoices:write"));
+    }
+}

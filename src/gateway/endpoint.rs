@@ -1,0 +1,336 @@
+//! The MCP endpoints, each a protected resource: what each serves, how a request's target is
+//! resolved, and the one handler every request goes through: authenticate → read and parse the
+//! body once → the gate → dispatch (relay to an HTTP backend, or answer as an MCP server).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request as HttpRequest, State};
+use axum::http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::SinkExt;
+use serde_json::{Value, json};
+
+use super::audit::Outcome;
+use super::backend::Backend;
+use super::builtin;
+use super::caller::Caller;
+use super::error::GatewayError;
+use super::facade::Dispatched;
+use super::gate::Route;
+use super::identity::REQUEST_ID;
+use super::message::{Incoming, Message, Method, Request};
+use super::{Gateway, jsonrpc, proxy, respond, sse};
+use crate::oauth::resource::Resource;
+
+/// What an endpoint serves.
+#[derive(Debug)]
+pub enum Serves {
+    /// `/mcp`: the built-in tools and every backend's tools, named
+    /// `{backend}{separator}{tool}`.
+    Aggregate {
+        backends: Vec<Arc<Backend>>,
+        separator: String,
+    },
+    /// `/mcp/{id}` of a Streamable HTTP backend: relayed as it is.
+    Proxy(Arc<Backend>),
+    /// `/mcp/{id}` of a stdio backend: the gateway is its MCP server.
+    Stdio(Arc<Backend>),
+}
+
+/// One MCP endpoint.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub resource: Resource,
+    pub serves: Serves,
+}
+
+impl Endpoint {
+    /// The backends behind this endpoint.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        match &self.serves {
+            Serves::Aggregate { backends, .. } => backends,
+            Serves::Proxy(backend) | Serves::Stdio(backend) => std::slice::from_ref(backend),
+        }
+    }
+
+    /// A backend's tool as clients of this endpoint see it.
+    pub fn tool_name(&self, backend: &Backend, tool: &str) -> String {
+        match &self.serves {
+            Serves::Aggregate { separator, .. } => format!("{}{separator}{tool}", backend.id()),
+            _ => tool.to_owned(),
+        }
+    }
+
+    /// Where `request` goes.
+    pub fn route<'a>(&'a self, request: &'a Request) -> Route<'a> {
+        match (&self.serves, &request.method) {
+            (_, Method::Initialize | Method::Ping | Method::ToolsList) => Route::Endpoint,
+            (Serves::Aggregate { .. }, Method::ToolsCall { name }) if builtin::is_builtin(name) => {
+                Route::Builtin(name)
+            }
+            (
+                Serves::Aggregate {
+                    backends,
+                    separator,
+                },
+                Method::ToolsCall { name },
+            ) => name
+                .split_once(separator.as_str())
+                .and_then(|(id, tool)| {
+                    let backend = backends.iter().find(|b| b.id() == id)?;
+                    Some(Route::Backend {
+                        backend,
+                        tool: Some(tool),
+                    })
+                })
+                .unwrap_or_else(|| {
+                    Route::Nowhere(GatewayError::InvalidParams(format!("unknown tool: {name}")))
+                }),
+            (Serves::Aggregate { .. }, Method::Other(method)) => {
+                Route::Nowhere(GatewayError::MethodNotFound(method.clone()))
+            }
+            (Serves::Proxy(backend) | Serves::Stdio(backend), Method::ToolsCall { name }) => {
+                Route::Backend {
+                    backend,
+                    tool: Some(name),
+                }
+            }
+            (Serves::Proxy(backend) | Serves::Stdio(backend), Method::Other(_)) => Route::Backend {
+                backend,
+                tool: None,
+            },
+        }
+    }
+
+    fn relays(&self) -> bool {
+        matches!(self.serves, Serves::Proxy(_))
+    }
+}
+
+/// The state of one endpoint's route.
+#[derive(Clone)]
+pub struct Served {
+    pub gateway: Arc<Gateway>,
+    pub endpoint: Arc<Endpoint>,
+}
+
+/// The request id the caller sent (already vetted by the HTTP layer), or a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Every request to an MCP endpoint.
+pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Response {
+    let Served { gateway, endpoint } = served;
+    let (parts, body) = request.into_parts();
+    if !gateway.host_allowed(&parts.headers) {
+        // DNS rebinding protection: a page on another site must not reach a local gateway.
+        return (
+            StatusCode::FORBIDDEN,
+            "Forbidden: Host header is not allowed",
+        )
+            .into_response();
+    }
+    let caller =
+        match gateway
+            .verifier
+            .authenticate(&parts.headers, &endpoint.resource, gateway.clock.now())
+        {
+            Ok(caller) => caller,
+            Err(why) => return respond::unauthorized(&endpoint.resource, why),
+        };
+    let request_id = request_id(&parts.headers);
+    let relayed = endpoint.relays();
+    let refuse = |error: &GatewayError, id: &Value, caller: &Caller| {
+        respond::error(error, id, relayed, &endpoint.resource, Some(caller))
+    };
+    match (&endpoint.serves, &parts.method) {
+        (_, &HttpMethod::POST) => {}
+        (Serves::Proxy(backend), &HttpMethod::GET | &HttpMethod::DELETE) => {
+            let exchange = proxy::Exchange::new(&gateway, backend, caller, request_id);
+            return exchange
+                .forward(parts, Bytes::new(), Incoming::default())
+                .await;
+        }
+        _ => {
+            // Stateless: no standalone server stream and no session to end.
+            let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+            let allow = if relayed { "GET, POST, DELETE" } else { "POST" };
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            return response;
+        }
+    }
+    let limit = match &endpoint.serves {
+        Serves::Proxy(backend) => backend.settings.max_request_bytes,
+        _ => gateway.max_body_bytes,
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return refuse(&GatewayError::RequestTooLarge, &Value::Null, &caller);
+    };
+    let incoming = match Incoming::parse(&bytes) {
+        Ok(incoming) => incoming,
+        Err(rejected) => return refuse(&rejected.error, &rejected.id, &caller),
+    };
+    for request in incoming.requests() {
+        let route = endpoint.route(request);
+        // A backend's own request limit applies where the gateway serves it, as on the proxy.
+        if let Route::Backend {
+            backend,
+            tool: Some(_),
+        } = route
+            && !relayed
+            && bytes.len() > backend.settings.max_request_bytes
+        {
+            return refuse(&GatewayError::RequestTooLarge, &request.id, &caller);
+        }
+        if let Err(error) = gateway
+            .gate
+            .authorize(&caller, request, &route, &request_id)
+        {
+            return refuse(&error, &request.id, &caller);
+        }
+    }
+    match &endpoint.serves {
+        Serves::Proxy(backend) => {
+            proxy::Exchange::new(&gateway, backend, caller, request_id)
+                .forward(parts, bytes, incoming)
+                .await
+        }
+        _ => serve_message(gateway, endpoint, caller, incoming, request_id).await,
+    }
+}
+
+/// Answers one message as the MCP server of the endpoint: JSON for a plain answer, SSE when
+/// the backend reports progress before its result (notifications first, the result last).
+async fn serve_message(
+    gateway: Arc<Gateway>,
+    endpoint: Arc<Endpoint>,
+    caller: Caller,
+    mut incoming: Incoming,
+    request_id: String,
+) -> Response {
+    if incoming.batch {
+        let error = GatewayError::InvalidRequest("batches are not supported on this endpoint");
+        return respond::error(
+            &error,
+            &Value::Null,
+            false,
+            &endpoint.resource,
+            Some(&caller),
+        );
+    }
+    let Some(Message::Request(request)) = incoming.messages.pop() else {
+        // Notifications and responses to the server: accepted, nothing to answer.
+        return StatusCode::ACCEPTED.into_response();
+    };
+    let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+    let progress = matches!(request.method, Method::ToolsCall { .. });
+    let task = {
+        let endpoint = endpoint.clone();
+        let gateway = gateway.clone();
+        async move {
+            let sink = progress.then_some(sender);
+            let dispatched = endpoint
+                .answer(&gateway.gate, &caller, &request, &request_id, sink)
+                .await;
+            (request.id, dispatched)
+        }
+    };
+    if !progress {
+        let (id, dispatched) = task.await;
+        return json_response(finish(&id, dispatched));
+    }
+    let mut task = Box::pin(task);
+    let (first, mut done) = tokio::select! {
+        biased;
+        done = &mut task => match notifications.try_recv() {
+            // Progress sent just before the result still goes out, ahead of it.
+            Ok(first) => (first, Some(done)),
+            Err(_) => return json_response(finish(&done.0, done.1)),
+        },
+        Some(first) = notifications.recv() => (first, None),
+    };
+    let (mut events, body) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(16);
+    tokio::spawn(async move {
+        // A client that went away stops the relay, not the call: it still ends and is recorded.
+        let mut open = send_progress(&mut events, &first).await.is_ok();
+        let (id, dispatched) = loop {
+            if let Some(done) = done.take() {
+                break done;
+            }
+            tokio::select! {
+                biased;
+                Some(message) = notifications.recv() => {
+                    open = open && send_progress(&mut events, &message).await.is_ok();
+                }
+                finished = &mut task => done = Some(finished),
+            }
+        };
+        while let Ok(message) = notifications.try_recv() {
+            open = open && send_progress(&mut events, &message).await.is_ok();
+        }
+        let body = finish(&id, dispatched);
+        if open {
+            let _ = events.send(Ok(Bytes::from(sse::data_event(&body)))).await;
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Relays a progress notification; other notifications are about the gateway's own hop (log
+/// messages are not relayed: MCP deprecated them, SEP-2577).
+async fn send_progress(
+    events: &mut futures::channel::mpsc::Sender<Result<Bytes, Infallible>>,
+    message: &Value,
+) -> Result<(), ()> {
+    if message.get("method").and_then(Value::as_str) != Some("notifications/progress") {
+        return Ok(());
+    }
+    let notification = json!({
+        "jsonrpc": "2.0",
+        "method": "notifications/progress",
+        "params": message.get("params").cloned().unwrap_or(Value::Null),
+    });
+    events
+        .send(Ok(Bytes::from(sse::sse_event(&notification))))
+        .await
+        .map_err(|_| ())
+}
+
+/// The JSON-RPC response to request `id`, serialized once; a tool call is recorded with its
+/// size.
+fn finish(id: &Value, dispatched: Dispatched) -> Vec<u8> {
+    let message = match &dispatched.result {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err(error) => error.to_message(id),
+    };
+    let body = serde_json::to_vec(&message).unwrap_or_default();
+    if let Some((record, started)) = dispatched.call {
+        let outcome = match &dispatched.result {
+            Ok(result) if jsonrpc::is_tool_error(result) => Outcome::Error,
+            Ok(_) => Outcome::Ok,
+            Err(error) => error.outcome(),
+        };
+        record.finish(outcome, started, body.len());
+    }
+    body
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

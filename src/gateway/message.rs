@@ -1,0 +1,216 @@
+//! MCP messages as the gateway reads them: each POST body is parsed once into typed messages,
+//! which the gate authorizes and the endpoints dispatch.
+
+use serde_json::{Map, Value};
+
+use super::error::GatewayError;
+
+/// What a request asks of the server behind an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// Protocol housekeeping: needs no scope.
+    Initialize,
+    Ping,
+    /// The answer is filtered to what the caller may call.
+    ToolsList,
+    /// Needs the tool's scope.
+    ToolsCall {
+        name: String,
+    },
+    /// Any other use of the server (`resources/read`, `prompts/get`, …): needs the backend's
+    /// default scope.
+    Other(String),
+}
+
+impl Method {
+    fn parse(method: String, params: Option<&Value>) -> Result<Self, GatewayError> {
+        Ok(match method.as_str() {
+            "initialize" => Self::Initialize,
+            "ping" => Self::Ping,
+            "tools/list" => Self::ToolsList,
+            "tools/call" => {
+                let name = params
+                    .and_then(|p| p.get("name"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        GatewayError::InvalidParams("tools/call needs params.name".into())
+                    })?;
+                Self::ToolsCall {
+                    name: name.to_owned(),
+                }
+            }
+            _ => Self::Other(method),
+        })
+    }
+
+    /// The JSON-RPC method name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Initialize => "initialize",
+            Self::Ping => "ping",
+            Self::ToolsList => "tools/list",
+            Self::ToolsCall { .. } => "tools/call",
+            Self::Other(method) => method,
+        }
+    }
+}
+
+/// A JSON-RPC request (a message with `method` and `id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub id: Value,
+    pub method: Method,
+    pub params: Option<Value>,
+}
+
+/// One JSON-RPC message from the client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request(Request),
+    /// A notification (`method`, no `id`): nothing is answered.
+    Notification {
+        method: String,
+    },
+    /// The client's answer to a request the server sent (sampling, elicitation, roots).
+    Response,
+}
+
+/// A POST body: one message, or a batch (MCP 2025-03-26).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Incoming {
+    pub messages: Vec<Message>,
+    pub batch: bool,
+}
+
+/// A body that is not JSON-RPC, and the id to answer with (when one could be read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub id: Value,
+    pub error: GatewayError,
+}
+
+impl Incoming {
+    /// Parses a POST body once: JSON, then each message's shape.
+    pub fn parse(body: &[u8]) -> Result<Self, Rejected> {
+        let reject = |id: Value, error| Rejected { id, error };
+        let value: Value =
+            serde_json::from_slice(body).map_err(|_| reject(Value::Null, GatewayError::Parse))?;
+        let not_json_rpc = || {
+            reject(
+                Value::Null,
+                GatewayError::InvalidRequest("the body is not a JSON-RPC message"),
+            )
+        };
+        let (items, batch) = match value {
+            Value::Array(items) if !items.is_empty() => (items, true),
+            Value::Object(_) => (vec![value], false),
+            _ => return Err(not_json_rpc()),
+        };
+        let mut messages = Vec::with_capacity(items.len());
+        for item in items {
+            let Value::Object(object) = item else {
+                return Err(not_json_rpc());
+            };
+            messages.push(Self::message(object).map_err(|(id, error)| reject(id, error))?);
+        }
+        Ok(Self { messages, batch })
+    }
+
+    fn message(mut object: Map<String, Value>) -> Result<Message, (Value, GatewayError)> {
+        let method = match object.remove("method") {
+            Some(Value::String(method)) => method,
+            // A `method` that is not a string, or none: a response to the server (or junk the
+            // server behind will refuse); either way nothing here to authorize.
+            _ => return Ok(Message::Response),
+        };
+        let Some(id) = object.remove("id") else {
+            return Ok(Message::Notification { method });
+        };
+        let params = object.remove("params");
+        match Method::parse(method, params.as_ref()) {
+            Ok(method) => Ok(Message::Request(Request { id, method, params })),
+            Err(error) => Err((id, error)),
+        }
+    }
+
+    /// The requests among the messages.
+    pub fn requests(&self) -> impl Iterator<Item = &Request> {
+        self.messages.iter().filter_map(|m| match m {
+            Message::Request(request) => Some(request),
+            _ => None,
+        })
+    }
+
+    /// The id of the first request, to answer a refusal of the whole body with.
+    pub fn first_id(&self) -> Value {
+        self.requests().next().map_or(Value::Null, |r| r.id.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_is_parsed_into_requests_notifications_and_responses() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},
+                        {"jsonrpc":"2.0","method":"notifications/initialized"},
+                        {"jsonrpc":"2.0","id":"b","method":"tools/list"},
+                        {"jsonrpc":"2.0","id":9,"result":{}}]"#;
+        let incoming = Incoming::parse(body).unwrap();
+        assert!(incoming.batch);
+        let methods: Vec<(Value, Method)> = incoming
+            .requests()
+            .map(|r| (r.id.clone(), r.method.clone()))
+            .collect();
+        assert_eq!(
+            methods,
+            vec![
+                (
+                    json!(1),
+                    Method::ToolsCall {
+                        name: "echo".into()
+                    }
+                ),
+                (json!("b"), Method::ToolsList)
+            ]
+        );
+        assert_eq!(
+            incoming.messages[1],
+            Message::Notification {
+                method: "notifications/initialized".into()
+            }
+        );
+        assert_eq!(incoming.messages[3], Message::Response);
+        assert_eq!(incoming.first_id(), json!(1));
+    }
+
+    #[test]
+    fn other_methods_and_housekeeping_are_told_apart() {
+        let incoming = Incoming::parse(
+            br#"[{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"x"}},
+                 {"jsonrpc":"2.0","id":3,"method":"ping"}]"#,
+        )
+        .unwrap();
+        let methods: Vec<&Method> = incoming.requests().map(|r| &r.method).collect();
+        assert_eq!(
+            methods,
+            [&Method::Other("resources/read".into()), &Method::Ping]
+        );
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_rpc_are_refused_with_their_code() {
+        let code = |body: &[u8]| Incoming::parse(body).unwrap_err().error.rpc_code();
+        assert_eq!(code(b"nope"), -32700);
+        assert_eq!(code(b"[]"), -32600);
+        assert_eq!(code(b"[1]"), -32600);
+        assert_eq!(code(b"\"x\""), -32600);
+        let rejected =
+            Incoming::parse(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{}}"#)
+                .unwrap_err();
+        assert_eq!((rejected.id, rejected.error.rpc_code()), (json!(5), -32602));
+    }
+}

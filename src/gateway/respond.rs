@@ -1,0 +1,89 @@
+//! The HTTP answers every MCP endpoint shares: the 401 challenge, the step-up 403, and
+//! JSON-RPC errors with the status the error vocabulary gives them.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::caller::{Caller, Unauthenticated};
+use super::error::GatewayError;
+use crate::oauth::resource::Resource;
+
+/// The 401 for `resource`: `error="invalid_token"` only when a token was sent (RFC 6750 §3.1),
+/// `resource_metadata` so a client can discover where to sign in (RFC 9728 §5.1), and the
+/// resource's basic scopes, so clients start with least privilege.
+pub fn unauthorized(resource: &Resource, why: Unauthenticated) -> Response {
+    let metadata = &resource.metadata_url;
+    let scope = if resource.basic_scopes.is_empty() {
+        String::new()
+    } else {
+        format!(r#", scope="{}""#, resource.basic_scopes.join(" "))
+    };
+    let token_sent = why == Unauthenticated::InvalidToken;
+    let challenge = if token_sent {
+        format!(
+            r#"Bearer error="invalid_token", error_description="the access token is invalid or expired", resource_metadata="{metadata}"{scope}"#
+        )
+    } else {
+        format!(r#"Bearer resource_metadata="{metadata}"{scope}"#)
+    };
+    let body = serde_json::json!({
+        "error": if token_sent { "invalid_token" } else { "unauthorized" },
+        "error_description": "a valid Bearer access token for this resource is required",
+    });
+    with_challenge(
+        (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response(),
+        &challenge,
+    )
+}
+
+/// The 403 for a call the token's scopes do not cover (RFC 6750 §3.1, MCP step-up). Its `scope`
+/// is what the caller holds plus what the call requires: clients sign in again asking for
+/// exactly that, and should not lose what they had.
+fn insufficient_scope(
+    resource: &Resource,
+    caller: &Caller,
+    error: &GatewayError,
+    required: &str,
+    id: &Value,
+) -> Response {
+    let mut wanted: Vec<&str> = caller.scopes().chain(std::iter::once(required)).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let challenge = format!(
+        r#"Bearer error="insufficient_scope", scope="{}", error_description="this call requires the scope {required}", resource_metadata="{}""#,
+        wanted.join(" "),
+        resource.metadata_url,
+    );
+    with_challenge(
+        (StatusCode::FORBIDDEN, axum::Json(error.to_message(id))).into_response(),
+        &challenge,
+    )
+}
+
+fn with_challenge(mut response: Response, challenge: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// The answer to request `id` that failed with `error`. `relayed`: the endpoint relays a
+/// backend's HTTP exchange (see [`GatewayError::status`]).
+pub fn error(
+    error: &GatewayError,
+    id: &Value,
+    relayed: bool,
+    resource: &Resource,
+    caller: Option<&Caller>,
+) -> Response {
+    match (error, caller) {
+        (GatewayError::Forbidden { required }, Some(caller)) => {
+            insufficient_scope(resource, caller, error, required, id)
+        }
+        (GatewayError::SignInEnded, _) => unauthorized(resource, Unauthenticated::InvalidToken),
+        _ => (error.status(relayed), axum::Json(error.to_message(id))).into_response(),
+    }
+}
