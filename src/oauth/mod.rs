@@ -17,5 +17,7 @@ pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod server;
+#[cfg(test)]
+mod tests;
 pub mod tokens;
 pub mod upstream_tokens;

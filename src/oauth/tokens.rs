@@ -3,6 +3,7 @@
 //! round trip.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
@@ -70,12 +71,22 @@ pub struct KeySet {
     /// Claims of tokens whose signature already verified, by SHA-256 of the token. An ECDSA
     /// verification costs more than the rest of a tool call; the same bytes verify the same
     /// way every time, so a client's second call skips it. Time, issuer, audience and
-    /// revocation are still checked on every call.
-    verified: std::sync::Mutex<HashMap<[u8; 32], AccessClaims>>,
+    /// revocation are still checked on every call. Bounded and concurrent (no global lock):
+    /// the least useful entries go first, and none outlives the longest token lifetime.
+    verified: moka::sync::Cache<[u8; 32], Arc<AccessClaims>>,
 }
 
-/// How many verified tokens are remembered before the memory is cleared.
-const VERIFIED_CACHE: usize = 10_000;
+/// How many verified tokens are remembered: far more than the tokens active at once.
+const VERIFIED_CACHE: u64 = 250_000;
+/// An entry is forgotten this long after it was verified (a token's `exp` is checked anyway).
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn verified_cache() -> moka::sync::Cache<[u8; 32], Arc<AccessClaims>> {
+    moka::sync::Cache::builder()
+        .max_capacity(VERIFIED_CACHE)
+        .time_to_live(VERIFIED_FOR)
+        .build()
+}
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,7 +179,7 @@ impl KeySet {
             kid: newest.kid.clone(),
             signing,
             verifying,
-            verified: std::sync::Mutex::default(),
+            verified: verified_cache(),
         })
     }
 
@@ -203,13 +214,8 @@ impl KeySet {
     /// algorithm fail before a key is consulted.
     fn signed_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(claims) = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&digest).cloned())
-        {
-            return Ok(claims);
+        if let Some(claims) = self.verified.get(&digest) {
+            return Ok(AccessClaims::clone(&claims));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::ES256 {
@@ -226,12 +232,7 @@ impl KeySet {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
             .map_err(|_| TokenError::Invalid)?
             .claims;
-        if let Ok(mut cache) = self.verified.lock() {
-            if cache.len() >= VERIFIED_CACHE {
-                cache.clear();
-            }
-            cache.insert(digest, claims.clone());
-        }
+        self.verified.insert(digest, Arc::new(claims.clone()));
         Ok(claims)
     }
 

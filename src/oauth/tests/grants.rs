@@ -1,0 +1,212 @@
+//! The code and refresh grants, with the clock moved by hand.
+
+use chrono::Duration;
+
+use super::*;
+use crate::oauth::error::ErrorCode;
+
+fn refresh_body(client_id: &str, refresh_token: &str) -> String {
+    format!("grant_type=refresh_token&client_id={client_id}&refresh_token={refresh_token}")
+}
+
+#[tokio::test]
+async fn a_code_is_checked_before_it_is_spent_and_a_replay_revokes_the_grant() {
+    let f = Fixture::new().await;
+    let client = f.register().await;
+    let code = f.sign_in(&client, "orders:invoices:read", t0()).await;
+
+    let wrong = f
+        .token(
+            &Fixture::code_body(
+                &client,
+                &code,
+                "a-wrong-verifier-that-is-long-enough-0123456789abcdef",
+            ),
+            t0(),
+        )
+        .await;
+    assert_eq!(wrong.unwrap_err().code, ErrorCode::InvalidGrant);
+    // The failed attempt changed nothing: the right verifier still works.
+    let tokens = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = f
+        .server
+        .keys
+        .verify(access, BASE, &format!("{BASE}/mcp"), t0())
+        .unwrap();
+    assert_eq!(claims.client_id, client);
+    assert_eq!(
+        tokens["expires_in"],
+        f.server.lifetimes.access.num_seconds()
+    );
+
+    let replay = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await;
+    assert_eq!(replay.unwrap_err().code, ErrorCode::InvalidGrant);
+    assert!(
+        f.server.revocations.is_revoked("any", &claims.sid),
+        "the replay revoked the grant"
+    );
+    let refresh = refresh_body(&client, tokens["refresh_token"].as_str().unwrap());
+    assert_eq!(
+        f.token(&refresh, t0()).await.unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn a_code_expires_after_its_lifetime() {
+    let f = Fixture::new().await;
+    let client = f.register().await;
+    let code = f.sign_in(&client, "orders:invoices:read", t0()).await;
+    let later = t0() + f.server.lifetimes.code + Duration::seconds(1);
+    let late = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), later)
+        .await;
+    assert_eq!(late.unwrap_err().code, ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn refresh_rotates_a_duplicate_in_the_grace_window_gets_the_same_successor_and_reuse_after_it_revokes()
+ {
+    let f = Fixture::new().await;
+    let client = f.register().await;
+    let code = f.sign_in(&client, "orders:invoices:read", t0()).await;
+    let first = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await
+        .unwrap();
+    let old = first["refresh_token"].as_str().unwrap().to_owned();
+
+    let at = t0() + Duration::minutes(5);
+    let rotated = f.token(&refresh_body(&client, &old), at).await.unwrap();
+    let successor = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(successor, old);
+    let duplicate = f
+        .token(&refresh_body(&client, &old), at + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        duplicate["refresh_token"],
+        successor.as_str(),
+        "a concurrent retry is not a theft"
+    );
+
+    let after_grace = at + f.server.lifetimes.refresh_grace + Duration::seconds(1);
+    let reuse = f.token(&refresh_body(&client, &old), after_grace).await;
+    assert_eq!(reuse.unwrap_err().code, ErrorCode::InvalidGrant);
+    let revoked = f
+        .token(&refresh_body(&client, &successor), after_grace)
+        .await;
+    assert_eq!(
+        revoked.unwrap_err().code,
+        ErrorCode::InvalidGrant,
+        "the whole grant ended"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_can_narrow_the_scope_but_never_widen_it() {
+    let f = Fixture::new().await;
+    let client = f.register().await;
+    let code = f
+        .sign_in(&client, "orders:invoices:read orders:invoices:write", t0())
+        .await;
+    let tokens = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await
+        .unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let wider = format!(
+        "{}&scope=orders%3Aall%3Adelete",
+        refresh_body(&client, refresh)
+    );
+    assert_eq!(
+        f.token(&wider, t0()).await.unwrap_err().code,
+        ErrorCode::InvalidScope
+    );
+    let narrower = format!(
+        "{}&scope=orders%3Ainvoices%3Aread",
+        refresh_body(&client, refresh)
+    );
+    assert_eq!(
+        f.token(&narrower, t0()).await.unwrap()["scope"],
+        "orders:invoices:read"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_upstream_token_is_refreshed_upstream_and_a_refused_one_ends_the_grant() {
+    let f = Fixture::new().await;
+    let client = f.register().await;
+    // The upstream token expires an hour after sign-in.
+    let code = f.sign_in(&client, "orders:invoices:read", t0()).await;
+    let tokens = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await
+        .unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let soon = t0() + Duration::minutes(30);
+    let still_fresh = f
+        .token(&refresh_body(&client, &refresh), soon)
+        .await
+        .unwrap();
+    assert_eq!(
+        *f.provider.refreshes.lock().unwrap(),
+        0,
+        "not expired: no upstream call"
+    );
+
+    let later = t0() + Duration::hours(2);
+    *f.provider.refresh.lock().unwrap() = Some(Ok(ProviderTokens {
+        access_token: Some("upstream-access-2".into()),
+        expires_at: Some(later + Duration::hours(1)),
+        ..ProviderTokens::default()
+    }));
+    let next = still_fresh["refresh_token"].as_str().unwrap().to_owned();
+    let renewed = f.token(&refresh_body(&client, &next), later).await.unwrap();
+    assert_eq!(*f.provider.refreshes.lock().unwrap(), 1);
+    let claims = f
+        .server
+        .keys
+        .verify_any_audience(renewed["access_token"].as_str().unwrap(), BASE)
+        .unwrap();
+    let grant = f
+        .server
+        .store
+        .get_grant(&claims.sid)
+        .await
+        .unwrap()
+        .unwrap();
+    let upstream = f
+        .server
+        .secrets
+        .decrypt(grant.upstream.access_token_enc.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(upstream, "upstream-access-2");
+    let kept = f
+        .server
+        .secrets
+        .decrypt(grant.upstream.refresh_token_enc.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(
+        kept, "upstream-refresh",
+        "a provider that does not rotate keeps the old one valid"
+    );
+
+    let much_later = later + Duration::hours(2);
+    *f.provider.refresh.lock().unwrap() = Some(Err(UpstreamError::Refused("invalid_grant".into())));
+    let ended = f
+        .token(
+            &refresh_body(&client, renewed["refresh_token"].as_str().unwrap()),
+            much_later,
+        )
+        .await;
+    assert_eq!(ended.unwrap_err().code, ErrorCode::InvalidGrant);
+    assert!(f.server.revocations.is_revoked("any", &claims.sid));
+}
