@@ -113,16 +113,9 @@ fn check_config(settings: &Settings) -> ExitCode {
         }
     );
     for provider in &settings.providers {
-        let kind = match provider.kind {
+        let kind = match &provider.kind {
             ProviderKind::Dev => "development sign-in".to_owned(),
-            ProviderKind::Oidc => format!(
-                "OpenID Connect at {}",
-                provider
-                    .issuer
-                    .as_ref()
-                    .map(|u| u.as_str())
-                    .unwrap_or_default()
-            ),
+            ProviderKind::Oidc(oidc) => format!("OpenID Connect at {}", oidc.issuer),
         };
         println!("  provider:   {} ({kind})", provider.id);
     }

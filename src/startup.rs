@@ -147,7 +147,7 @@ impl Application {
             public.issuer().to_owned(),
             keys.clone(),
             upstream.clone(),
-            crate::config::seconds(settings.gateway.assertion_ttl_secs),
+            crate::config::chrono_duration(settings.gateway.assertion_ttl),
         ));
         let verifier = TokenVerifier::new(
             public.issuer().to_owned(),
@@ -238,7 +238,7 @@ impl Application {
 
 /// Keeps the revocation view fresh and purges expired rows.
 async fn background_tasks(state: AppState) {
-    let max_token_age = crate::config::seconds(state.settings.tokens.access_ttl_secs);
+    let max_token_age = crate::config::chrono_duration(state.settings.tokens.access_ttl);
     let mut ticks: u64 = 0;
     let mut interval = tokio::time::interval(REVOCATION_POLL);
     loop {

@@ -1,12 +1,15 @@
 //! The MCP servers behind the gateway (`[[backends]]`) and the gateway's own settings
-//! (`[gateway]`).
+//! (`[gateway]`), parsed into what each transport needs.
 
 use std::collections::{BTreeMap, HashSet};
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
+use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ConfigError, check_identifier, is_loopback_url};
+use super::{ConfigError, check_identifier, is_loopback_url, positive_seconds};
 use crate::oauth::scope::Scopes;
 
 /// What a backend learns about the caller. The client's own bearer token is never forwarded.
@@ -24,49 +27,134 @@ pub enum ForwardMode {
 }
 
 /// One MCP server behind the gateway.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct BackendSettings {
     /// Appears in `/mcp/{id}` and, by default, in namespaced tool names.
     pub id: String,
-    /// A Streamable HTTP MCP endpoint.
-    #[serde(default)]
-    pub url: Option<Url>,
-    /// A stdio MCP server: the program and its arguments.
-    #[serde(default)]
-    pub command: Option<Vec<String>>,
-    /// Environment for a stdio server's process.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// One stdio process for everybody instead of one per user.
-    #[serde(default)]
-    pub shared: bool,
-    /// The scope every tool without a rule in `tools` requires. Defaults to `{id}:tools:call`.
-    #[serde(default)]
-    pub scope: Option<String>,
-    /// Per-tool scopes: tool name or glob pattern (`trigger-*`) → required scope.
-    #[serde(default)]
-    pub tools: BTreeMap<String, String>,
-    #[serde(default)]
+    pub transport: BackendTransport,
+    /// The scope every tool without a rule in `tools` requires (default `{id}:tools:call`).
+    pub scope: String,
+    /// Per-tool scopes: a tool name or glob pattern, and the one scope it requires.
+    pub tools: Vec<(ToolPattern, String)>,
     pub forward: Vec<ForwardMode>,
-    /// The `aud` of assertions for this backend. Defaults to `urn:portcullis:backend:{id}`.
-    #[serde(default)]
-    pub assertion_audience: Option<String>,
+    /// The `aud` of assertions for this backend (default `urn:portcullis:backend:{id}`).
+    pub assertion_audience: String,
     /// How long one call may take.
-    #[serde(default = "default_timeout_secs")]
-    pub timeout_secs: u64,
+    pub timeout: Duration,
     /// The largest request the gateway forwards to this backend.
-    #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
     /// The largest response the gateway passes back from this backend.
-    #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
-    /// How long an unused per-user stdio process lives.
+}
+
+/// How the gateway reaches a backend.
+#[derive(Debug, Clone)]
+pub enum BackendTransport {
+    /// A Streamable HTTP MCP endpoint.
+    Http { url: Url },
+    /// A stdio MCP server the gateway runs.
+    Stdio(StdioSettings),
+}
+
+/// A stdio server's process.
+#[derive(Debug, Clone)]
+pub struct StdioSettings {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    /// One process for everybody instead of one per user.
+    pub shared: bool,
+    /// How long an unused per-user process lives.
+    pub idle_timeout: Duration,
+    /// The most per-user processes at once.
+    pub max_processes: NonZeroUsize,
+}
+
+/// The tools a `[backends.tools]` rule names.
+#[derive(Debug, Clone)]
+pub enum ToolPattern {
+    Exact(String),
+    /// A glob; `literal` counts its literal characters (more is more specific).
+    Glob {
+        pattern: String,
+        matcher: GlobMatcher,
+        literal: usize,
+    },
+}
+
+impl ToolPattern {
+    fn parse(pattern: &str) -> Result<Self, globset::Error> {
+        if !pattern.contains(['*', '?', '[', '{']) {
+            return Ok(Self::Exact(pattern.to_owned()));
+        }
+        Ok(Self::Glob {
+            pattern: pattern.to_owned(),
+            matcher: Glob::new(pattern)?.compile_matcher(),
+            literal: pattern.chars().filter(|c| !"*?[]{}".contains(*c)).count(),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Exact(name) | Self::Glob { pattern: name, .. } => name,
+        }
+    }
+}
+
+impl BackendSettings {
+    pub fn forwards(&self, mode: ForwardMode) -> bool {
+        self.forward.contains(&mode)
+    }
+
+    /// The scope a tool's rule names, by the pattern as written.
+    pub fn tool_scope(&self, pattern: &str) -> Option<&str> {
+        self.tools
+            .iter()
+            .find(|(p, _)| p.as_str() == pattern)
+            .map(|(_, scope)| scope.as_str())
+    }
+}
+
+/// `[gateway]`: how the aggregate endpoint names tools, and assertion lifetimes.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Between the backend id and the tool name on `/mcp`: `{backend}{separator}{tool}`.
+    pub tool_separator: String,
+    pub assertion_ttl: Duration,
+}
+
+/// `[[backends]]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    id: String,
+    #[serde(default)]
+    url: Option<Url>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    shared: bool,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    tools: BTreeMap<String, String>,
+    #[serde(default)]
+    forward: Vec<ForwardMode>,
+    #[serde(default)]
+    assertion_audience: Option<String>,
+    #[serde(default = "default_timeout_secs")]
+    timeout_secs: u64,
+    #[serde(default = "default_max_request_bytes")]
+    max_request_bytes: usize,
+    #[serde(default = "default_max_response_bytes")]
+    max_response_bytes: usize,
     #[serde(default = "default_idle_secs")]
-    pub idle_timeout_secs: u64,
-    /// The most per-user stdio processes at once.
+    idle_timeout_secs: u64,
     #[serde(default = "default_max_processes")]
-    pub max_processes: usize,
+    max_processes: usize,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -85,35 +173,15 @@ fn default_max_processes() -> usize {
     32
 }
 
-impl BackendSettings {
-    /// The scope a tool without its own rule requires.
-    pub fn default_scope(&self) -> String {
-        self.scope
-            .clone()
-            .unwrap_or_else(|| format!("{}:tools:call", self.id))
-    }
-
-    pub fn assertion_audience(&self) -> String {
-        self.assertion_audience
-            .clone()
-            .unwrap_or_else(|| format!("urn:portcullis:backend:{}", self.id))
-    }
-
-    pub fn forwards(&self, mode: ForwardMode) -> bool {
-        self.forward.contains(&mode)
-    }
-}
-
-/// `[gateway]`: how the aggregate endpoint names tools, and assertion lifetimes.
+/// `[gateway]` as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewaySettings {
-    /// Between the backend id and the tool name on `/mcp`: `{backend}{separator}{tool}`.
-    pub tool_separator: String,
-    pub assertion_ttl_secs: u64,
+pub(super) struct RawGateway {
+    tool_separator: String,
+    assertion_ttl_secs: u64,
 }
 
-impl Default for GatewaySettings {
+impl Default for RawGateway {
     fn default() -> Self {
         Self {
             tool_separator: "__".into(),
@@ -122,24 +190,32 @@ impl Default for GatewaySettings {
     }
 }
 
-pub(super) fn validate(
-    backends: &[BackendSettings],
-    gateway: &GatewaySettings,
-) -> Result<(), ConfigError> {
-    if gateway.tool_separator.is_empty() || gateway.tool_separator.len() > 8 {
+pub(super) fn parse_gateway(raw: RawGateway) -> Result<GatewaySettings, ConfigError> {
+    if raw.tool_separator.is_empty() || raw.tool_separator.len() > 8 {
         return Err(ConfigError::invalid(
             "gateway.tool_separator",
             "use 1-8 characters",
         ));
     }
-    if gateway.assertion_ttl_secs == 0 || gateway.assertion_ttl_secs > 3600 {
+    if raw.assertion_ttl_secs == 0 || raw.assertion_ttl_secs > 3600 {
         return Err(ConfigError::invalid(
             "gateway.assertion_ttl_secs",
             "use 1 to 3600 seconds",
         ));
     }
+    Ok(GatewaySettings {
+        tool_separator: raw.tool_separator,
+        assertion_ttl: Duration::from_secs(raw.assertion_ttl_secs),
+    })
+}
+
+pub(super) fn parse(
+    raw: Vec<RawBackend>,
+    gateway: &GatewaySettings,
+) -> Result<Vec<BackendSettings>, ConfigError> {
     let mut seen = HashSet::new();
-    for (index, backend) in backends.iter().enumerate() {
+    let mut backends = Vec::with_capacity(raw.len());
+    for (index, backend) in raw.iter().enumerate() {
         let key = |field: &str| format!("backends[{index}].{field}");
         check_identifier(&key("id"), &backend.id, &mut seen)?;
         if backend.id.contains(&gateway.tool_separator) {
@@ -148,7 +224,8 @@ pub(super) fn validate(
                 "must not contain gateway.tool_separator",
             ));
         }
-        match (&backend.url, &backend.command) {
+        let forwards = |mode| backend.forward.contains(&mode);
+        let transport = match (&backend.url, &backend.command) {
             (Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
                     key("url"),
@@ -168,7 +245,7 @@ pub(super) fn validate(
                         "must be an http or https URL",
                     ));
                 }
-                if backend.forwards(ForwardMode::UpstreamToken)
+                if forwards(ForwardMode::UpstreamToken)
                     && url.scheme() != "https"
                     && !is_loopback_url(url)
                 {
@@ -177,53 +254,57 @@ pub(super) fn validate(
                         "upstream tokens are only sent over https (or to loopback)",
                     ));
                 }
+                BackendTransport::Http { url: url.clone() }
             }
             (None, Some(command)) => {
                 // A stdio process has no request headers: it learns the person it serves from
                 // its environment, so only a per-user process can be told.
-                let per_request = backend.forwards(ForwardMode::Assertion)
-                    || backend.forwards(ForwardMode::UpstreamToken);
+                let per_request =
+                    forwards(ForwardMode::Assertion) || forwards(ForwardMode::UpstreamToken);
                 if per_request || (backend.shared && !backend.forward.is_empty()) {
                     return Err(ConfigError::invalid(
                         key("forward"),
                         "a stdio backend can only receive identity-headers (as PORTCULLIS_USER and PORTCULLIS_EMAIL in a per-user process's environment)",
                     ));
                 }
-                if command
-                    .first()
-                    .is_none_or(|program| program.trim().is_empty())
-                {
+                let Some((program, args)) = command
+                    .split_first()
+                    .filter(|(program, _)| !program.trim().is_empty())
+                else {
                     return Err(ConfigError::invalid(
                         key("command"),
                         "name the program to run",
                     ));
-                }
+                };
+                let max_processes = NonZeroUsize::new(backend.max_processes).ok_or_else(|| {
+                    ConfigError::invalid(key("max_processes"), "must be greater than zero")
+                })?;
+                BackendTransport::Stdio(StdioSettings {
+                    program: program.clone(),
+                    args: args.to_vec(),
+                    env: backend.env.clone(),
+                    shared: backend.shared,
+                    idle_timeout: positive_seconds(
+                        &key("idle_timeout_secs"),
+                        backend.idle_timeout_secs,
+                    )?,
+                    max_processes,
+                })
             }
-        }
-        for (field, value) in [
-            ("timeout_secs", backend.timeout_secs),
-            ("idle_timeout_secs", backend.idle_timeout_secs),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(
-                    key(field),
-                    "must be greater than zero",
-                ));
-            }
-        }
-        if backend.max_request_bytes == 0
-            || backend.max_response_bytes == 0
-            || backend.max_processes == 0
-        {
+        };
+        let timeout = positive_seconds(&key("timeout_secs"), backend.timeout_secs)?;
+        if backend.max_request_bytes == 0 || backend.max_response_bytes == 0 {
             return Err(ConfigError::invalid(
                 key("max_request_bytes"),
                 "limits must be greater than zero",
             ));
         }
-        let scopes =
-            std::iter::once(backend.default_scope()).chain(backend.tools.values().cloned());
-        for scope in scopes {
-            let parsed = Scopes::parse(&scope).ok().filter(|s| s.iter().count() == 1);
+        let scope = backend
+            .scope
+            .clone()
+            .unwrap_or_else(|| format!("{}:tools:call", backend.id));
+        for scope in std::iter::once(&scope).chain(backend.tools.values()) {
+            let parsed = Scopes::parse(scope).ok().filter(|s| s.iter().count() == 1);
             if parsed.is_none() {
                 return Err(ConfigError::invalid(
                     key("tools"),
@@ -231,21 +312,37 @@ pub(super) fn validate(
                 ));
             }
         }
-        for pattern in backend.tools.keys() {
-            if globset::Glob::new(pattern).is_err() {
-                return Err(ConfigError::invalid(
+        let mut tools = Vec::with_capacity(backend.tools.len());
+        for (pattern, required) in &backend.tools {
+            let pattern = ToolPattern::parse(pattern).map_err(|_| {
+                ConfigError::invalid(
                     key("tools"),
                     format!("`{pattern}` is not a valid tool pattern"),
-                ));
-            }
+                )
+            })?;
+            tools.push((pattern, required.clone()));
         }
+        backends.push(BackendSettings {
+            id: backend.id.clone(),
+            transport,
+            scope,
+            tools,
+            forward: backend.forward.clone(),
+            assertion_audience: backend
+                .assertion_audience
+                .clone()
+                .unwrap_or_else(|| format!("urn:portcullis:backend:{}", backend.id)),
+            timeout,
+            max_request_bytes: backend.max_request_bytes,
+            max_response_bytes: backend.max_response_bytes,
+        });
     }
-    Ok(())
+    Ok(backends)
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{ForwardMode, Settings};
+    use crate::config::{BackendTransport, ForwardMode, Settings};
 
     fn error(toml: &str) -> String {
         Settings::from_toml(toml).unwrap_err().to_string()
@@ -268,11 +365,18 @@ mod tests {
         .unwrap();
         let backend = &settings.backends[0];
         assert_eq!(backend.forward, [ForwardMode::IdentityHeaders]);
-        assert_eq!(backend.tools["trigger-*"], "everything:admin:call");
         assert_eq!(
-            backend.assertion_audience(),
+            backend.tool_scope("trigger-*"),
+            Some("everything:admin:call")
+        );
+        assert_eq!(
+            backend.assertion_audience,
             "urn:portcullis:backend:everything"
         );
+        let BackendTransport::Stdio(stdio) = &backend.transport else {
+            panic!("a command makes a stdio backend");
+        };
+        assert_eq!((stdio.program.as_str(), stdio.args.len()), ("npx", 2));
         assert_eq!(settings.gateway.tool_separator, "__");
     }
 

@@ -2,11 +2,14 @@
 //!
 //! Infrastructure settings use their conventional bare names (`DATABASE_URL`, `REDIS_URL`,
 //! `PUBLIC_BASE_URL`); everything else is `PORTCULLIS_…` with `__` for nesting
-//! (`PORTCULLIS_TOKENS__ACCESS_TTL_SECS=600`). Unknown keys, malformed values and missing
-//! secrets fail at start-up with a message naming the key.
+//! (`PORTCULLIS_TOKENS__ACCESS_TTL_SECS=600`). What is read is first deserialized as written,
+//! then parsed into the types the rest of Portcullis uses (durations, one variant per provider
+//! kind and backend transport, compiled tool patterns): a value start-up accepted cannot fail
+//! later. Unknown keys, malformed values and missing secrets fail with a message naming the key.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -14,9 +17,15 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+/// `[[backends]]` and `[gateway]`.
 mod backends;
+/// `[[providers]]`.
+mod providers;
 
-pub use backends::{BackendSettings, ForwardMode, GatewaySettings};
+pub use backends::{
+    BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
+};
+pub use providers::{OidcSettings, ProviderKind, ProviderSettings};
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
@@ -40,22 +49,18 @@ impl ConfigError {
 }
 
 /// Every setting Portcullis reads.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Where to listen (`PORTCULLIS_BIND`).
     pub bind: SocketAddr,
     /// The URL clients reach Portcullis at, possibly with a path prefix (`PUBLIC_BASE_URL`).
-    /// Defaults to `http://{bind}`. Every advertised URL is built from it.
-    #[serde(default)]
+    /// Without it, `http://{the bound address}`. Every advertised URL is built from it.
     pub public_base_url: Option<Url>,
     /// `sqlite:…` or `postgres://…` (`DATABASE_URL`).
     pub database_url: String,
     /// Optional Redis (`REDIS_URL`).
-    #[serde(default)]
-    pub redis_url: Option<String>,
-    /// Fernet keys, comma-separated in `PORTCULLIS_FERNET_KEYS`: the first encrypts, all decrypt.
-    #[serde(default, deserialize_with = "comma_list")]
+    pub redis_url: Option<Url>,
+    /// Fernet keys (`PORTCULLIS_FERNET_KEYS`, comma-separated): the first encrypts, all decrypt.
     pub fernet_keys: Vec<SecretString>,
     /// Where the generated Fernet key is kept when only the development provider is configured.
     pub dev_key_file: PathBuf,
@@ -64,22 +69,20 @@ pub struct Settings {
     pub log: LogSettings,
     pub providers: Vec<ProviderSettings>,
     /// The MCP servers behind the gateway.
-    #[serde(default)]
     pub backends: Vec<BackendSettings>,
     pub gateway: GatewaySettings,
 }
 
 /// Lifetimes of what Portcullis issues.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenSettings {
-    pub access_ttl_secs: u64,
-    pub refresh_ttl_secs: u64,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
     /// How long a rotated refresh token still answers a concurrent duplicate refresh.
-    pub refresh_grace_secs: u64,
-    pub code_ttl_secs: u64,
+    pub refresh_grace: Duration,
+    pub code_ttl: Duration,
     /// How long a person has from `/authorize` to finishing upstream sign-in.
-    pub flow_ttl_secs: u64,
+    pub flow_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +90,7 @@ pub struct TokenSettings {
 pub struct LimitSettings {
     /// The largest request body accepted by the OAuth endpoints.
     pub max_body_bytes: usize,
-    /// The largest request body accepted by `/mcp`.
+    /// The largest request body accepted by the MCP endpoints the gateway serves itself.
     pub max_mcp_body_bytes: usize,
 }
 
@@ -107,52 +110,36 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    /// The local development sign-in form (loopback only).
-    Dev,
-    /// Any OpenID Connect issuer, found through discovery.
-    Oidc,
-}
-
-/// One upstream identity provider (`[[providers]]`).
-#[derive(Debug, Clone, Deserialize)]
+/// The settings as written, before they are parsed.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProviderSettings {
-    /// Appears in `/callback/{id}`: lower-case letters, digits, `-` and `_`.
-    pub id: String,
-    pub kind: ProviderKind,
-    /// Shown on the provider-choice page; defaults to the id.
+struct RawSettings {
+    bind: SocketAddr,
     #[serde(default)]
-    pub display_name: Option<String>,
+    public_base_url: Option<Url>,
+    database_url: String,
     #[serde(default)]
-    pub issuer: Option<Url>,
+    redis_url: Option<String>,
+    #[serde(default, deserialize_with = "comma_list")]
+    fernet_keys: Vec<SecretString>,
+    dev_key_file: PathBuf,
+    tokens: RawTokens,
+    limits: LimitSettings,
+    log: LogSettings,
+    providers: Vec<providers::RawProvider>,
     #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub client_secret: Option<SecretString>,
-    #[serde(default = "default_upstream_scopes")]
-    pub scopes: Vec<String>,
-    /// The most a person signing in here may be granted (`domain:resource:action` patterns with
-    /// `*`). Defaults to everything for the development provider and nothing for the others.
-    #[serde(default)]
-    pub grant_scopes: Option<Vec<String>>,
+    backends: Vec<backends::RawBackend>,
+    gateway: backends::RawGateway,
 }
 
-impl ProviderSettings {
-    /// The scope patterns a sign-in through this provider may receive.
-    pub fn may_grant(&self) -> Vec<String> {
-        match (&self.grant_scopes, self.kind) {
-            (Some(patterns), _) => patterns.clone(),
-            (None, ProviderKind::Dev) => vec!["*".into()],
-            (None, ProviderKind::Oidc) => Vec::new(),
-        }
-    }
-}
-
-fn default_upstream_scopes() -> Vec<String> {
-    ["openid", "email", "profile"].map(String::from).to_vec()
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokens {
+    access_ttl_secs: u64,
+    refresh_ttl_secs: u64,
+    refresh_grace_secs: u64,
+    code_ttl_secs: u64,
+    flow_ttl_secs: u64,
 }
 
 /// Accepts `"k1,k2"` (from the environment) as well as `["k1", "k2"]` (from TOML).
@@ -181,7 +168,7 @@ fn defaults() -> serde_json::Value {
         "bind": "127.0.0.1:8080",
         "database_url": "sqlite:portcullis.db",
         "dev_key_file": "portcullis.dev-key",
-        "tokens": TokenSettings {
+        "tokens": RawTokens {
             access_ttl_secs: 3600,
             refresh_ttl_secs: 30 * 24 * 3600,
             refresh_grace_secs: 30,
@@ -190,7 +177,7 @@ fn defaults() -> serde_json::Value {
         },
         "limits": LimitSettings { max_body_bytes: 64 * 1024, max_mcp_body_bytes: 4 * 1024 * 1024 },
         "log": LogSettings { format: LogFormat::Text, filter: "info".into() },
-        "gateway": GatewaySettings::default(),
+        "gateway": backends::RawGateway::default(),
         "providers": [{ "id": "dev", "kind": "dev", "display_name": "Development sign-in" }],
     })
 }
@@ -227,7 +214,7 @@ impl Settings {
     }
 
     fn extract(figment: Figment) -> Result<Self, ConfigError> {
-        let settings: Settings = figment.extract().map_err(|errors| {
+        let raw: RawSettings = figment.extract().map_err(|errors| {
             ConfigError::Parse(
                 errors
                     .into_iter()
@@ -236,114 +223,84 @@ impl Settings {
                     .join("; "),
             )
         })?;
-        settings.validate()?;
-        Ok(settings)
+        Self::parse(raw)
     }
 
-    /// The public URL, defaulting to `http://{bind}`.
-    pub fn public_url(&self) -> Url {
-        match &self.public_base_url {
-            Some(url) => url.clone(),
-            None => Url::parse(&format!("http://{}", self.bind)).unwrap_or_else(|_| {
-                // `SocketAddr` always formats as a valid authority.
-                unreachable!("a socket address is a valid URL authority")
-            }),
-        }
-    }
-
-    /// True when only the development provider is configured (a generated Fernet key is fine).
-    pub fn dev_only(&self) -> bool {
-        self.providers.iter().all(|p| p.kind == ProviderKind::Dev)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.public_base_url {
+    fn parse(raw: RawSettings) -> Result<Self, ConfigError> {
+        if let Some(url) = &raw.public_base_url {
             validate_public_url(url)?;
         }
-        if !self.database_url.starts_with("sqlite:")
-            && !self.database_url.starts_with("postgres://")
-            && !self.database_url.starts_with("postgresql://")
+        if !raw.database_url.starts_with("sqlite:")
+            && !raw.database_url.starts_with("postgres://")
+            && !raw.database_url.starts_with("postgresql://")
         {
             return Err(ConfigError::invalid(
                 "database_url",
                 "must start with sqlite: or postgres:// (DATABASE_URL)",
             ));
         }
-        if let Some(redis) = &self.redis_url {
-            Url::parse(redis).map_err(|e| {
+        let redis_url = raw
+            .redis_url
+            .as_deref()
+            .map(Url::parse)
+            .transpose()
+            .map_err(|e| {
                 ConfigError::invalid("redis_url", format!("not a URL: {e} (REDIS_URL)"))
             })?;
-        }
-        let tokens = &self.tokens;
-        for (key, value) in [
-            ("tokens.access_ttl_secs", tokens.access_ttl_secs),
-            ("tokens.refresh_ttl_secs", tokens.refresh_ttl_secs),
-            ("tokens.code_ttl_secs", tokens.code_ttl_secs),
-            ("tokens.flow_ttl_secs", tokens.flow_ttl_secs),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(key, "must be greater than zero"));
-            }
-        }
-        if self.providers.is_empty() {
-            return Err(ConfigError::invalid(
-                "providers",
-                "at least one provider is required",
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (index, provider) in self.providers.iter().enumerate() {
-            let key = |field: &str| format!("providers[{index}].{field}");
-            check_identifier(&key("id"), &provider.id, &mut seen)?;
-            match provider.kind {
-                ProviderKind::Dev => {
-                    if !self.bind.ip().is_loopback() {
-                        return Err(ConfigError::invalid(
-                            key("kind"),
-                            format!(
-                                "the development provider signs anyone in and runs only on a loopback address, but bind is {}",
-                                self.bind
-                            ),
-                        ));
-                    }
-                }
-                ProviderKind::Oidc => {
-                    let issuer = provider.issuer.as_ref().ok_or_else(|| {
-                        ConfigError::invalid(key("issuer"), "required for kind = \"oidc\"")
-                    })?;
-                    if issuer.scheme() != "https" && !is_loopback_url(issuer) {
-                        return Err(ConfigError::invalid(
-                            key("issuer"),
-                            "must be https (or http on loopback)",
-                        ));
-                    }
-                    if provider.client_id.as_deref().is_none_or(str::is_empty) {
-                        return Err(ConfigError::invalid(
-                            key("client_id"),
-                            "required for kind = \"oidc\"",
-                        ));
-                    }
-                    if provider.client_secret.is_none() {
-                        return Err(ConfigError::invalid(
-                            key("client_secret"),
-                            "required for kind = \"oidc\"",
-                        ));
-                    }
-                    if !provider.scopes.iter().any(|s| s == "openid") {
-                        return Err(ConfigError::invalid(key("scopes"), "must include openid"));
-                    }
-                }
-            }
-        }
-        backends::validate(&self.backends, &self.gateway)?;
-        if self.fernet_keys.is_empty() && !self.dev_only() {
+        let t = &raw.tokens;
+        let tokens = TokenSettings {
+            access_ttl: positive_seconds("tokens.access_ttl_secs", t.access_ttl_secs)?,
+            refresh_ttl: positive_seconds("tokens.refresh_ttl_secs", t.refresh_ttl_secs)?,
+            refresh_grace: Duration::from_secs(t.refresh_grace_secs),
+            code_ttl: positive_seconds("tokens.code_ttl_secs", t.code_ttl_secs)?,
+            flow_ttl: positive_seconds("tokens.flow_ttl_secs", t.flow_ttl_secs)?,
+        };
+        let providers = providers::parse(raw.providers, raw.bind)?;
+        let gateway = backends::parse_gateway(raw.gateway)?;
+        let backends = backends::parse(raw.backends, &gateway)?;
+        let settings = Settings {
+            bind: raw.bind,
+            public_base_url: raw.public_base_url,
+            database_url: raw.database_url,
+            redis_url,
+            fernet_keys: raw.fernet_keys,
+            dev_key_file: raw.dev_key_file,
+            tokens,
+            limits: raw.limits,
+            log: raw.log,
+            providers,
+            backends,
+            gateway,
+        };
+        if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(
                 "fernet_keys",
                 "required when a real provider is configured: set PORTCULLIS_FERNET_KEYS to one or more comma-separated Fernet keys (portcullis keys generate prints one)",
             ));
         }
-        Ok(())
+        Ok(settings)
     }
+
+    /// The public URL as configured, or the one derived from the bind address.
+    pub fn public_url(&self) -> String {
+        match &self.public_base_url {
+            Some(url) => url.to_string(),
+            None => format!("http://{}/", self.bind),
+        }
+    }
+
+    /// True when only the development provider is configured (a generated Fernet key is fine).
+    pub fn dev_only(&self) -> bool {
+        self.providers.iter().all(ProviderSettings::is_dev)
+    }
+}
+
+/// A configured number of seconds that must not be zero.
+pub(crate) fn positive_seconds(key: &str, secs: u64) -> Result<Duration, ConfigError> {
+    if secs == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than zero"));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// An id that appears in URLs (`/callback/{id}`, `/mcp/{id}`): short, lower-case, unique.
@@ -366,9 +323,9 @@ pub(crate) fn check_identifier<'a>(
     Ok(())
 }
 
-/// A configured number of seconds as a duration (saturating: no setting is that large).
-pub fn seconds(secs: u64) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+/// A configured duration in chrono's terms (saturating: no setting is that large).
+pub fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
 /// True for `localhost`, `127.0.0.0/8` and `[::1]` hosts.
@@ -406,10 +363,15 @@ mod tests {
     fn embedded_defaults_are_sqlite_loopback_and_the_dev_provider() {
         let settings = Settings::from_toml("").unwrap();
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(settings.public_url().as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(settings.public_url(), "http://127.0.0.1:8080/");
         assert_eq!(settings.database_url, "sqlite:portcullis.db");
         assert_eq!(settings.providers.len(), 1);
-        assert_eq!(settings.providers[0].kind, ProviderKind::Dev);
+        assert!(matches!(settings.providers[0].kind, ProviderKind::Dev));
+        assert_eq!(settings.providers[0].grant_scopes, ["*"]);
+        assert_eq!(
+            settings.tokens.access_ttl,
+            std::time::Duration::from_secs(3600)
+        );
         assert!(settings.dev_only());
     }
 
@@ -492,6 +454,14 @@ mod tests {
     fn a_public_url_with_a_path_prefix_is_kept() {
         let settings =
             Settings::from_toml("public_base_url = \"https://example.com/auth\"").unwrap();
-        assert_eq!(settings.public_url().as_str(), "https://example.com/auth");
+        assert_eq!(settings.public_url(), "https://example.com/auth");
+    }
+
+    #[test]
+    fn a_zero_lifetime_is_refused_by_name() {
+        let err = Settings::from_toml("[tokens]\ncode_ttl_secs = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tokens.code_ttl_secs"), "{err}");
     }
 }

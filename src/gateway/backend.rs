@@ -49,6 +49,6 @@ impl Backend {
 
     /// How long one call may take.
     pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.settings.timeout_secs)
+        self.settings.timeout
     }
 }

@@ -103,7 +103,7 @@ impl IdentityForwarder {
             let assertion = AssertionClaims {
                 iss: self.issuer.clone(),
                 sub: claims.sub.clone(),
-                aud: backend.assertion_audience(),
+                aud: backend.assertion_audience.clone(),
                 client_id: claims.client_id.clone(),
                 scope: claims.scope.clone(),
                 email: claims.email.clone(),

@@ -53,7 +53,7 @@ use url::Url;
 
 use crate::audit::Auditor;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{BackendTransport, Settings};
 use crate::oauth::resource::Resources;
 use crate::paths::{self, PublicUrl};
 pub use backend::{Backend, Transport};
@@ -78,11 +78,11 @@ pub fn resources(base: &Url, settings: &Settings) -> Resources {
     for backend in &settings.backends {
         let supported = ToolPolicy::new(backend).scopes();
         supported_everywhere.extend(supported.iter().cloned());
-        basic_everywhere.push(backend.default_scope());
+        basic_everywhere.push(backend.scope.clone());
         backends.push((
             backend_path(&backend.id),
             supported,
-            vec![backend.default_scope()],
+            vec![backend.scope.clone()],
         ));
     }
     for list in [&mut supported_everywhere, &mut basic_everywhere] {
@@ -160,8 +160,8 @@ impl Gateway {
         let mut backends = Vec::new();
         let mut endpoints = Vec::new();
         for settings in &settings.backends {
-            let transport = match settings.url.clone() {
-                Some(url) => Transport::Http {
+            let transport = match &settings.transport {
+                BackendTransport::Http { url } => Transport::Http {
                     client: McpHttpClient::new(
                         settings,
                         url.clone(),
@@ -169,9 +169,11 @@ impl Gateway {
                         identity.clone(),
                         clock.clone(),
                     ),
-                    url,
+                    url: url.clone(),
                 },
-                None => Transport::Stdio(Arc::new(stdio::StdioPool::new(settings))),
+                BackendTransport::Stdio(stdio) => {
+                    Transport::Stdio(Arc::new(stdio::StdioPool::new(settings, stdio)))
+                }
             };
             let backend = Arc::new(Backend {
                 settings: settings.clone(),

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
 
-use crate::config::BackendSettings;
+use crate::config::{BackendSettings, ToolPattern};
 use crate::oauth::scope::pattern_covers;
 
 /// The compiled `[backends.tools]` rules of one backend.
@@ -17,27 +17,24 @@ pub struct ToolPolicy {
     globs: Vec<(GlobMatcher, String)>,
 }
 
-fn is_glob(pattern: &str) -> bool {
-    pattern.contains(['*', '?', '[', '{'])
-}
-
 impl ToolPolicy {
-    /// Patterns were validated with the configuration; one that still fails to compile is left
-    /// out, which makes its tools fall back to the (usually stricter) default scope.
+    /// The rules as the configuration parsed them (globs already compiled).
     pub fn new(settings: &BackendSettings) -> Self {
         let mut exact = HashMap::new();
         let mut globs = Vec::new();
         for (pattern, scope) in &settings.tools {
-            if !is_glob(pattern) {
-                exact.insert(pattern.clone(), scope.clone());
-            } else if let Ok(glob) = Glob::new(pattern) {
-                let literal = pattern.chars().filter(|c| !"*?[]{}".contains(*c)).count();
-                globs.push((literal, glob.compile_matcher(), scope.clone()));
+            match pattern {
+                ToolPattern::Exact(name) => {
+                    exact.insert(name.clone(), scope.clone());
+                }
+                ToolPattern::Glob {
+                    matcher, literal, ..
+                } => globs.push((*literal, matcher.clone(), scope.clone())),
             }
         }
         globs.sort_by_key(|(literal, _, _)| std::cmp::Reverse(*literal));
         Self {
-            default_scope: settings.default_scope(),
+            default_scope: settings.scope.clone(),
             exact,
             globs: globs.into_iter().map(|(_, g, s)| (g, s)).collect(),
         }

@@ -6,6 +6,32 @@ use super::params::Params;
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::store::{Client, Store};
 
+/// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A public client: no secret.
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    /// Every method, in the order discovery advertises them.
+    pub const ALL: [AuthMethod; 3] = [Self::None, Self::ClientSecretBasic, Self::ClientSecretPost];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == raw)
+    }
+}
+
 /// Credentials from an `Authorization: Basic` header, already form-decoded.
 #[derive(Debug, Clone)]
 pub struct BasicCredentials {
@@ -39,21 +65,22 @@ pub async fn authenticate(
             (
                 basic.client_id.as_str(),
                 Some(basic.client_secret.as_str()),
-                "client_secret_basic",
+                AuthMethod::ClientSecretBasic,
             )
         }
         (None, Some(secret)) => (
             params.require("client_id")?,
             Some(secret),
-            "client_secret_post",
+            AuthMethod::ClientSecretPost,
         ),
-        _ => (params.require("client_id")?, None, "none"),
+        _ => (params.require("client_id")?, None, AuthMethod::None),
     };
     let client = store
         .get_client(client_id)
         .await?
         .ok_or_else(OAuthError::invalid_client)?;
-    if client.token_endpoint_auth_method != method {
+    // The method it registered, exactly: a client that registered a secret cannot drop it.
+    if AuthMethod::parse(&client.token_endpoint_auth_method) != Some(method) {
         return Err(OAuthError::invalid_client());
     }
     match (secret, client.secret_hash.as_deref()) {

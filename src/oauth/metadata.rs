@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
+use super::client_auth::AuthMethod;
+use super::grants::GrantType;
 use super::resource::Resource;
 use super::server::AuthorizationServer;
 use crate::paths;
@@ -17,7 +19,7 @@ pub fn authorization_server(server: &AuthorizationServer) -> Value {
         .iter()
         .flat_map(|r| r.scopes_supported.iter().map(String::as_str))
         .collect();
-    let auth_methods = ["none", "client_secret_basic", "client_secret_post"];
+    let auth_methods = AuthMethod::ALL.map(AuthMethod::as_str);
     json!({
         "issuer": server.issuer(),
         "authorization_endpoint": server.public.url(paths::AUTHORIZE),
@@ -28,7 +30,7 @@ pub fn authorization_server(server: &AuthorizationServer) -> Value {
         "jwks_uri": server.public.url(paths::JWKS),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": GrantType::ALL.map(GrantType::as_str),
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,

@@ -27,18 +27,16 @@ pub struct Lifetimes {
     pub flow: chrono::Duration,
 }
 
-fn seconds(secs: u64) -> chrono::Duration {
-    crate::config::seconds(secs)
-}
+use crate::config::chrono_duration;
 
 impl From<&TokenSettings> for Lifetimes {
     fn from(tokens: &TokenSettings) -> Self {
         Self {
-            access: seconds(tokens.access_ttl_secs),
-            refresh: seconds(tokens.refresh_ttl_secs),
-            refresh_grace: seconds(tokens.refresh_grace_secs),
-            code: seconds(tokens.code_ttl_secs),
-            flow: seconds(tokens.flow_ttl_secs),
+            access: chrono_duration(tokens.access_ttl),
+            refresh: chrono_duration(tokens.refresh_ttl),
+            refresh_grace: chrono_duration(tokens.refresh_grace),
+            code: chrono_duration(tokens.code_ttl),
+            flow: chrono_duration(tokens.flow_ttl),
         }
     }
 }
@@ -78,6 +76,6 @@ impl AuthorizationServer {
 pub fn grant_limits(providers: &[ProviderSettings]) -> HashMap<String, Vec<String>> {
     providers
         .iter()
-        .map(|p| (p.id.clone(), p.may_grant()))
+        .map(|p| (p.id.clone(), p.grant_scopes.clone()))
         .collect()
 }

@@ -51,10 +51,7 @@ impl DevProvider {
     ) -> DevProvider {
         DevProvider {
             id: settings.id.clone(),
-            display_name: settings
-                .display_name
-                .clone()
-                .unwrap_or_else(|| settings.id.clone()),
+            display_name: settings.display_name.clone(),
             base: public_base_url.clone(),
             secrets,
         }

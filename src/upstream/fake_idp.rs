@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::config::{ProviderKind, ProviderSettings};
+use crate::config::OidcSettings;
 use crate::crypto::random_token;
 
 pub const CLIENT_ID: &str = "portcullis-test";
@@ -131,16 +131,12 @@ impl FakeIdp {
         FakeIdp { issuer, inner }
     }
 
-    pub fn settings(&self) -> ProviderSettings {
-        ProviderSettings {
-            id: "fake".into(),
-            kind: ProviderKind::Oidc,
-            display_name: Some("Fake IdP".into()),
-            issuer: Some(Url::parse(&self.issuer).unwrap()),
-            client_id: Some(CLIENT_ID.into()),
-            client_secret: Some(SecretString::from(CLIENT_SECRET)),
+    pub fn settings(&self) -> OidcSettings {
+        OidcSettings {
+            issuer: Url::parse(&self.issuer).unwrap(),
+            client_id: CLIENT_ID.into(),
+            client_secret: SecretString::from(CLIENT_SECRET),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
-            grant_scopes: None,
         }
     }
 

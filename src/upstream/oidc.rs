@@ -26,7 +26,7 @@ use url::Url;
 
 use super::transport::{HttpClient, HttpError, error_chain};
 use super::{AuthorizationRequest, Identity, Provider, ProviderTokens, UpstreamError};
-use crate::config::ProviderSettings;
+use crate::config::OidcSettings;
 use crate::crypto::constant_time_eq;
 
 /// The client once discovery has found an authorization and a token endpoint; the userinfo
@@ -70,22 +70,13 @@ impl OidcProvider {
     /// `http` should come from [`super::http_client`] (no redirects, timeouts); a redirect is
     /// refused even when the client would follow it.
     pub async fn discover(
-        settings: &ProviderSettings,
+        id: &str,
+        display_name: &str,
+        settings: &OidcSettings,
         http: reqwest::Client,
     ) -> Result<OidcProvider, UpstreamError> {
         let http = HttpClient::new(http);
-        let issuer = settings
-            .issuer
-            .as_ref()
-            .ok_or_else(|| UpstreamError::Discovery("no issuer configured".into()))?;
-        let client_id = settings
-            .client_id
-            .clone()
-            .ok_or_else(|| UpstreamError::Discovery("no client_id configured".into()))?;
-        let client_secret = settings
-            .client_secret
-            .as_ref()
-            .ok_or_else(|| UpstreamError::Discovery("no client_secret configured".into()))?;
+        let issuer = &settings.issuer;
         let metadata = discover_metadata(issuer, &http).await?;
         let mut scopes: Vec<Scope> = Vec::new();
         for scope in &settings.scopes {
@@ -93,15 +84,12 @@ impl OidcProvider {
                 scopes.push(Scope::new(scope.clone()));
             }
         }
-        let client_id = ClientId::new(client_id);
-        let client_secret = ClientSecret::new(client_secret.expose_secret().to_owned());
+        let client_id = ClientId::new(settings.client_id.clone());
+        let client_secret = ClientSecret::new(settings.client_secret.expose_secret().to_owned());
         let client = build_client(&metadata, &client_id, &client_secret)?;
         Ok(OidcProvider {
-            id: settings.id.clone(),
-            display_name: settings
-                .display_name
-                .clone()
-                .unwrap_or_else(|| settings.id.clone()),
+            id: id.to_owned(),
+            display_name: display_name.to_owned(),
             scopes,
             client_id,
             client_secret,

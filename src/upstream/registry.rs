@@ -8,7 +8,7 @@ use url::Url;
 use super::dev::DevProvider;
 use super::oidc::OidcProvider;
 use super::{Provider, UpstreamError};
-use crate::config::{ProviderKind, Settings};
+use crate::config::{ProviderKind, ProviderSettings, Settings};
 use crate::crypto::Secrets;
 
 /// The upstream providers, in configured order (the order of the provider-choice page).
@@ -38,12 +38,12 @@ impl Providers {
         let built = settings.providers.iter().map(|provider| {
             let http = http.clone();
             async move {
-                let built: Arc<dyn Provider> = match provider.kind {
+                let built: Arc<dyn Provider> = match &provider.kind {
                     ProviderKind::Dev => {
                         Arc::new(DevProvider::new(provider, public_base_url, secrets.clone()))
                     }
-                    ProviderKind::Oidc => Arc::new(
-                        OidcProvider::discover(provider, http)
+                    ProviderKind::Oidc(oidc) => Arc::new(
+                        OidcProvider::discover(&provider.id, &provider.display_name, oidc, http)
                             .await
                             .map_err(|err| {
                                 let reason = match err {
@@ -63,10 +63,7 @@ impl Providers {
             }
         });
         let providers = futures::future::try_join_all(built).await?;
-        let has_dev = settings
-            .providers
-            .iter()
-            .any(|p| p.kind == ProviderKind::Dev);
+        let has_dev = settings.providers.iter().any(ProviderSettings::is_dev);
         Ok(Providers { providers, has_dev })
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use portcullis::config::Settings;
+use portcullis::config::{BackendTransport, Settings};
 use portcullis::gateway::caller::Caller;
 use portcullis::gateway::connection::{CallContext, CallError, Connection};
 use portcullis::gateway::stdio::StdioPool;
@@ -21,8 +21,16 @@ const FIXTURE: &str = concat!(
 /// A pool for the fixture; `extra` is more TOML for the backend (an `[backends.env]` table last).
 fn pool(extra: &str) -> StdioPool {
     let toml = format!("[[backends]]\nid = \"fx\"\ncommand = [\"node\", \"{FIXTURE}\"]\n{extra}\n");
-    let settings = Settings::from_toml(&toml).unwrap();
-    StdioPool::new(&settings.backends[0])
+    pool_of(&Settings::from_toml(&toml).unwrap())
+}
+
+/// The pool of the first backend of `settings`, a stdio one.
+fn pool_of(settings: &Settings) -> StdioPool {
+    let backend = &settings.backends[0];
+    let BackendTransport::Stdio(stdio) = &backend.transport else {
+        panic!("{} is not a stdio backend", backend.id);
+    };
+    StdioPool::new(backend, stdio)
 }
 
 fn ctx_within(user: &str, within: Duration) -> CallContext {
@@ -334,7 +342,7 @@ async fn a_backend_that_cannot_start_is_unavailable_with_the_reason() {
         "[[backends]]\nid = \"nope\"\ncommand = [\"/nonexistent/portcullis-no-such-server\"]\n",
     )
     .unwrap();
-    let missing = StdioPool::new(&settings.backends[0]);
+    let missing = pool_of(&settings);
     let outcome = missing
         .request(&ctx("alice"), "tools/list", None, None)
         .await;

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 
 use super::connection::{CallContext, CallError, Connection, Notifications};
-use crate::config::{BackendSettings, ForwardMode};
+use crate::config::{BackendSettings, ForwardMode, StdioSettings};
 use process::{Process, Spec};
 
 /// Whose process: a user's, or everybody's (`None`) on a shared backend.
@@ -106,21 +106,22 @@ impl Drop for Lease {
 }
 
 impl StdioPool {
-    /// A pool for `settings.command`; nothing is started until the first request.
-    pub fn new(settings: &BackendSettings) -> StdioPool {
+    /// A pool for the stdio backend `settings`; nothing is started until the first request.
+    pub fn new(settings: &BackendSettings, stdio: &StdioSettings) -> StdioPool {
         let spec = Spec {
             backend: settings.id.clone(),
-            command: settings.command.clone().unwrap_or_default(),
-            env: settings.env.clone(),
-            shared: settings.shared,
+            program: stdio.program.clone(),
+            args: stdio.args.clone(),
+            env: stdio.env.clone(),
+            shared: stdio.shared,
             max_line: settings.max_response_bytes,
         };
         StdioPool {
             inner: Arc::new(Inner {
-                identity_env: !settings.shared && settings.forwards(ForwardMode::IdentityHeaders),
+                identity_env: !stdio.shared && settings.forwards(ForwardMode::IdentityHeaders),
                 spec: Arc::new(spec),
-                idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
-                max_processes: settings.max_processes.max(1),
+                idle_timeout: stdio.idle_timeout,
+                max_processes: stdio.max_processes.get(),
                 slots: Mutex::default(),
             }),
         }

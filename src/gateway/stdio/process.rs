@@ -73,7 +73,8 @@ const INHERITED_PREFIXES: &[&str] = &["LC_", "XDG_"];
 #[derive(Debug, Clone)]
 pub(super) struct Spec {
     pub backend: String,
-    pub command: Vec<String>,
+    pub program: String,
+    pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub shared: bool,
     pub max_line: usize,
@@ -92,12 +93,9 @@ pub(super) struct Process {
 impl Process {
     /// Starts the program and completes the MCP handshake with it.
     pub(super) async fn start(spec: &Spec) -> Result<Self, CallError> {
-        let Some((program, args)) = spec.command.split_first() else {
-            return Err(CallError::Unavailable("no command is configured".into()));
-        };
-        let mut command = Command::new(program);
+        let mut command = Command::new(&spec.program);
         command
-            .args(args)
+            .args(&spec.args)
             .env_clear()
             .envs(inherited_env())
             .envs(&spec.env)
@@ -110,7 +108,7 @@ impl Process {
         #[cfg(unix)]
         command.process_group(0);
         let mut child = command.spawn().map_err(|error| {
-            tracing::warn!(backend = %spec.backend, program, %error, "could not start the backend process");
+            tracing::warn!(backend = %spec.backend, program = %spec.program, %error, "could not start the backend process");
             // The reason reaches clients, so it names no path; the log line above does.
             CallError::Unavailable(match error.kind() {
                 std::io::ErrorKind::NotFound => "the backend program was not found".into(),

@@ -15,6 +15,30 @@ use crate::oauth::server::AuthorizationServer;
 use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Grant, RefreshToken};
 
+/// The grants the token endpoint serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// RFC 6749 §4.1.3.
+    AuthorizationCode,
+    /// RFC 6749 §6.
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 2] = [Self::AuthorizationCode, Self::RefreshToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == raw)
+    }
+}
+
 /// Answers a token request whose body is `body` (form-encoded).
 pub async fn token(
     server: &AuthorizationServer,
@@ -25,21 +49,23 @@ pub async fn token(
     let params = Params::parse(body)?;
     let grant_type = params.require("grant_type")?;
     let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
-    if !matches!(grant_type, "authorization_code" | "refresh_token") {
-        return Err(OAuthError::new(
+    let grant_type = GrantType::parse(grant_type).ok_or_else(|| {
+        OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "grant_type must be authorization_code or refresh_token",
-        ));
-    }
-    if !client.grant_types.iter().any(|g| g == grant_type) {
+        )
+    })?;
+    if !client.grant_types.iter().any(|g| g == grant_type.as_str()) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "the client did not register this grant type",
         ));
     }
     match grant_type {
-        "authorization_code" => authorization_code::exchange(server, &client, &params, now).await,
-        _ => refresh_token::exchange(server, &client, &params, now).await,
+        GrantType::AuthorizationCode => {
+            authorization_code::exchange(server, &client, &params, now).await
+        }
+        GrantType::RefreshToken => refresh_token::exchange(server, &client, &params, now).await,
     }
 }
 
@@ -120,7 +146,10 @@ async fn new_refresh_token(
 }
 
 fn issues_refresh_tokens(client: &Client) -> bool {
-    client.grant_types.iter().any(|g| g == "refresh_token")
+    client
+        .grant_types
+        .iter()
+        .any(|g| g == GrantType::RefreshToken.as_str())
 }
 
 /// Revokes a grant everywhere: in the store and in this instance's view at once.

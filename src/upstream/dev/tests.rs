@@ -21,13 +21,9 @@ fn secrets() -> Secrets {
 fn provider(secrets: Secrets) -> DevProvider {
     let settings = ProviderSettings {
         id: "dev".into(),
+        display_name: "dev".into(),
+        grant_scopes: vec!["*".into()],
         kind: ProviderKind::Dev,
-        display_name: None,
-        issuer: None,
-        client_id: None,
-        client_secret: None,
-        scopes: vec![],
-        grant_scopes: None,
     };
     DevProvider::new(&settings, &base(), secrets)
 }

@@ -15,7 +15,7 @@ fn redirect_uri() -> Url {
 }
 
 async fn provider(idp: &FakeIdp) -> OidcProvider {
-    OidcProvider::discover(&idp.settings(), http_client().unwrap())
+    OidcProvider::discover("fake", "Fake IdP", &idp.settings(), http_client().unwrap())
         .await
         .unwrap()
 }
@@ -226,12 +226,12 @@ async fn discovery_of_an_unreachable_issuer_fails() {
     let issuer = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let idp = FakeIdp::start().await;
-    let settings = ProviderSettings {
-        issuer: Some(Url::parse(&issuer).unwrap()),
+    let settings = OidcSettings {
+        issuer: Url::parse(&issuer).unwrap(),
         ..idp.settings()
     };
 
-    let err = OidcProvider::discover(&settings, http_client().unwrap())
+    let err = OidcProvider::discover("fake", "Fake IdP", &settings, http_client().unwrap())
         .await
         .unwrap_err();
 

@@ -1,0 +1,154 @@
+//! The upstream identity providers (`[[providers]]`), each parsed into its kind with the fields
+//! that kind needs.
+
+use std::collections::HashSet;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use url::Url;
+
+use super::{ConfigError, check_identifier, is_loopback_url};
+
+/// One upstream identity provider.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// Appears in `/callback/{id}`: lower-case letters, digits, `-` and `_`.
+    pub id: String,
+    /// Shown on the provider-choice page.
+    pub display_name: String,
+    /// The most a person signing in here may be granted (`domain:resource:action` patterns
+    /// with `*`).
+    pub grant_scopes: Vec<String>,
+    pub kind: ProviderKind,
+}
+
+/// What kind of provider, with what that kind needs.
+#[derive(Debug, Clone)]
+pub enum ProviderKind {
+    /// The local development sign-in form (loopback only).
+    Dev,
+    /// Any OpenID Connect issuer, found through discovery.
+    Oidc(OidcSettings),
+}
+
+/// An OpenID Connect provider's client registration.
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// What Portcullis asks the provider for; always includes `openid`.
+    pub scopes: Vec<String>,
+}
+
+/// `[[providers]]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    id: String,
+    kind: RawKind,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    issuer: Option<Url>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<SecretString>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+    #[serde(default)]
+    grant_scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    Dev,
+    Oidc,
+}
+
+impl ProviderSettings {
+    pub fn is_dev(&self) -> bool {
+        matches!(self.kind, ProviderKind::Dev)
+    }
+}
+
+/// Parses the providers; `loopback_bind` says whether the development provider may run.
+pub(super) fn parse(
+    raw: Vec<RawProvider>,
+    bind: std::net::SocketAddr,
+) -> Result<Vec<ProviderSettings>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::invalid(
+            "providers",
+            "at least one provider is required",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (index, provider) in raw.iter().enumerate() {
+        check_identifier(&format!("providers[{index}].id"), &provider.id, &mut seen)?;
+    }
+    let mut providers = Vec::with_capacity(raw.len());
+    for (index, provider) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("providers[{index}].{field}");
+        let kind = match provider.kind {
+            RawKind::Dev => {
+                if !bind.ip().is_loopback() {
+                    return Err(ConfigError::invalid(
+                        key("kind"),
+                        format!(
+                            "the development provider signs anyone in and runs only on a loopback address, but bind is {bind}"
+                        ),
+                    ));
+                }
+                ProviderKind::Dev
+            }
+            RawKind::Oidc => {
+                let issuer = provider.issuer.ok_or_else(|| {
+                    ConfigError::invalid(key("issuer"), "required for kind = \"oidc\"")
+                })?;
+                if issuer.scheme() != "https" && !is_loopback_url(&issuer) {
+                    return Err(ConfigError::invalid(
+                        key("issuer"),
+                        "must be https (or http on loopback)",
+                    ));
+                }
+                let client_id =
+                    provider
+                        .client_id
+                        .filter(|id| !id.is_empty())
+                        .ok_or_else(|| {
+                            ConfigError::invalid(key("client_id"), "required for kind = \"oidc\"")
+                        })?;
+                let client_secret = provider.client_secret.ok_or_else(|| {
+                    ConfigError::invalid(key("client_secret"), "required for kind = \"oidc\"")
+                })?;
+                let scopes = provider
+                    .scopes
+                    .unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec());
+                if !scopes.iter().any(|s| s == "openid") {
+                    return Err(ConfigError::invalid(key("scopes"), "must include openid"));
+                }
+                ProviderKind::Oidc(OidcSettings {
+                    issuer,
+                    client_id,
+                    client_secret,
+                    scopes,
+                })
+            }
+        };
+        // By default the development provider may grant everything, a real one nothing.
+        let grant_scopes = provider.grant_scopes.unwrap_or_else(|| match kind {
+            ProviderKind::Dev => vec!["*".into()],
+            ProviderKind::Oidc(_) => Vec::new(),
+        });
+        providers.push(ProviderSettings {
+            display_name: provider.display_name.unwrap_or_else(|| provider.id.clone()),
+            id: provider.id,
+            grant_scopes,
+            kind,
+        });
+    }
+    Ok(providers)
+}
