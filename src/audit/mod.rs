@@ -7,7 +7,9 @@
 //! ([`Auditor::dropped`]) rather than slowing tool calls. [`Auditor::flush`] waits until what was
 //! recorded before it has been written, for tests and graceful shutdown.
 
+/// `portcullis audit`: the trail as a table or JSON lines.
 pub mod cli;
+/// The auditor and its sinks.
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,8 @@
 //! The HTTP surface: routes and thin handlers. Protocol rules live in `oauth`.
 
+/// JSON endpoints: discovery, registration, token, revocation, introspection, health.
 mod api;
+/// The browser side: authorize, provider and consent pages, callback.
 mod pages;
 
 use axum::Router;

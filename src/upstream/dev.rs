@@ -373,5 +373,6 @@ fn check_email(email: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The development provider end to end.
 #[cfg(test)]
 mod tests;

@@ -88,7 +88,8 @@ impl Key {
     }
 }
 
-struct Inner {
+/// What the fake IdP has issued and keeps.
+struct IdpState {
     issuer: String,
     /// Published in the JWKS; the last one signs.
     keys: Vec<Key>,
@@ -103,7 +104,7 @@ struct Inner {
 pub struct FakeIdp {
     /// Without a trailing slash, as Google spells its issuer.
     pub issuer: String,
-    inner: Arc<Mutex<Inner>>,
+    inner: Arc<Mutex<IdpState>>,
 }
 
 impl FakeIdp {
@@ -111,7 +112,7 @@ impl FakeIdp {
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let inner = Arc::new(Mutex::new(Inner {
+        let inner = Arc::new(Mutex::new(IdpState {
             issuer: issuer.clone(),
             keys: vec![Key::generate("key-1")],
             rogue: Key::generate("key-1"),
@@ -159,7 +160,7 @@ impl FakeIdp {
     }
 }
 
-type Shared = State<Arc<Mutex<Inner>>>;
+type Shared = State<Arc<Mutex<IdpState>>>;
 
 async fn discovery(State(inner): Shared) -> Json<Value> {
     let issuer = inner.lock().unwrap().issuer.clone();

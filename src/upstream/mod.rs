@@ -4,11 +4,16 @@
 //! `oidc` is the generic OpenID Connect implementation (discovery, id_token validation through
 //! `openidconnect`); `dev` is the loopback-only development sign-in form.
 
+/// The development sign-in (loopback only).
 pub mod dev;
+/// A small in-process OpenID provider for the upstream tests.
 #[cfg(test)]
 mod fake_idp;
+/// Any OpenID Connect issuer, through discovery.
 pub mod oidc;
+/// The configured providers, built once.
 mod registry;
+/// reqwest as openidconnect's HTTP client, without redirects.
 mod transport;
 
 use async_trait::async_trait;

@@ -470,5 +470,6 @@ fn discovery_error(err: &DiscoveryError<HttpError>) -> UpstreamError {
     UpstreamError::Discovery(error_chain(err))
 }
 
+/// The OpenID Connect provider against an in-process fake IdP.
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,11 @@
 //! runs one process for everybody. A process that exits fails the calls in flight on it at once
 //! and is started afresh by the next call, never by itself.
 
+/// Newline-delimited JSON-RPC over pipes, bounded.
 mod framing;
+/// One process's JSON-RPC traffic, shared by many callers.
 mod link;
+/// Starting, handshaking with and stopping one process.
 mod process;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,10 +34,11 @@ type Starting = Shared<BoxFuture<'static, Result<Arc<Process>, CallError>>>;
 
 /// The processes of one stdio backend.
 pub struct StdioPool {
-    inner: Arc<Inner>,
+    inner: Arc<PoolShared>,
 }
 
-struct Inner {
+/// What the pool handle, its leases and its reaper share.
+struct PoolShared {
     spec: Arc<Spec>,
     /// Per-user processes learn who they serve from their environment (headers do not exist
     /// on stdio): `PORTCULLIS_USER`, `PORTCULLIS_EMAIL`.
@@ -87,7 +91,7 @@ impl Slot {
 
 /// A request's hold on a slot, released when the request ends however it ends.
 struct Lease {
-    pool: Arc<Inner>,
+    pool: Arc<PoolShared>,
     key: Key,
     slot: u64,
     process: Starting,
@@ -117,7 +121,7 @@ impl StdioPool {
             max_line: settings.max_response_bytes,
         };
         StdioPool {
-            inner: Arc::new(Inner {
+            inner: Arc::new(PoolShared {
                 identity_env: !stdio.shared && settings.forwards(ForwardMode::IdentityHeaders),
                 spec: Arc::new(spec),
                 idle_timeout: stdio.idle_timeout,
@@ -219,7 +223,7 @@ impl Connection for StdioPool {
     }
 }
 
-impl Inner {
+impl PoolShared {
     /// The slot for `key`, created (and its process started) if there is none or its process
     /// is gone. At the cap, the longest-idle process makes room, if one is idle.
     fn lease(
@@ -361,7 +365,7 @@ impl Inner {
 }
 
 /// Stops idle per-user processes. Holds the pool weakly, so dropping the pool ends it.
-async fn reap(pool: Weak<Inner>, every: Duration) {
+async fn reap(pool: Weak<PoolShared>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {

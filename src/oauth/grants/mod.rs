@@ -1,6 +1,8 @@
 //! The token endpoint (RFC 6749 §3.2): authenticate the client, then one function per grant.
 
+/// The authorization code grant.
 mod authorization_code;
+/// The refresh token grant, with rotation.
 mod refresh_token;
 
 use chrono::{DateTime, Utc};

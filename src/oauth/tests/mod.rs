@@ -1,7 +1,9 @@
 //! The OAuth outcomes as plain function calls with a fixed `now`: no HTTP, no IdP, no network.
 //! The upstream provider is scripted in-process; the store is a fresh SQLite file.
 
+/// Authorize, consent and callback.
 mod flow;
+/// The code and refresh grants.
 mod grants;
 
 use std::collections::HashMap;
