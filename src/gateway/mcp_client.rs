@@ -154,7 +154,7 @@ impl McpHttpClient {
             .is_some_and(|v| v.starts_with("text/event-stream"));
         let wanted = message.get("id").cloned();
         let mut body = response.bytes_stream();
-        let mut buffer = Vec::new();
+        let mut events = sse::EventSplitter::default();
         let limit = self.settings.max_response_bytes;
         let mut received = 0usize;
         while let Some(chunk) = tokio::time::timeout_at(ctx.deadline, body.next())
@@ -168,11 +168,11 @@ impl McpHttpClient {
             if received > limit {
                 return Err(CallError::TooLarge);
             }
-            buffer.extend_from_slice(&chunk);
+            events.push(&chunk);
             if !is_sse {
                 continue;
             }
-            for event in sse::take_events(&mut buffer) {
+            while let Some(event) = events.next_event() {
                 let Some(message) = sse::event_message(&event) else {
                     continue;
                 };
@@ -189,7 +189,7 @@ impl McpHttpClient {
                 "the backend ended the stream without an answer".into(),
             ));
         }
-        let message: Value = serde_json::from_slice(&buffer)
+        let message: Value = serde_json::from_slice(events.pending())
             .map_err(|_| CallError::Unavailable("the backend's answer is not JSON".into()))?;
         match self.route(message, wanted.as_ref(), notifications)? {
             Some(answer) => Ok(Some(Answer::Result {

@@ -1,14 +1,17 @@
 //! Relaying a proxied backend's answer: a JSON response is read (bounded, within the deadline)
-//! and passed on; an SSE stream is relayed event by event as it arrives. `tools/list` answers
-//! are filtered to what the caller may call, in JSON and SSE alike, and requests a broken,
-//! slow or oversized answer leaves unanswered get a JSON-RPC error instead of a hang.
+//! and passed on; an SSE stream is relayed event by event as it arrives, the client's
+//! connection pulling the backend's. Each message is peeked at (which request it answers,
+//! whether it failed); only `tools/list` answers are parsed whole, to filter them to what the
+//! caller may call. Requests a broken, slow or oversized answer leaves unanswered get a
+//! JSON-RPC error instead of a hang.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -16,7 +19,9 @@ use super::audit::{CallRecord, Outcome};
 use super::backend::Backend;
 use super::caller::Caller;
 use super::error::GatewayError;
-use super::{jsonrpc, respond, sse};
+use super::jsonrpc::{self, Peek};
+use super::respond;
+use super::sse::{self, EventSplitter};
 
 /// Everything needed to pass a backend's answer on.
 pub struct Relay {
@@ -32,15 +37,18 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Filters a `tools/list` answer down to what the caller may call. Returns whether it
-    /// changed; `message` is any JSON-RPC message of the response.
-    fn filter(&self, message: &mut Value) -> bool {
-        let is_list_answer =
-            jsonrpc::response_id(message).is_some_and(|id| self.tool_lists.contains(id));
-        is_list_answer
-            && jsonrpc::filter_tools(message, &|tool| {
-                self.backend.policy.allows(tool, self.caller.scopes())
-            })
+    /// A `tools/list` answer filtered down to what the caller may call, serialized again;
+    /// `None` when `json` is no such answer or nothing was filtered out.
+    fn filtered(&self, peek: &Peek, json: &[u8]) -> Option<Value> {
+        let id = peek.response_id()?;
+        if !self.tool_lists.contains(id) {
+            return None;
+        }
+        let mut message: Value = serde_json::from_slice(json).ok()?;
+        jsonrpc::filter_tools(&mut message, &|tool| {
+            self.backend.policy.allows(tool, self.caller.scopes())
+        })
+        .then_some(message)
     }
 
     fn first_id(&self) -> Value {
@@ -94,81 +102,139 @@ impl Relay {
                 }
             }
         }
-        let mut failed = false;
-        if let Ok(mut message) = serde_json::from_slice::<Value>(&body) {
-            failed = jsonrpc::is_failure(&message);
-            if self.filter(&mut message) {
-                body = message.to_string().into_bytes();
-            }
+        let peek = Peek::read(&body).unwrap_or_default();
+        if let Some(message) = self.filtered(&peek, &body) {
+            body = message.to_string().into_bytes();
         }
-        let outcome = if failed { Outcome::Error } else { Outcome::Ok };
+        let outcome = if peek.failed() {
+            Outcome::Error
+        } else {
+            Outcome::Ok
+        };
         self.record.finish(outcome, self.started, body.len());
         Ok(Bytes::from(body))
     }
 
-    /// An SSE response: relayed event by event by a task, so nothing waits for the whole
-    /// stream.
+    /// An SSE response, relayed as it arrives: the client's connection pulls the backend's, so
+    /// nothing waits for the whole stream and no task sits between them.
     pub fn stream(self, response: reqwest::Response) -> Body {
-        let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(16);
-        tokio::spawn(async move {
-            let mut pending = self.pending.clone();
-            let mut upstream = response.bytes_stream();
-            let mut buffer = Vec::new();
-            let mut sent = 0usize;
-            let mut failed = false;
-            let limit = self.backend.settings.max_response_bytes;
-            let ended = 'relay: loop {
-                let chunk = match self.next(&mut upstream).await {
-                    Err(()) => break 'relay Some(GatewayError::Timeout),
-                    Ok(None) if pending.is_empty() => break 'relay None,
-                    Ok(None) | Ok(Some(Err(_))) => {
-                        break 'relay Some(GatewayError::Unavailable(
-                            "the backend stopped answering mid-response",
-                        ));
-                    }
-                    Ok(Some(Ok(chunk))) => chunk,
-                };
-                buffer.extend_from_slice(&chunk);
-                for mut event in sse::take_events(&mut buffer) {
-                    if let Some(mut message) = sse::event_message(&event) {
-                        if let Some(id) = jsonrpc::response_id(&message) {
-                            pending.retain(|p| p != id);
-                            failed = failed || jsonrpc::is_failure(&message);
-                        }
-                        if self.filter(&mut message) {
-                            event = sse::rewrite_event(&event, &message);
-                        }
-                    }
-                    sent += event.len();
-                    if sent > limit {
-                        break 'relay Some(GatewayError::ResponseTooLarge);
-                    }
-                    if tx.send(Ok(Bytes::from(event))).await.is_err() {
-                        self.record.finish(Outcome::Cancelled, self.started, sent);
-                        return;
-                    }
+        let relaying = Relaying {
+            pending: self.pending.clone(),
+            relay: self,
+            upstream: Box::pin(response.bytes_stream()),
+            events: EventSplitter::default(),
+            sent: 0,
+            failed: false,
+            ended: false,
+        };
+        Body::from_stream(futures::stream::unfold(
+            relaying,
+            |mut relaying| async move {
+                if relaying.ended {
+                    return None;
                 }
-                // A backend that never ends an event still may not exceed the limit.
-                if buffer.len() > limit {
-                    break 'relay Some(GatewayError::ResponseTooLarge);
+                let out = relaying.next_bytes().await;
+                Some((Ok::<_, Infallible>(Bytes::from(out)), relaying))
+            },
+        ))
+    }
+}
+
+/// An SSE relay in progress.
+struct Relaying {
+    relay: Relay,
+    /// The requests still waiting for their answer.
+    pending: Vec<Value>,
+    upstream: Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    events: EventSplitter,
+    sent: usize,
+    failed: bool,
+    ended: bool,
+}
+
+impl Relaying {
+    /// The events that arrived next (at least one, unless the relay ends with this call).
+    async fn next_bytes(&mut self) -> Vec<u8> {
+        let limit = self.relay.backend.settings.max_response_bytes;
+        let mut out = Vec::new();
+        loop {
+            let chunk = match self.relay.next(&mut self.upstream).await {
+                Err(()) => return self.end(out, Some(GatewayError::Timeout)),
+                Ok(None) if self.pending.is_empty() => return self.end(out, None),
+                Ok(None) | Ok(Some(Err(_))) => {
+                    let error =
+                        GatewayError::Unavailable("the backend stopped answering mid-response");
+                    return self.end(out, Some(error));
                 }
-                if self.deadline.is_some() && pending.is_empty() {
-                    break 'relay None;
-                }
+                Ok(Some(Ok(chunk))) => chunk,
             };
-            let outcome = match &ended {
-                Some(error) => {
-                    for id in &pending {
-                        let event = sse::sse_event(&error.to_message(id));
-                        let _ = tx.send(Ok(Bytes::from(event))).await;
-                    }
-                    error.outcome()
+            self.events.push(&chunk);
+            while let Some(event) = self.events.next_event() {
+                let event = self.inspect(event);
+                self.sent += event.len();
+                if self.sent > limit {
+                    return self.end(out, Some(GatewayError::ResponseTooLarge));
                 }
-                None if failed => Outcome::Error,
-                None => Outcome::Ok,
-            };
-            self.record.finish(outcome, self.started, sent);
-        });
-        Body::from_stream(rx)
+                out.extend_from_slice(&event);
+            }
+            // A backend that never ends an event still may not exceed the limit.
+            if self.events.pending().len() > limit {
+                return self.end(out, Some(GatewayError::ResponseTooLarge));
+            }
+            if self.relay.deadline.is_some() && self.pending.is_empty() {
+                return self.end(out, None);
+            }
+            if !out.is_empty() {
+                return out;
+            }
+        }
+    }
+
+    /// Notes what `event` answers, and filters it when it is a `tools/list` answer.
+    fn inspect(&mut self, event: Vec<u8>) -> Vec<u8> {
+        let Some(data) = sse::event_data(&event) else {
+            return event;
+        };
+        let Some(peek) = Peek::read(&data) else {
+            return event;
+        };
+        if let Some(id) = peek.response_id() {
+            self.pending.retain(|p| p != id);
+            self.failed = self.failed || peek.failed();
+        }
+        match self.relay.filtered(&peek, &data) {
+            Some(message) => sse::rewrite_event(&event, &message),
+            None => event,
+        }
+    }
+
+    /// Ends the relay: requests left unanswered get `error`, and the call is recorded.
+    fn end(&mut self, mut out: Vec<u8>, error: Option<GatewayError>) -> Vec<u8> {
+        let outcome = match &error {
+            Some(error) => {
+                for id in &self.pending {
+                    out.extend_from_slice(&sse::sse_event(&error.to_message(id)));
+                }
+                error.outcome()
+            }
+            None if self.failed => Outcome::Error,
+            None => Outcome::Ok,
+        };
+        self.relay
+            .record
+            .finish(outcome, self.relay.started, self.sent);
+        self.ended = true;
+        out
+    }
+}
+
+impl Drop for Relaying {
+    /// The client went away before the answer was complete.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.relay
+                .record
+                .finish(Outcome::Cancelled, self.relay.started, self.sent);
+        }
     }
 }

@@ -1,48 +1,85 @@
 //! Server-Sent Events as MCP's Streamable HTTP uses them: split a byte stream into events, read
 //! the JSON-RPC message in an event, and write events.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-/// Splits a byte buffer into complete Server-Sent Events (each with its terminating blank line),
-/// leaving an incomplete tail in the buffer.
-pub fn take_events(buffer: &mut Vec<u8>) -> Vec<Vec<u8>> {
-    let mut events = Vec::new();
-    loop {
-        let end = find_event_end(buffer);
-        let Some(end) = end else { break };
-        let rest = buffer.split_off(end);
-        events.push(std::mem::replace(buffer, rest));
+/// Splits a byte stream into complete Server-Sent Events (each with its terminating blank
+/// line), keeping an incomplete tail until more arrives. It remembers how far it has looked,
+/// so an event that arrives in many chunks is scanned once.
+#[derive(Debug, Default)]
+pub struct EventSplitter {
+    buffer: Vec<u8>,
+    /// Where the search for the end of the first event resumes.
+    scanned: usize,
+}
+
+impl EventSplitter {
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
     }
-    events
+
+    /// The next complete event, if one has arrived.
+    pub fn next_event(&mut self) -> Option<Vec<u8>> {
+        // A terminator may straddle the previous scan's end: look back three bytes.
+        let from = self.scanned.saturating_sub(3);
+        match find_event_end(&self.buffer[from..]) {
+            Some(end) => {
+                let rest = self.buffer.split_off(from + end);
+                self.scanned = 0;
+                Some(std::mem::replace(&mut self.buffer, rest))
+            }
+            None => {
+                self.scanned = self.buffer.len();
+                None
+            }
+        }
+    }
+
+    /// Bytes received that do not yet form a complete event.
+    pub fn pending(&self) -> &[u8] {
+        &self.buffer
+    }
 }
 
 /// The index just past the first blank line (`\n\n`, `\r\n\r\n` or `\r\r`).
 fn find_event_end(buffer: &[u8]) -> Option<usize> {
     let mut index = 0;
-    while index < buffer.len() {
-        if buffer[index..].starts_with(b"\r\n\r\n") {
-            return Some(index + 4);
+    while index + 1 < buffer.len() {
+        match &buffer[index..] {
+            [b'\r', b'\n', b'\r', b'\n', ..] => return Some(index + 4),
+            [b'\n', b'\n', ..] | [b'\r', b'\r', ..] => return Some(index + 2),
+            _ => index += 1,
         }
-        if buffer[index..].starts_with(b"\n\n") || buffer[index..].starts_with(b"\r\r") {
-            return Some(index + 2);
-        }
-        index += 1;
     }
     None
 }
 
+/// The data of an SSE event: its `data:` lines joined by newlines (borrowed when there is one).
+pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut lines = event
+        .split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter_map(|line| line.strip_prefix(b"data:"))
+        .map(|data| data.strip_prefix(b" ").unwrap_or(data));
+    let first = lines.next()?;
+    match lines.next() {
+        None => Some(Cow::Borrowed(first)),
+        Some(second) => {
+            let mut joined = [first, second].join(&b'\n');
+            for line in lines {
+                joined.push(b'\n');
+                joined.extend_from_slice(line);
+            }
+            Some(Cow::Owned(joined))
+        }
+    }
+}
+
 /// The JSON-RPC message in an SSE event's `data:` lines, if any.
 pub fn event_message(event: &[u8]) -> Option<Value> {
-    let text = std::str::from_utf8(event).ok()?;
-    let data: Vec<&str> = text
-        .lines()
-        .filter_map(|line| line.strip_prefix("data:"))
-        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-        .collect();
-    if data.is_empty() {
-        return None;
-    }
-    serde_json::from_str(&data.join("\n")).ok()
+    serde_json::from_slice(&event_data(event)?).ok()
 }
 
 /// An event with the same non-data fields and `message` as its data.
@@ -84,13 +121,29 @@ mod tests {
 
     #[test]
     fn sse_events_are_split_on_blank_lines_and_keep_a_partial_tail() {
-        let mut buffer =
-            b"event: message\ndata: {\"a\":1}\n\nid: 7\r\ndata: {\"b\":2}\r\n\r\ndata: {\"c\""
-                .to_vec();
-        let events = take_events(&mut buffer);
-        assert_eq!(events.len(), 2);
-        assert_eq!(event_message(&events[0]).unwrap(), json!({"a": 1}));
-        assert_eq!(event_message(&events[1]).unwrap(), json!({"b": 2}));
-        assert_eq!(buffer, b"data: {\"c\"");
+        let stream: &[u8] =
+            b"event: message\ndata: {\"a\":1}\n\nid: 7\r\ndata: {\"b\":2}\r\n\r\ndata: {\"c\"";
+        // However the stream is cut into chunks, the same events come out.
+        for size in [1, 2, 3, 5, stream.len()] {
+            let mut splitter = EventSplitter::default();
+            let mut events = Vec::new();
+            for chunk in stream.chunks(size) {
+                splitter.push(chunk);
+                while let Some(event) = splitter.next_event() {
+                    events.push(event);
+                }
+            }
+            assert_eq!(events.len(), 2, "chunks of {size}");
+            assert_eq!(event_message(&events[0]).unwrap(), json!({"a": 1}));
+            assert_eq!(event_message(&events[1]).unwrap(), json!({"b": 2}));
+            assert_eq!(splitter.pending(), b"data: {\"c\"");
+        }
+    }
+
+    #[test]
+    fn multi_line_data_is_joined_with_newlines() {
+        let event = b"data: {\"a\":\ndata: 1}\n\n";
+        assert_eq!(event_message(event).unwrap(), json!({"a": 1}));
+        assert!(event_data(b": comment\n\n").is_none());
     }
 }
