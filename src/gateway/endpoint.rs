@@ -125,79 +125,45 @@ fn request_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Every request to an MCP endpoint.
+/// Every request to an MCP endpoint: the caller, then the body parsed once, then the gate for
+/// each request in it, then the endpoint's own dispatch.
 pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Response {
     let Served { gateway, endpoint } = served;
     let (parts, body) = request.into_parts();
     if !gateway.host_allowed(&parts.headers) {
         // DNS rebinding protection: a page on another site must not reach a local gateway.
-        return (
+        let refusal = (
             StatusCode::FORBIDDEN,
             "Forbidden: Host header is not allowed",
-        )
-            .into_response();
+        );
+        return refusal.into_response();
     }
-    let caller =
-        match gateway
-            .verifier
-            .authenticate(&parts.headers, &endpoint.resource, gateway.clock.now())
-        {
-            Ok(caller) => caller,
-            Err(why) => return respond::unauthorized(&endpoint.resource, why),
-        };
-    let request_id = request_id(&parts.headers);
-    let relayed = endpoint.relays();
-    let refuse = |error: &GatewayError, id: &Value, caller: &Caller| {
-        respond::error(error, id, relayed, &endpoint.resource, Some(caller))
+    let now = gateway.clock.now();
+    let caller = match gateway
+        .verifier
+        .authenticate(&parts.headers, &endpoint.resource, now)
+    {
+        Ok(caller) => caller,
+        Err(why) => return respond::unauthorized(&endpoint.resource, why),
     };
+    let request_id = request_id(&parts.headers);
     match (&endpoint.serves, &parts.method) {
         (_, &HttpMethod::POST) => {}
+        // A relayed backend's own server stream and session end.
         (Serves::Proxy(backend), &HttpMethod::GET | &HttpMethod::DELETE) => {
-            let exchange = proxy::Exchange::new(&gateway, backend, caller, request_id);
-            return exchange
+            return proxy::Exchange::new(&gateway, backend, caller, request_id)
                 .forward(parts, Bytes::new(), Incoming::default())
                 .await;
         }
-        _ => {
-            // Stateless: no standalone server stream and no session to end.
-            let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
-            let allow = if relayed { "GET, POST, DELETE" } else { "POST" };
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
-            return response;
-        }
+        _ => return method_not_allowed(endpoint.relays()),
     }
-    let limit = match &endpoint.serves {
-        Serves::Proxy(backend) => backend.settings.max_request_bytes,
-        _ => gateway.max_body_bytes,
-    };
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return refuse(&GatewayError::RequestTooLarge, &Value::Null, &caller);
-    };
-    let incoming = match Incoming::parse(&bytes) {
-        Ok(incoming) => incoming,
-        Err(rejected) => return refuse(&rejected.error, &rejected.id, &caller),
-    };
-    for request in incoming.requests() {
-        let route = endpoint.route(request);
-        // A backend's own request limit applies where the gateway serves it, as on the proxy.
-        if let Route::Backend {
-            backend,
-            tool: Some(_),
-        } = route
-            && !relayed
-            && bytes.len() > backend.settings.max_request_bytes
-        {
-            return refuse(&GatewayError::RequestTooLarge, &request.id, &caller);
+    let (bytes, incoming) = match admit(&gateway, &endpoint, &caller, &request_id, body).await {
+        Ok(admitted) => admitted,
+        Err((error, id)) => {
+            let relayed = endpoint.relays();
+            return respond::error(&error, &id, relayed, &endpoint.resource, Some(&caller));
         }
-        if let Err(error) = gateway
-            .gate
-            .authorize(&caller, request, &route, &request_id)
-        {
-            return refuse(&error, &request.id, &caller);
-        }
-    }
+    };
     match &endpoint.serves {
         Serves::Proxy(backend) => {
             proxy::Exchange::new(&gateway, backend, caller, request_id)
@@ -206,6 +172,54 @@ pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Respo
         }
         _ => serve_message(gateway, endpoint, caller, incoming, request_id).await,
     }
+}
+
+/// The endpoints the gateway serves itself are stateless: no server stream, no session to end.
+fn method_not_allowed(relayed: bool) -> Response {
+    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    let allow = if relayed { "GET, POST, DELETE" } else { "POST" };
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Reads the body (bounded) and parses it once; then every request in it must pass the gate
+/// (and, where the gateway serves the backend itself, the backend's own request limit, as the
+/// proxy applies it). A refusal names the request it answers.
+async fn admit(
+    gateway: &Gateway,
+    endpoint: &Endpoint,
+    caller: &Caller,
+    request_id: &str,
+    body: Body,
+) -> Result<(Bytes, Incoming), (GatewayError, Value)> {
+    let relayed = endpoint.relays();
+    let limit = match &endpoint.serves {
+        Serves::Proxy(backend) => backend.settings.max_request_bytes,
+        _ => gateway.max_body_bytes,
+    };
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| (GatewayError::RequestTooLarge, Value::Null))?;
+    let incoming = Incoming::parse(&bytes).map_err(|rejected| (rejected.error, rejected.id))?;
+    for request in incoming.requests() {
+        let route = endpoint.route(request);
+        if let Route::Backend {
+            backend,
+            tool: Some(_),
+        } = route
+            && !relayed
+            && bytes.len() > backend.settings.max_request_bytes
+        {
+            return Err((GatewayError::RequestTooLarge, request.id.clone()));
+        }
+        gateway
+            .gate
+            .authorize(caller, request, &route, request_id)
+            .map_err(|error| (error, request.id.clone()))?;
+    }
+    Ok((bytes, incoming))
 }
 
 /// Answers one message as the MCP server of the endpoint: JSON for a plain answer, SSE when
