@@ -1,13 +1,24 @@
-//! Storage behind one trait, with one implementation per database.
+//! Storage behind one trait, implemented once for both databases.
 //!
-//! SQLite is the embedded default, Postgres is for production and for several instances. Both
-//! implement [`Store`]; the same conformance suite (`tests/it/store.rs`) runs against both. Every
-//! secret arrives here already hashed (codes, refresh tokens, client secrets) or Fernet-encrypted
-//! (upstream tokens, private keys): the store never sees a usable credential.
+//! SQLite is the embedded default, Postgres is for production and for several instances. One
+//! implementation of [`Store`] (`sql.rs`, each statement written once) runs on both, and the same
+//! conformance suite (`tests/it/store.rs`) runs against both. Every secret arrives here already
+//! hashed (codes, refresh tokens, client secrets) or Fernet-encrypted (upstream tokens, private
+//! keys): the store never sees a usable credential.
 
+/// The audit trail's statements built at run time (multi-row insert, filtered listing).
+mod audit;
+/// What each engine says for itself, and the timestamp each binds its own way.
+mod engine;
+/// The rows Portcullis keeps, as plain data.
 mod models;
+/// Postgres: connecting, its migrations, how it binds a timestamp.
 mod postgres;
+/// Row shapes both engines decode, and their conversion into the models.
 mod rows;
+/// The one implementation of [`Store`] both engines run.
+mod sql;
+/// SQLite: connecting, its migrations, how it binds a timestamp.
 mod sqlite;
 
 use std::sync::Arc;

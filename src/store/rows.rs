@@ -1,7 +1,7 @@
 //! Row shapes shared by both databases, and their conversion into the models.
 //!
 //! Every column type here decodes from SQLite (TEXT) and Postgres (TIMESTAMPTZ, JSONB) alike, so
-//! `sqlite.rs` and `postgres.rs` hold nothing but their SQL.
+//! one implementation (`sql.rs`) reads both.
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -142,7 +142,7 @@ pub(super) struct CodeRow {
     redirect_uri: String,
     code_challenge: String,
     expires_at: DateTime<Utc>,
-    pub(super) redeemed_at: Option<DateTime<Utc>>,
+    redeemed_at: Option<DateTime<Utc>>,
 }
 
 impl From<CodeRow> for AuthorizationCode {
@@ -205,14 +205,7 @@ impl From<SigningKeyRow> for SigningKeyRecord {
     }
 }
 
-/// The columns of `audit_events`, in the order both stores insert and select them.
-pub(super) const AUDIT_COLUMNS: &str = "id, time, kind, request_id, user_id, user_email, \
-    client_id, backend, tool, decision, reason, outcome, latency_ms, response_bytes";
-
-/// Rows per multi-row `INSERT`: 14 binds each keeps a statement well under SQLite's 32,766 and
-/// Postgres' 65,535 bind parameters.
-pub(super) const AUDIT_INSERT_CHUNK: usize = 500;
-
+/// Columns in the order of [`super::audit::COLUMNS`].
 #[derive(FromRow)]
 pub(super) struct AuditEventRow {
     id: String,
@@ -260,9 +253,11 @@ impl TryFrom<AuditEventRow> for AuditEvent {
 }
 
 /// How [`super::Store::redeem_code`] reads the code after an update that matched nothing.
-pub(super) fn after_failed_redemption(existing: Option<CodeRow>) -> super::CodeRedemption {
+pub(super) fn after_failed_redemption(
+    existing: Option<AuthorizationCode>,
+) -> super::CodeRedemption {
     match existing {
-        Some(row) if row.redeemed_at.is_some() => super::CodeRedemption::Replayed(row.into()),
+        Some(code) if code.redeemed_at.is_some() => super::CodeRedemption::Replayed(code),
         // Unspent but expired: to the caller that is no code at all.
         _ => super::CodeRedemption::Unknown,
     }

@@ -1,14 +1,21 @@
 //! The `Store` conformance suite: every case runs against SQLite (`store::sqlite::…`) and
 //! Postgres (`store::postgres::…`), each on a fresh database.
 
+/// The audit trail: events read back whole, filtered, newest first.
 mod audit;
+/// Expiry compared with `now` as times, within one second.
+mod expiry;
+/// The rows the cases store, at fixed times.
 mod fixtures;
+/// Clients, users, flows and signing keys.
 mod sign_in;
+/// Grants and what they issue: codes, refresh tokens, revocations, and their expiry.
 mod tokens;
 
 use portcullis::store::Store;
 
 use audit::*;
+use expiry::*;
 use fixtures::{client, seeded_grant};
 use sign_in::*;
 use tokens::*;
@@ -16,6 +23,7 @@ use tokens::*;
 /// Generates `sqlite::<case>` and `postgres::<case>` for each case below.
 macro_rules! conformance {
     ($($case:ident),+ $(,)?) => {
+        /// Every case on a fresh SQLite file.
         mod sqlite {
             $(
                 #[tokio::test]
@@ -26,6 +34,7 @@ macro_rules! conformance {
             )+
         }
 
+        /// Every case on a fresh Postgres database.
         mod postgres {
             $(
                 #[tokio::test]
@@ -66,6 +75,7 @@ conformance!(
     a_signing_key_inserted_twice_is_kept_once_and_keys_list_newest_first,
     purging_deletes_only_expired_rows_and_counts_them,
     timestamps_round_trip_to_the_microsecond,
+    expiry_within_one_second_compares_as_time,
     an_audit_event_reads_back_with_every_field,
     every_audit_kind_and_decision_round_trips,
     audit_events_filter_by_user_id_or_email,

@@ -132,3 +132,9 @@ pub(super) fn signing_key(kid: &str, created_at: DateTime<Utc>) -> SigningKeyRec
         created_at,
     }
 }
+
+/// The jtis of every revoked access token still stored, in revocation order.
+pub(super) async fn revoked_jtis(store: &dyn Store) -> Vec<String> {
+    let revoked = store.access_tokens_revoked_since(t0()).await.unwrap();
+    revoked.into_iter().map(|(jti, _)| jti).collect()
+}

@@ -1,0 +1,462 @@
+//! The one [`Store`] implementation both engines run: every statement is written once.
+//!
+//! The SQL here is what SQLite and Postgres both accept: `$n` placeholders (SQLite reads `$1` as
+//! the first bind, as Postgres does), `RETURNING`, `ON CONFLICT`. What truly differs between the
+//! engines is behind [`Engine`] and in each engine's own file: connecting, the migrations, and
+//! how a timestamp is bound ([`Ts`]). The bounds below are what this code needs of an engine;
+//! both sqlx drivers meet them.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{Database, Executor, FromRow, Pool};
+
+use super::audit;
+use super::engine::{Bind, Engine, Ts};
+use super::rows::{
+    AuditEventRow, ClientRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow, SigningKeyRow, UserRow,
+    after_failed_redemption, on_unique,
+};
+use super::{
+    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Flow, FlowData, Grant,
+    NewUser, RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens, User,
+};
+
+/// [`Store`] on a pool of either engine; `SqliteStore` and `PostgresStore` name the two.
+pub struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+}
+
+#[async_trait]
+impl<DB: Engine> Store for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: Bind<DB>,
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+    i64: Bind<DB>,
+    Option<i64>: Bind<DB>,
+    Ts: Bind<DB>,
+    Option<Ts>: Bind<DB>,
+    for<'a> Json<&'a Vec<String>>: Bind<DB>,
+    for<'a> Json<&'a serde_json::Value>: Bind<DB>,
+    for<'a> Json<&'a FlowData>: Bind<DB>,
+    for<'r> ClientRow: FromRow<'r, DB::Row>,
+    for<'r> UserRow: FromRow<'r, DB::Row>,
+    for<'r> FlowRow: FromRow<'r, DB::Row>,
+    for<'r> GrantRow: FromRow<'r, DB::Row>,
+    for<'r> CodeRow: FromRow<'r, DB::Row>,
+    for<'r> RefreshTokenRow: FromRow<'r, DB::Row>,
+    for<'r> SigningKeyRow: FromRow<'r, DB::Row>,
+    for<'r> AuditEventRow: FromRow<'r, DB::Row>,
+    for<'r> (String, DateTime<Utc>): FromRow<'r, DB::Row>,
+{
+    async fn migrate(&self) -> StoreResult<()> {
+        DB::MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_client(&self, client: &Client) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, secret_hash, token_endpoint_auth_method, client_name,
+                 redirect_uris, grant_types, response_types, scope, metadata, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&client.client_id)
+        .bind(&client.secret_hash)
+        .bind(&client.token_endpoint_auth_method)
+        .bind(&client.client_name)
+        .bind(Json(&client.redirect_uris))
+        .bind(Json(&client.grant_types))
+        .bind(Json(&client.response_types))
+        .bind(&client.scope)
+        .bind(Json(&client.metadata))
+        .bind(Ts(client.created_at))
+        .execute(&self.pool)
+        .await
+        .map_err(on_unique("client_id exists"))?;
+        Ok(())
+    }
+
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        let row = sqlx::query_as::<_, ClientRow>(
+            "SELECT client_id, secret_hash, token_endpoint_auth_method, client_name, redirect_uris,
+                 grant_types, response_types, scope, metadata, created_at
+             FROM clients WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Client::from))
+    }
+
+    async fn upsert_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+        let row = sqlx::query_as::<_, UserRow>(
+            r#"INSERT INTO users (id, "key", email, name, created_at, last_login_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
+             ON CONFLICT ("key") DO UPDATE SET
+                 email = excluded.email, name = excluded.name, last_login_at = excluded.last_login_at
+             RETURNING id, "key", email, name, created_at, last_login_at"#,
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&user.key)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(Ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query_as::<_, UserRow>(
+            r#"SELECT id, "key", email, name, created_at, last_login_at FROM users WHERE id = $1"#,
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(User::from))
+    }
+
+    async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
+        sqlx::query("INSERT INTO flows (id, data, expires_at) VALUES ($1, $2, $3)")
+            .bind(&flow.id)
+            .bind(Json(&flow.data))
+            .bind(Ts(flow.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique("flow id exists"))?;
+        Ok(())
+    }
+
+    async fn get_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
+        let row = sqlx::query_as::<_, FlowRow>(
+            "SELECT id, data, expires_at FROM flows WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(Ts(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Flow::try_from).transpose()
+    }
+
+    async fn update_flow(&self, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool> {
+        let result = sqlx::query("UPDATE flows SET data = $1 WHERE id = $2 AND expires_at > $3")
+            .bind(Json(&flow.data))
+            .bind(&flow.id)
+            .bind(Ts(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&result) == 1)
+    }
+
+    async fn take_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
+        let row = sqlx::query_as::<_, FlowRow>(
+            "DELETE FROM flows WHERE id = $1 RETURNING id, data, expires_at",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.filter(|row| row.expires_at > now)
+            .map(Flow::try_from)
+            .transpose()
+    }
+
+    async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (id, user_id, client_id, provider, scope, resource,
+                 upstream_access_token_enc, upstream_refresh_token_enc, upstream_id_token_enc,
+                 upstream_expires_at, created_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.user_id)
+        .bind(&grant.client_id)
+        .bind(&grant.provider)
+        .bind(&grant.scope)
+        .bind(&grant.resource)
+        .bind(&grant.upstream.access_token_enc)
+        .bind(&grant.upstream.refresh_token_enc)
+        .bind(&grant.upstream.id_token_enc)
+        .bind(grant.upstream.expires_at.map(Ts))
+        .bind(Ts(grant.created_at))
+        .bind(grant.revoked_at.map(Ts))
+        .execute(&self.pool)
+        .await
+        .map_err(on_unique("grant id exists"))?;
+        Ok(())
+    }
+
+    async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
+        let row = sqlx::query_as::<_, GrantRow>(
+            "SELECT id, user_id, client_id, provider, scope, resource, upstream_access_token_enc,
+                 upstream_refresh_token_enc, upstream_id_token_enc, upstream_expires_at, created_at,
+                 revoked_at
+             FROM grants WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Grant::from))
+    }
+
+    async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE grants SET upstream_access_token_enc = $1, upstream_refresh_token_enc = $2,
+                 upstream_id_token_enc = $3, upstream_expires_at = $4
+             WHERE id = $5",
+        )
+        .bind(&upstream.access_token_enc)
+        .bind(&upstream.refresh_token_enc)
+        .bind(&upstream.id_token_enc)
+        .bind(upstream.expires_at.map(Ts))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE grants SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(Ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        // Spent codes stay, so that replaying one is still recognised as a replay.
+        sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1 AND redeemed_at IS NULL")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn grants_revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        let rows = sqlx::query_as::<_, (String, DateTime<Utc>)>(
+            "SELECT id, revoked_at FROM grants WHERE revoked_at >= $1 ORDER BY revoked_at, id",
+        )
+        .bind(Ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri,
+                 code_challenge, expires_at, redeemed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&code.code_hash)
+        .bind(&code.grant_id)
+        .bind(&code.client_id)
+        .bind(&code.redirect_uri)
+        .bind(&code.code_challenge)
+        .bind(Ts(code.expires_at))
+        .bind(code.redeemed_at.map(Ts))
+        .execute(&self.pool)
+        .await
+        .map_err(on_unique("code exists"))?;
+        Ok(())
+    }
+
+    async fn get_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>> {
+        let row = sqlx::query_as::<_, CodeRow>(
+            "SELECT code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
+                 redeemed_at
+             FROM authorization_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<CodeRedemption> {
+        let redeemed = sqlx::query_as::<_, CodeRow>(
+            "UPDATE authorization_codes SET redeemed_at = $1
+             WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
+             RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
+                 redeemed_at",
+        )
+        .bind(Ts(now))
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = redeemed {
+            return Ok(CodeRedemption::Redeemed(row.into()));
+        }
+        Ok(after_failed_redemption(self.get_code(code_hash).await?))
+    }
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, created_at, expires_at,
+                 rotated_at, successor_enc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&token.token_hash)
+        .bind(&token.grant_id)
+        .bind(&token.client_id)
+        .bind(Ts(token.created_at))
+        .bind(Ts(token.expires_at))
+        .bind(token.rotated_at.map(Ts))
+        .bind(&token.successor_enc)
+        .execute(&self.pool)
+        .await
+        .map_err(on_unique("refresh token exists"))?;
+        Ok(())
+    }
+
+    async fn get_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
+        let row = sqlx::query_as::<_, RefreshTokenRow>(
+            "SELECT token_hash, grant_id, client_id, created_at, expires_at, rotated_at,
+                 successor_enc
+             FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(RefreshToken::from))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        token_hash: &str,
+        successor_enc: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE refresh_tokens SET rotated_at = $1, successor_enc = $2
+             WHERE token_hash = $3 AND rotated_at IS NULL",
+        )
+        .bind(Ts(now))
+        .bind(successor_enc)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&result) == 1)
+    }
+
+    async fn delete_refresh_token(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        // Revoking twice keeps the first time, as for grants.
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(Ts(expires_at))
+        .bind(Ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn access_tokens_revoked_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
+        let rows = sqlx::query_as::<_, (String, DateTime<Utc>)>(
+            "SELECT jti, revoked_at FROM revoked_access_tokens WHERE revoked_at >= $1
+             ORDER BY revoked_at, jti",
+        )
+        .bind(Ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key_enc, public_jwk, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (kid) DO NOTHING",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_key_enc)
+        .bind(&key.public_jwk)
+        .bind(Ts(key.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        let rows = sqlx::query_as::<_, SigningKeyRow>(
+            "SELECT kid, alg, private_key_enc, public_jwk, created_at
+             FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
+    }
+
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in events.chunks(audit::INSERT_CHUNK) {
+            audit::insert(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(on_unique("audit event id exists"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        let mut select = audit::select::<DB>(filter);
+        let rows = select
+            .build_query_as::<AuditEventRow>()
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        for sql in [
+            "DELETE FROM flows WHERE expires_at <= $1",
+            "DELETE FROM authorization_codes WHERE expires_at <= $1",
+            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
+        ] {
+            let result = sqlx::query(sql).bind(Ts(now)).execute(&mut *tx).await?;
+            deleted += DB::rows_affected(&result);
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}

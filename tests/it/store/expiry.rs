@@ -1,0 +1,71 @@
+//! Expiry compared with `now` as times, not as text: a stored time and a clock that fall in the
+//! same second, one with a fraction and one without, must still order correctly everywhere a
+//! statement compares them (`expires_at > now` on reads, `expires_at <= now` when purging).
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use portcullis::store::{CodeRedemption, Store};
+
+use super::fixtures::{code, flow, refresh_token, revoked_jtis, seeded_grant, t0};
+
+/// A whole second (no fraction at all), a minute after `t0()`.
+fn whole() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 10, 1, 0).unwrap()
+}
+
+/// Whether the flow can be read at `now`.
+async fn visible(store: &dyn Store, id: &str, now: DateTime<Utc>) -> bool {
+    store.get_flow(id, now).await.unwrap().is_some()
+}
+
+pub(super) async fn expiry_within_one_second_compares_as_time(store: &dyn Store) {
+    let half_past = whole() + Duration::milliseconds(500);
+    let between = whole() + Duration::milliseconds(250);
+    let just_before = whole() - Duration::microseconds(1);
+    seeded_grant(store, "grant-1").await;
+    for (suffix, expires_at) in [("whole", whole()), ("half", half_past)] {
+        store
+            .insert_flow(&flow(&format!("flow-{suffix}"), expires_at))
+            .await
+            .unwrap();
+        store
+            .insert_code(&code(&format!("code-{suffix}"), "grant-1", expires_at))
+            .await
+            .unwrap();
+        let token = refresh_token(&format!("rt-{suffix}"), "grant-1", expires_at);
+        store.insert_refresh_token(&token).await.unwrap();
+        store
+            .revoke_access_token(&format!("jti-{suffix}"), expires_at, t0())
+            .await
+            .unwrap();
+    }
+
+    // A whole-second expiry against clocks just before, at, and a fraction after it.
+    assert!(visible(store, "flow-whole", just_before).await);
+    assert!(!visible(store, "flow-whole", whole()).await);
+    assert!(!visible(store, "flow-whole", between).await);
+    // An expiry with a fraction against a whole-second clock in the same second.
+    assert!(visible(store, "flow-half", whole()).await);
+    assert!(visible(store, "flow-half", between).await);
+    assert!(!visible(store, "flow-half", half_past).await);
+    let half = flow("flow-half", half_past);
+    assert!(store.update_flow(&half, between).await.unwrap());
+    assert!(!store.update_flow(&half, half_past).await.unwrap());
+
+    assert_eq!(
+        store.redeem_code("code-whole", between).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+    assert!(matches!(
+        store.redeem_code("code-half", whole()).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+
+    // Purging a fraction after the whole second takes exactly the four whole-second rows.
+    assert_eq!(store.purge_expired(just_before).await.unwrap(), 0);
+    assert_eq!(store.purge_expired(between).await.unwrap(), 4);
+    assert!(visible(store, "flow-half", between).await);
+    assert_eq!(store.get_refresh_token("rt-whole").await.unwrap(), None);
+    assert!(store.get_refresh_token("rt-half").await.unwrap().is_some());
+    assert!(store.get_code("code-half").await.unwrap().is_some());
+    assert_eq!(revoked_jtis(store).await, vec!["jti-half".to_owned()]);
+}
