@@ -76,9 +76,13 @@ install_node_modules "$ROOT/scripts/mcp" "the MCP peers"
 
 log "building (cargo build --all-targets)"
 cargo build --workspace --all-targets
+# What the README's first command, `cargo run -- serve`, runs (checked below): without the
+# dev-dependencies Cargo resolves some crates' features differently, so this is a build of its own.
+log "building what cargo run runs (cargo build --bin portcullis)"
+cargo build --bin portcullis
 
 # ---------------------------------------------------------------------------------------------
-# Services. Everything lives in one temp dir; everything started is recorded and stopped on exit.
+# Everything started lives in one temp dir, is recorded, and is stopped on exit.
 
 RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/portcullis-test.XXXXXX")"
 chmod 755 "$RUN_DIR" # the postgres user must reach its data dir inside
@@ -86,6 +90,7 @@ PG_DATA="$RUN_DIR/postgres"
 PG_STARTED=""
 REDIS_PID=""
 IDP_PID=""
+SMOKE_PID="" # `cargo run -- serve`, also the id of its process group (it runs under setsid)
 
 # Postgres refuses to run as root: as root, run its tools as the `postgres` user.
 as_postgres() {
@@ -114,6 +119,10 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     set +e
+    if [[ -n $SMOKE_PID ]] && kill -0 -- "-$SMOKE_PID" 2>/dev/null; then
+        kill -KILL -- "-$SMOKE_PID" 2>/dev/null
+        wait "$SMOKE_PID" 2>/dev/null
+    fi
     if [[ -n $IDP_PID || -n $REDIS_PID || -n $PG_STARTED ]]; then
         log "stopping the services"
     fi
@@ -156,6 +165,73 @@ wait_until() { # seconds pid|- description command...: poll until the command su
     done
     log "$what is ready"
 }
+
+# ---------------------------------------------------------------------------------------------
+# The README's first command, `cargo run -- serve`, run as a reader runs it (from the repository
+# root, on its embedded defaults), but isolated: a free port, its own SQLite file and development
+# key in the temp dir. It must start, be ready, challenge an MCP call without a token the way MCP
+# clients expect, and exit cleanly on SIGTERM.
+
+smoke_fail() { # message: show what the server said, then stop
+    show_log "$RUN_DIR/smoke.out"
+    show_log "$RUN_DIR/smoke.log"
+    die "the README's first command (cargo run -- serve): $*"
+}
+
+log "checking the README's first command: cargo run -- serve"
+# setsid: the server gets a process group of its own, so one signal reaches cargo and the
+# server alike (cargo execs it on Unix, but nothing here depends on that).
+PORTCULLIS_BIND=127.0.0.1:0 DATABASE_URL="sqlite:$RUN_DIR/smoke.db" \
+    PORTCULLIS_DEV_KEY_FILE="$RUN_DIR/smoke.dev-key" \
+    setsid cargo run -- serve </dev/null >"$RUN_DIR/smoke.out" 2>"$RUN_DIR/smoke.log" &
+SMOKE_PID=$!
+smoke_address() {
+    sed -n 's|^Portcullis is listening on \(http://127\.0\.0\.1:[0-9]*\) (public URL .*|\1|p' \
+        "$RUN_DIR/smoke.out" | head -1
+}
+wait_until 120 "$SMOKE_PID" "cargo run -- serve" grep -q '^Portcullis is listening on ' "$RUN_DIR/smoke.out" \
+    || smoke_fail "it did not print \`Portcullis is listening on …\`"
+SMOKE_URL="$(smoke_address)"
+[[ -n $SMOKE_URL ]] || smoke_fail "it did not say it listens on http://127.0.0.1:PORT"
+node -e '
+    const [base] = process.argv.slice(1);
+    const fail = (message) => { console.error(message); process.exit(1); };
+    (async () => {
+      const ready = await fetch(`${base}/health/ready`);
+      const body = await ready.text();
+      let status;
+      try { status = JSON.parse(body).status; } catch { status = undefined; }
+      if (ready.status !== 200 || status !== "ok") {
+        fail(`GET /health/ready answered ${ready.status} ${body}, not 200 with "status": "ok"`);
+      }
+      const mcp = await fetch(`${base}/mcp`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "initialize", params: {
+          protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test.sh", version: "0" } } }),
+      });
+      const challenge = mcp.headers.get("www-authenticate") ?? "";
+      if (mcp.status !== 401 || !challenge.includes("resource_metadata=")) {
+        fail(`POST /mcp without a token answered ${mcp.status} with WWW-Authenticate ` +
+             `${JSON.stringify(challenge)}, not 401 with resource_metadata=`);
+      }
+    })().catch((error) => fail(`request to ${base} failed: ${error.cause ?? error}`));' "$SMOKE_URL" \
+    2>"$RUN_DIR/smoke.probe" || smoke_fail "$(cat "$RUN_DIR/smoke.probe")"
+log "$SMOKE_URL: /health/ready is ok, /mcp without a token gets 401 with resource_metadata"
+kill -TERM -- "-$SMOKE_PID" 2>/dev/null || smoke_fail "its process group $SMOKE_PID is gone already"
+smoke_deadline=$((SECONDS + 10))
+while kill -0 -- "-$SMOKE_PID" 2>/dev/null; do
+    ((SECONDS < smoke_deadline)) || smoke_fail "still running 10 s after SIGTERM"
+    sleep 0.1
+done
+smoke_status=0
+wait "$SMOKE_PID" || smoke_status=$?
+SMOKE_PID=""
+((smoke_status == 0)) || smoke_fail "exited with status $smoke_status after SIGTERM, not 0"
+log "cargo run -- serve stopped cleanly on SIGTERM"
+
+# ---------------------------------------------------------------------------------------------
+# Services.
 
 # Postgres: a fresh cluster, trust auth, TCP on 127.0.0.1 only, its unix socket in the data dir.
 PG_PORT="$(free_port)"

@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
+use super::prereq::{self, Need};
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mcp");
 
 /// A running HTTP server-everything; killed when dropped.
@@ -81,10 +83,7 @@ impl Drop for Everything {
 
 async fn start(port: u16) -> (Child, Lines<BufReader<ChildStdout>>, String, u16) {
     let script = format!("{DIR}/everything-http.mjs");
-    assert!(
-        std::path::Path::new(DIR).join("node_modules").is_dir(),
-        "{DIR}/node_modules is missing: run scripts/test.sh (it runs npm ci there)"
-    );
+    prereq::require(&[Need::Mcp]);
     // A port just released may be refused for a moment: try a few times.
     for attempt in 0..20 {
         let mut child = tokio::process::Command::new("node")
@@ -124,6 +123,7 @@ async fn start(port: u16) -> (Child, Lines<BufReader<ChildStdout>>, String, u16)
 /// `["node", "<repo>/scripts/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js", "stdio"]`.
 /// It speaks newline-delimited JSON-RPC on stdin/stdout and logs to stderr.
 pub fn stdio_command() -> Vec<String> {
+    prereq::require(&[Need::Mcp]);
     let package = format!("{DIR}/node_modules/@modelcontextprotocol/server-everything");
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{package}/package.json")).unwrap_or_else(|e| {

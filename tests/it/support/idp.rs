@@ -1,10 +1,23 @@
-//! The test OpenID provider `scripts/test.sh` starts (`scripts/idp/idp.mjs`, oidc-provider with
-//! its development login and consent forms), and a scripted browser that signs in at it.
+//! The test OpenID provider (`scripts/idp/idp.mjs`, oidc-provider with its development login and
+//! consent forms): the one a test process shares, IdPs of a test's own, and a scripted browser
+//! that signs in at it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use scraper::{ElementRef, Html, Selector};
 use url::Url;
+
+use super::prereq::{self, Need};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/idp/idp.mjs");
+/// The confidential client `idp.mjs` registers.
+const CLIENT_ID: &str = "portcullis-test";
+const CLIENT_SECRET: &str = "portcullis-test-secret";
 
 /// Where the test IdP runs and the confidential client registered at it for Portcullis.
 #[derive(Debug, Clone)]
@@ -16,17 +29,88 @@ pub struct TestIdp {
 }
 
 impl TestIdp {
-    /// Reads `TEST_IDP_ISSUER`, `TEST_IDP_CLIENT_ID` and `TEST_IDP_CLIENT_SECRET`.
+    /// The IdP this test process shares. When `TEST_IDP_ISSUER` is set (`scripts/test.sh` sets
+    /// it, with `TEST_IDP_CLIENT_ID` and `TEST_IDP_CLIENT_SECRET`, since cargo-nextest runs every
+    /// test in a process of its own), that one; otherwise one started on first use
+    /// (`node scripts/idp/idp.mjs --port 0 --exit-with-parent`) and kept until the process
+    /// exits, when it stops by itself.
     pub fn from_env() -> TestIdp {
-        let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| {
-                panic!("{name} is not set: run scripts/test.sh (it starts the test IdP)")
-            })
-        };
-        TestIdp {
-            issuer: var("TEST_IDP_ISSUER"),
-            client_id: var("TEST_IDP_CLIENT_ID"),
-            client_secret: var("TEST_IDP_CLIENT_SECRET"),
+        static SHARED: OnceLock<Result<TestIdp, String>> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| match std::env::var("TEST_IDP_ISSUER") {
+            Ok(issuer) => {
+                let var = |name: &str, default: &str| {
+                    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+                };
+                Ok(TestIdp {
+                    issuer,
+                    client_id: var("TEST_IDP_CLIENT_ID", CLIENT_ID),
+                    client_secret: var("TEST_IDP_CLIENT_SECRET", CLIENT_SECRET),
+                })
+            }
+            Err(_) => start_shared(),
+        });
+        // A failed start is reported to every test that needs the IdP, without a retry each.
+        shared.clone().unwrap_or_else(|error| panic!("{error}"))
+    }
+}
+
+/// Starts the process-wide IdP with `std::process` (every `#[tokio::test]` has a runtime of its
+/// own, which ends with the test) and leaves it running: `--exit-with-parent` stops it when this
+/// process is gone. Its stderr is passed on to this process's stderr, without oidc-provider's
+/// development-mode warnings and notices.
+fn start_shared() -> Result<TestIdp, String> {
+    prereq::require(&[Need::Idp]);
+    let mut child = std::process::Command::new("node")
+        .arg(SCRIPT)
+        .args(["--port", "0", "--exit-with-parent"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting node {SCRIPT}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = ready_tx.send(lines.next());
+        // Keep reading: a closed pipe would break a later write to stdout.
+        for _ in lines {}
+    });
+    let (log_tx, log_rx) = mpsc::channel();
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("oidc-provider ") {
+                continue; // its development-mode WARNINGs and NOTICEs
+            }
+            // Shown as it comes (e.g. `idp: server_error`), and kept for a failed start.
+            let _ = writeln!(std::io::stderr(), "[shared test IdP] {line}");
+            let _ = log_tx.send(line);
+        }
+    });
+
+    let ready = ready_rx.recv_timeout(Duration::from_secs(30));
+    let issuer = match &ready {
+        Ok(Some(Ok(line))) => line.strip_prefix("READY ").map(str::to_owned),
+        _ => None,
+    };
+    match issuer {
+        Some(issuer) => Ok(TestIdp {
+            issuer,
+            client_id: CLIENT_ID.to_owned(),
+            client_secret: CLIENT_SECRET.to_owned(),
+        }),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = stderr_reader.join(); // its stderr is at its end now
+            let log: Vec<String> = log_rx.try_iter().collect();
+            Err(format!(
+                "the shared test IdP ({SCRIPT}) did not print `READY <issuer>` within 30 s \
+                 (got {ready:?})\n--- its stderr ---\n{}",
+                log.join("\n")
+            ))
         }
     }
 }
@@ -44,11 +128,11 @@ pub struct OwnIdp {
 impl TestIdp {
     /// Starts `scripts/idp/idp.mjs --port 0 --access-ttl <access_ttl_secs>` and waits for it;
     /// it also stops by itself when the test process dies.
-    /// Its node modules must be installed (scripts/test.sh does that).
     pub async fn spawn(access_ttl_secs: u64) -> OwnIdp {
         use tokio::io::{AsyncBufReadExt, BufReader};
 
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/idp/idp.mjs");
+        prereq::require(&[Need::Idp]);
+        let script = SCRIPT;
         let mut process = tokio::process::Command::new("node")
             .arg(script)
             .args(["--port", "0", "--exit-with-parent"])
@@ -74,8 +158,8 @@ impl TestIdp {
         OwnIdp {
             idp: TestIdp {
                 issuer,
-                client_id: "portcullis-test".to_owned(),
-                client_secret: "portcullis-test-secret".to_owned(),
+                client_id: CLIENT_ID.to_owned(),
+                client_secret: CLIENT_SECRET.to_owned(),
             },
             _process: process,
             _stdout: lines,

@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
+use super::prereq::{self, Need};
+
 /// How long one run of the client may take before it is killed.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -20,15 +22,12 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// `steps` is a JSON array, e.g. `[{"listTools": {}}, {"callTool": {"name": "whoami"}}]`.
 /// Panics, with the client's stderr, when it exits non-zero, prints a line that is not JSON, or
-/// runs longer than 60 s (it is killed then). The node modules of `scripts/mcp` must be
-/// installed (scripts/test.sh does that).
+/// runs longer than 60 s (it is killed then). Without node or the node modules of `scripts/mcp`
+/// the test process stops with one message (see `prereq`).
 pub async fn run_client(server_url: &str, email: &str, steps: Value) -> Vec<Value> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mcp");
     let script = format!("{dir}/client.mjs");
-    assert!(
-        std::path::Path::new(dir).join("node_modules").is_dir(),
-        "{dir}/node_modules is missing: run scripts/test.sh (it runs npm ci there)"
-    );
+    prereq::require(&[Need::Mcp]);
     let mut child = tokio::process::Command::new("node")
         .arg(&script)
         .args(["--server", server_url, "--email", email])
