@@ -7,10 +7,18 @@ use portcullis::clock::Clock;
 use portcullis::config::Settings;
 use portcullis::startup::Application;
 use reqwest::StatusCode;
-use scraper::{Html, Selector};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+/// Driving the MCP endpoints as a client.
+mod mcp;
+
+/// Reading what the app answers a browser: redirects, query parameters, forms.
+mod pages;
+
+pub use mcp::rpc_body;
+pub use pages::{form_fields, location, query_param};
 
 use super::db;
 use super::idp::{self, TestIdp};
@@ -176,45 +184,6 @@ pub struct AuthRequest<'a> {
     pub resource: Option<String>,
 }
 
-pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get(reqwest::header::LOCATION)
-        .unwrap_or_else(|| panic!("no Location on a {} response", response.status()))
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// The value of `name` among the query parameters of `url`.
-pub fn query_param(url: &str, name: &str) -> Option<String> {
-    Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// The hidden inputs and action of the first form on a page.
-pub fn form_fields(html: &str) -> (String, Vec<(String, String)>) {
-    let doc = Html::parse_document(html);
-    let form = doc
-        .select(&Selector::parse("form").unwrap())
-        .next()
-        .expect("the page has a form");
-    let action = form.value().attr("action").unwrap_or_default().to_owned();
-    let fields = form
-        .select(&Selector::parse("input[type=hidden]").unwrap())
-        .filter_map(|i| {
-            Some((
-                i.value().attr("name")?.to_owned(),
-                i.value().attr("value").unwrap_or_default().to_owned(),
-            ))
-        })
-        .collect();
-    (action, fields)
-}
-
 impl TestApp {
     /// Shuts the server down gracefully and waits until its port is free.
     pub async fn stop(mut self) {
@@ -264,10 +233,6 @@ impl TestApp {
         let response = self.http.get(url).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{url}");
         response.json().await.unwrap()
-    }
-
-    pub fn mcp_url(&self) -> String {
-        self.url("/mcp")
     }
 
     /// Registers a client through `/register` (RFC 7591).
@@ -505,60 +470,4 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
         (client, body)
     }
-
-    /// One JSON-RPC request to an MCP endpoint.
-    pub async fn mcp(&self, url: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        let mut request = self
-            .http
-            .post(url)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-06-18")
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
-    }
-
-    /// The tool names `tools/list` on `url` shows the holder of `token`.
-    pub async fn tool_names(&self, url: &str, token: &str) -> Vec<String> {
-        let list = rpc_body(
-            self.mcp(
-                url,
-                Some(token),
-                json!({"jsonrpc": "2.0", "id": 99, "method": "tools/list"}),
-            )
-            .await,
-        )
-        .await;
-        let tools = list["result"]["tools"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no tools in {list}"));
-        tools
-            .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    /// `tools/call` of `name`; returns the JSON-RPC response.
-    pub async fn call_tool(&self, token: &str, name: &str) -> Value {
-        let response = self
-            .mcp(&self.mcp_url(), Some(token), json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": {}}}))
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        rpc_body(response).await
-    }
-}
-
-/// The JSON-RPC message of a response that is JSON or a one-event SSE stream.
-pub async fn rpc_body(response: reqwest::Response) -> Value {
-    let text = response.text().await.unwrap();
-    if let Ok(value) = serde_json::from_str(&text) {
-        return value;
-    }
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|v| v.get("id").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC response in {text}"))
 }
