@@ -1,19 +1,33 @@
 //! The integration suite: one test binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// `portcullis audit` as an operator runs it.
 mod audit_cli;
+/// The `portcullis` command: configuration layering and its messages.
 mod cli;
+/// The development sign-in, the upstream refresh, a public URL with a path.
 mod edges;
+/// server-everything spoken to directly, proving the helpers.
 mod everything;
+/// The whole sign-in, as an MCP client that knows only a URL.
 mod flow;
+/// The MCP endpoints: proxy, aggregate, audit.
 mod gateway;
+/// The test IdP on its own.
 mod idp;
+/// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
+/// The TypeScript MCP SDK's client signing in by itself.
 mod sdk_client;
+/// The TypeScript MCP SDK client through the gateway to server-everything.
 mod sdk_gateway;
+/// Stdio backend processes: per user or shared, supervised.
 mod stdio;
+/// Stdio backends behind the gateway.
 mod stdio_gateway;
+/// The store conformance suite, on SQLite and Postgres.
 mod store;
+/// What the tests share: databases, the IdP, the app, real MCP peers.
 mod support;
 
 /// Runs first (the harness starts tests in name order, and `_` sorts before letters): without

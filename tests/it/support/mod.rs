@@ -4,10 +4,17 @@
 //! set, and are otherwise started once per process on first use; `prereq` stops the process with
 //! one message when what they need is not installed.
 
+/// The running app, driven as a browser and an MCP client would.
 pub mod app;
+/// Fresh databases, and the Postgres server they live on.
 pub mod db;
+/// server-everything over Streamable HTTP or stdio.
 pub mod everything;
+/// The test OpenID provider and a scripted browser for it.
 pub mod idp;
+/// What the suite needs on the machine, checked once.
 pub mod prereq;
+/// A backend that records every request it receives.
 pub mod recorder;
+/// The TypeScript MCP SDK client.
 pub mod sdk;
