@@ -38,7 +38,7 @@ impl<'de> Deserialize<'de> for PeekResult {
                 let mut is_error = false;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     if key == "isError" {
-                        is_error = map.next_value::<Option<bool>>().ok().flatten() == Some(true);
+                        is_error = map.next_value::<Value>()?.as_bool() == Some(true);
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }

@@ -27,12 +27,25 @@ fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAu
     OAuthError::new(ErrorCode::InvalidClientMetadata, description)
 }
 
-/// Registers a client from a JSON body and returns the RFC 7591 §3.2.1 response.
-pub async fn register(
-    store: &dyn Store,
-    body: &[u8],
-    now: DateTime<Utc>,
-) -> Result<serde_json::Value, OAuthError> {
+/// Client metadata (RFC 7591 §2) after validation: what [`register`] stores, before the server
+/// assigns an id and a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientMetadata {
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub client_name: Option<String>,
+    /// The requested scopes, normalised (sorted, deduplicated).
+    pub scope: Option<String>,
+    /// The whole document as sent, less the fields only the server assigns (`client_id`,
+    /// `client_secret`, `client_id_issued_at`, `client_secret_expires_at`); kept verbatim and
+    /// echoed back (RFC 7591 §3.2.1).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Reads and validates a registration request body. Pure: no store, no clock, no randomness.
+pub fn parse_metadata(body: &[u8]) -> Result<ClientMetadata, OAuthError> {
     let document: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| metadata_error("the body is not a JSON object"))?;
     let serde_json::Value::Object(mut extra) = document.clone() else {
@@ -121,8 +134,6 @@ pub async fn register(
         }
     }
 
-    let client_id = random_token(24);
-    let secret = (auth_method != "none").then(|| random_token(32));
     // What the client sent beyond the fields above is kept verbatim (RFC 7591 §3.2.1).
     for key in [
         "client_id",
@@ -132,16 +143,36 @@ pub async fn register(
     ] {
         extra.remove(key);
     }
+    Ok(ClientMetadata {
+        redirect_uris,
+        token_endpoint_auth_method: auth_method,
+        grant_types,
+        response_types,
+        client_name: request.client_name,
+        scope,
+        extra,
+    })
+}
+
+/// Registers a client from a JSON body and returns the RFC 7591 §3.2.1 response.
+pub async fn register(
+    store: &dyn Store,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, OAuthError> {
+    let metadata = parse_metadata(body)?;
+    let client_id = random_token(24);
+    let secret = (metadata.token_endpoint_auth_method != "none").then(|| random_token(32));
     let client = Client {
         client_id: client_id.clone(),
         secret_hash: secret.as_deref().map(sha256_hex),
-        token_endpoint_auth_method: auth_method,
-        client_name: request.client_name,
-        redirect_uris,
-        grant_types,
-        response_types,
-        scope,
-        metadata: serde_json::Value::Object(extra),
+        token_endpoint_auth_method: metadata.token_endpoint_auth_method,
+        client_name: metadata.client_name,
+        redirect_uris: metadata.redirect_uris,
+        grant_types: metadata.grant_types,
+        response_types: metadata.response_types,
+        scope: metadata.scope,
+        metadata: serde_json::Value::Object(metadata.extra),
         created_at: now,
     };
     store.insert_client(&client).await?;
@@ -180,4 +211,38 @@ pub fn registration_response(client: &Client) -> serde_json::Value {
         object.insert("scope".into(), scope.clone().into());
     }
     serde_json::Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_is_validated_and_defaulted_without_a_store() {
+        let metadata = parse_metadata(
+            br#"{"redirect_uris":["http://127.0.0.1/cb"],"scope":"b a","client_id":"mine","logo_uri":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(metadata.token_endpoint_auth_method, "client_secret_basic");
+        assert_eq!(metadata.grant_types, ["authorization_code"]);
+        assert_eq!(metadata.response_types, ["code"]);
+        assert_eq!(metadata.scope.as_deref(), Some("a b"));
+        assert!(!metadata.extra.contains_key("client_id"));
+        assert_eq!(metadata.extra["logo_uri"], "x");
+
+        for (body, code) in [
+            (&b"[]"[..], ErrorCode::InvalidClientMetadata),
+            (br#"{}"#, ErrorCode::InvalidRedirectUri),
+            (
+                br#"{"redirect_uris":["http://example.com/cb"]}"#,
+                ErrorCode::InvalidRedirectUri,
+            ),
+            (
+                br#"{"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"]}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+        ] {
+            assert_eq!(parse_metadata(body).unwrap_err().code, code);
+        }
+    }
 }
