@@ -199,6 +199,8 @@ pub struct CpuSample {
     system_ns: u64,
     /// Time on CPU of each live thread, from its `schedstat`.
     threads: HashMap<u32, u64>,
+    /// Each live thread's name (`comm`, at most 15 bytes).
+    names: HashMap<u32, String>,
 }
 
 impl CpuSample {
@@ -213,6 +215,7 @@ impl CpuSample {
             .collect();
         let (user, system): (u64, u64) = (fields[11].parse()?, fields[12].parse()?);
         let mut threads = HashMap::new();
+        let mut names = HashMap::new();
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
             let task = task?;
             let Ok(tid) = task.file_name().to_string_lossy().parse::<u32>() else {
@@ -226,6 +229,9 @@ impl CpuSample {
                     .and_then(|v| v.parse().ok())
             {
                 threads.insert(tid, ns);
+                if let Ok(name) = std::fs::read_to_string(task.path().join("comm")) {
+                    names.insert(tid, name.trim().to_owned());
+                }
             }
         }
         // USER_HZ, the unit of these fields, is 100 on Linux.
@@ -233,6 +239,7 @@ impl CpuSample {
             user_ns: user * 10_000_000,
             system_ns: system * 10_000_000,
             threads,
+            names,
         })
     }
 
@@ -242,6 +249,24 @@ impl CpuSample {
             Duration::from_nanos(self.user_ns.saturating_sub(earlier.user_ns)),
             Duration::from_nanos(self.system_ns.saturating_sub(earlier.system_ns)),
         )
+    }
+
+    /// CPU used from `earlier` to `self` by the threads still alive, by thread name, largest
+    /// first.
+    pub fn by_thread_name(&self, earlier: &CpuSample) -> Vec<(String, Duration)> {
+        let mut names: Vec<(String, Duration)> = Vec::new();
+        for (tid, ns) in &self.threads {
+            let used = Duration::from_nanos(
+                ns.saturating_sub(earlier.threads.get(tid).copied().unwrap_or(0)),
+            );
+            let name = self.names.get(tid).map_or("?", String::as_str);
+            match names.iter_mut().find(|(n, _)| n == name) {
+                Some((_, total)) => *total += used,
+                None => names.push((name.to_owned(), used)),
+            }
+        }
+        names.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+        names
     }
 
     /// CPU used from `earlier` to `self`.

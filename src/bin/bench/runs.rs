@@ -78,6 +78,7 @@ pub async fn sign_ins(
             format!("{:.1} sign-ins/s", load.per_second()),
         );
         kernel_share(report, "sign-in", &cpu_before, &cpu_after);
+        by_thread(report, "sign-in", &cpu_before, &cpu_after);
         report.row(
             "sign-in: the OpenID provider's CPU (node)",
             ms(per(idp_cpu, load.calls)),
@@ -97,6 +98,23 @@ pub async fn sign_ins(
         }
     }
     Ok((mcp, everything))
+}
+
+/// A row with the server's CPU by thread name (SQLite's worker threads, tokio's workers…).
+fn by_thread(report: &mut Report, what: &str, before: &CpuSample, after: &CpuSample) {
+    let names = after.by_thread_name(before);
+    let total: Duration = names.iter().map(|(_, used)| *used).sum();
+    let share = |used: Duration| used.as_secs_f64() / total.as_secs_f64().max(1e-9) * 100.0;
+    let list: Vec<String> = names
+        .iter()
+        .filter(|(_, used)| share(*used) >= 1.0)
+        .map(|(name, used)| format!("{name} {:.0} %", share(*used)))
+        .collect();
+    report.row(
+        format!("{what}: server CPU by thread"),
+        list.first().cloned().unwrap_or_default(),
+        list.get(1..).unwrap_or_default().join(", "),
+    );
 }
 
 /// A row with the user and system (kernel) parts of the server's CPU, from 10 ms ticks.
