@@ -130,6 +130,16 @@ pub async fn start_server(
         }
     }
     command.env("PORTCULLIS_FERNET_KEYS", fernet_key);
+    // Like the node peers' `--exit-with-parent`: a bench killed outright leaves no server behind.
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the child between fork and exec and makes one prctl system
+    // call through rustix, which neither allocates nor locks: it is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
     let started = Instant::now();
     let mut child = command.spawn()?;
     let pid = child.id().context("portcullis exited at once")?;
