@@ -132,8 +132,7 @@ struct Rig {
     fernet_key: String,
 }
 
-async fn start(dir: &Path, report: &mut Report) -> anyhow::Result<Rig> {
-    let binary = procs::release_binary()?;
+async fn start(binary: &Path, dir: &Path, report: &mut Report) -> anyhow::Result<Rig> {
     let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let idp = procs::start_node(&scripts.join("idp/idp.mjs"), &dir.join("idp.log")).await?;
     let everything = procs::start_node(
@@ -141,7 +140,7 @@ async fn start(dir: &Path, report: &mut Report) -> anyhow::Result<Rig> {
         &dir.join("everything.log"),
     )
     .await?;
-    let fernet_key = procs::generate_key(&binary).await?;
+    let fernet_key = procs::generate_key(binary).await?;
     let port = procs::free_port()?;
     let database_url = format!("sqlite:{}", dir.join("portcullis.db").display());
     let config = dir.join("portcullis.toml");
@@ -169,7 +168,7 @@ url = "{backend}"
             backend = everything.url,
         ),
     )?;
-    let (server, startup) = procs::start_server(&binary, dir, &config, port, &fernet_key).await?;
+    let (server, startup) = procs::start_server(binary, dir, &config, port, &fernet_key).await?;
     println!(
         "portcullis: {} (pid {}), log {}",
         server.base,
@@ -212,6 +211,7 @@ url = "{backend}"
 }
 
 async fn run(plan: Plan, dir: &Path) -> anyhow::Result<()> {
+    let binary = procs::server_binary().await?;
     let started = Instant::now();
     println!("machine: {}", procs::machine());
     println!(
@@ -219,7 +219,7 @@ async fn run(plan: Plan, dir: &Path) -> anyhow::Result<()> {
         procs::load_average()
     );
     let mut report = Report::default();
-    let rig = start(dir, &mut report).await?;
+    let rig = start(&binary, dir, &mut report).await?;
     let base = rig.server.base.clone();
 
     // Warm-up: one sign-in of each kind, not measured.

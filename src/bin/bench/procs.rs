@@ -67,12 +67,40 @@ pub async fn start_node(script: &Path, log: &Path) -> anyhow::Result<NodePeer> {
     })
 }
 
-/// The release `portcullis` next to this binary.
-pub fn release_binary() -> anyhow::Result<PathBuf> {
-    let binary = std::env::current_exe()?.with_file_name("portcullis");
+/// The `portcullis` next to this binary. Under `cargo run` (which sets `CARGO`) it is built
+/// first, so the server measured is the code the bench was built from; run directly, the bench
+/// uses the binary as it is and says so when it is older than the bench.
+pub async fn server_binary() -> anyhow::Result<PathBuf> {
+    let bench = std::env::current_exe()?;
+    let binary = bench.with_file_name("portcullis");
+    if cfg!(debug_assertions) {
+        eprintln!("bench: this is a debug build; run `cargo run --release --bin bench`");
+    }
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "--quiet", "--bin", "portcullis", "--manifest-path"])
+            .arg(&manifest);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        if !build.status().await?.success() {
+            bail!("building portcullis failed");
+        }
+    }
     if !binary.is_file() {
         bail!(
             "{} is missing: run `cargo build --release --bins` first",
+            binary.display()
+        );
+    }
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified());
+    if let (Ok(server), Ok(bench)) = (modified(&binary), modified(&bench))
+        && server < bench
+    {
+        eprintln!(
+            "bench: {} is older than the bench: `cargo build --release --bins` rebuilds it",
             binary.display()
         );
     }
