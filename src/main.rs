@@ -66,7 +66,8 @@ fn main() -> ExitCode {
     if let Command::CheckConfig = cli.command {
         return check_config(&settings);
     }
-    telemetry::init(settings.log.format, &settings.log.filter, std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    telemetry::init(settings.log.format, &settings.log.filter, std::io::stderr, ansi);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -222,6 +222,13 @@ impl Application {
             router,
         } = self;
         let background = tokio::spawn(background_tasks(state.clone()));
+        // Answers often go out in two writes (the head, then a streamed body): without
+        // TCP_NODELAY the second waits for the client's delayed ACK, about 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let result = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -8,7 +8,7 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    Sqlite, SqliteArgumentsBuffer, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+    Sqlite, SqliteArgumentsBuffer, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous, SqlitePoolOptions,
     SqliteQueryResult, SqliteTypeInfo,
 };
 use sqlx::{Encode, Type};
@@ -29,6 +29,9 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL syncs at checkpoints rather than at every commit: a crash of
+            // Portcullis loses nothing; a power cut may lose the last commits (SQLite's WAL docs).
+            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
