@@ -67,7 +67,12 @@ fn main() -> ExitCode {
         return check_config(&settings);
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    telemetry::init(settings.log.format, &settings.log.filter, std::io::stderr, ansi);
+    telemetry::init(
+        settings.log.format,
+        &settings.log.filter,
+        std::io::stderr,
+        ansi,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::oauth::client_auth::{BasicCredentials, parse_basic};
-use crate::oauth::error::OAuthError;
+use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::{grants, introspection, metadata, registration};
 use crate::state::AppState;
 
@@ -32,9 +32,7 @@ impl From<OAuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status.unwrap_or_else(|| {
-            StatusCode::from_u16(self.error.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
-        });
+        let status = self.status.unwrap_or_else(|| status_of(self.error.code));
         let mut response = (status, Json(self.error.to_json())).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -46,6 +44,17 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// The status of a JSON error response with `code` (RFC 6749 §5.2, RFC 6750 §3.1).
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -177,7 +186,7 @@ pub async fn register(
         .map_err(|mut e| {
             if e.status.is_none() {
                 e.error = OAuthError::new(
-                    crate::oauth::error::ErrorCode::InvalidClientMetadata,
+                    ErrorCode::InvalidClientMetadata,
                     "the request body must be application/json",
                 );
             }

@@ -1,5 +1,5 @@
-//! OAuth errors as the RFCs spell them: a code, an HTTP status, and a description that never
-//! echoes internals.
+//! OAuth errors as the RFCs spell them: a code and a description that never echoes internals
+//! (`http/` gives each code its status).
 
 use std::borrow::Cow;
 
@@ -41,17 +41,6 @@ impl ErrorCode {
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidToken => "invalid_token",
-        }
-    }
-
-    /// The HTTP status of a JSON error response with this code.
-    pub fn status(self) -> u16 {
-        match self {
-            Self::InvalidClient | Self::InvalidToken => 401,
-            Self::AccessDenied => 403,
-            Self::ServerError => 500,
-            Self::TemporarilyUnavailable => 503,
-            _ => 400,
         }
     }
 }

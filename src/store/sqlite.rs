@@ -8,8 +8,8 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    Sqlite, SqliteArgumentsBuffer, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous, SqlitePoolOptions,
-    SqliteQueryResult, SqliteTypeInfo,
+    Sqlite, SqliteArgumentsBuffer, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous, SqliteTypeInfo,
 };
 use sqlx::{Encode, Type};
 
