@@ -181,15 +181,10 @@ async fn the_callback_sends_the_client_its_code_and_grants_what_the_provider_may
         .await;
     *f.provider.exchange.lock().unwrap() =
         Some(Ok(identity("ada@example.com", t0() + Duration::hours(1))));
-    let back = callback::finish(
-        &f.server,
-        "corp",
-        &format!("code=c&state={state}"),
-        Some(BROWSER),
-        t0(),
-    )
-    .await
-    .unwrap();
+    let back = f
+        .callback(&format!("code=c&state={state}"), BROWSER, t0())
+        .await
+        .unwrap();
     assert!(back.as_str().starts_with(REDIRECT));
     assert_eq!(query_param(&back, "state").as_deref(), Some("xyz"));
     assert_eq!(query_param(&back, "iss").as_deref(), Some(BASE));
@@ -204,14 +199,9 @@ async fn the_callback_sends_the_client_its_code_and_grants_what_the_provider_may
     );
 
     // The callback's state is single-use.
-    let again = callback::finish(
-        &f.server,
-        "corp",
-        &format!("code=c&state={state}"),
-        Some(BROWSER),
-        t0(),
-    )
-    .await;
+    let again = f
+        .callback(&format!("code=c&state={state}"), BROWSER, t0())
+        .await;
     assert_eq!(again.unwrap_err(), FlowError::FlowGone);
 }
 
@@ -220,15 +210,10 @@ async fn an_upstream_refusal_or_outage_goes_back_to_the_client() {
     let f = Fixture::new().await;
     let client = f.register().await;
     let state = f.approve(&client, "orders:invoices:read", t0()).await;
-    let back = callback::finish(
-        &f.server,
-        "corp",
-        &format!("error=access_denied&state={state}"),
-        Some(BROWSER),
-        t0(),
-    )
-    .await
-    .unwrap();
+    let back = f
+        .callback(&format!("error=access_denied&state={state}"), BROWSER, t0())
+        .await
+        .unwrap();
     assert_eq!(
         query_param(&back, "error").as_deref(),
         Some("access_denied")
@@ -236,28 +221,22 @@ async fn an_upstream_refusal_or_outage_goes_back_to_the_client() {
 
     let state = f.approve(&client, "orders:invoices:read", t0()).await;
     *f.provider.exchange.lock().unwrap() = Some(Err(UpstreamError::Transport("down".into())));
-    let back = callback::finish(
-        &f.server,
-        "corp",
-        &format!("code=c&state={state}"),
-        Some(BROWSER),
-        t0(),
-    )
-    .await
-    .unwrap();
+    let back = f
+        .callback(&format!("code=c&state={state}"), BROWSER, t0())
+        .await
+        .unwrap();
     assert_eq!(
         query_param(&back, "error").as_deref(),
         Some("temporarily_unavailable")
     );
 
     let state = f.approve(&client, "orders:invoices:read", t0()).await;
-    let foreign = callback::finish(
-        &f.server,
-        "corp",
-        &format!("code=c&state={state}"),
-        Some("another-browser-secret-0123456789abcdef"),
-        t0(),
-    )
-    .await;
+    let foreign = f
+        .callback(
+            &format!("code=c&state={state}"),
+            "another-browser-secret-0123456789abcdef",
+            t0(),
+        )
+        .await;
     assert_eq!(foreign.unwrap_err(), FlowError::ForeignBrowser);
 }

@@ -228,6 +228,16 @@ impl Fixture {
         self.provider.asked.lock().unwrap()["state"].clone()
     }
 
+    /// The provider's redirect back to `/callback/corp` with `query`, in `browser`.
+    async fn callback(
+        &self,
+        query: &str,
+        browser: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Url, super::error::FlowError> {
+        callback::finish(&self.server, "corp", query, Some(browser), now).await
+    }
+
     /// The whole browser leg for `client_id`: authorize, consent, callback. Returns the code.
     async fn sign_in(&self, client_id: &str, scope: &str, now: DateTime<Utc>) -> String {
         let state = self.approve(client_id, scope, now).await;
@@ -235,15 +245,10 @@ impl Fixture {
             "ada@example.com",
             now + chrono::Duration::hours(1),
         )));
-        let back = callback::finish(
-            &self.server,
-            "corp",
-            &format!("code=upstream-code&state={state}"),
-            Some(BROWSER),
-            now,
-        )
-        .await
-        .unwrap();
+        let back = self
+            .callback(&format!("code=upstream-code&state={state}"), BROWSER, now)
+            .await
+            .unwrap();
         query_param(&back, "code").unwrap()
     }
 
