@@ -64,6 +64,7 @@ pub fn matches_registered(registered: &[String], presented: &str) -> bool {
                 && r.path() == presented.path()
                 && r.query() == presented.query()
                 && r.username() == presented.username()
+                && r.password() == presented.password()
         })
 }
 
@@ -148,6 +149,19 @@ mod tests {
             &registered,
             "http://127.0.0.1:49152/callback#x"
         ));
+    }
+
+    #[test]
+    fn a_loopback_redirect_may_not_add_a_password() {
+        // Found by the `redirect_uri` fuzz target: the password was the one part besides the
+        // port that was not compared.
+        let registered = vec!["http://127.0.0.1/cb".to_owned()];
+        assert!(!matches_registered(&registered, "http://:5@127.0.0.1/cb"));
+        assert!(!matches_registered(
+            &registered,
+            "http://:5@127.0.0.1:49152/cb"
+        ));
+        assert!(!matches_registered(&registered, "http://u@127.0.0.1/cb"));
     }
 
     #[test]
