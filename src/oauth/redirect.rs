@@ -65,6 +65,7 @@ pub fn matches_registered(registered: &[String], presented: &str) -> bool {
                 && r.query() == presented.query()
                 && r.username() == presented.username()
                 && r.password() == presented.password()
+                && r.fragment().is_none()
         })
 }
 
@@ -152,9 +153,9 @@ mod tests {
     }
 
     #[test]
-    fn a_loopback_redirect_may_not_add_a_password() {
-        // Found by the `redirect_uri` fuzz target: the password was the one part besides the
-        // port that was not compared.
+    fn a_loopback_redirect_may_differ_in_the_port_only() {
+        // Found by the `redirect_uri` fuzz target: the password, and the registered URI's
+        // fragment, were not compared.
         let registered = vec!["http://127.0.0.1/cb".to_owned()];
         assert!(!matches_registered(&registered, "http://:5@127.0.0.1/cb"));
         assert!(!matches_registered(
@@ -162,6 +163,10 @@ mod tests {
             "http://:5@127.0.0.1:49152/cb"
         ));
         assert!(!matches_registered(&registered, "http://u@127.0.0.1/cb"));
+        // Registration refuses fragments; a registered URI with one still matches nothing but
+        // itself (also found by the fuzz target).
+        let with_fragment = vec!["http://[::1]:2570/cb#x".to_owned()];
+        assert!(!matches_registered(&with_fragment, "http://[::1]:20303/cb"));
     }
 
     #[test]
