@@ -124,6 +124,14 @@ impl Incoming {
             _ => return Ok(Message::Response),
         };
         let Some(id) = object.remove("id") else {
+            // MCP's notifications are all `notifications/…`; anything else without an id (a
+            // `tools/call`, say) would pass the gate unchecked, so it is refused.
+            if !method.starts_with("notifications/") {
+                return Err((
+                    Value::Null,
+                    GatewayError::InvalidRequest("a request needs an id"),
+                ));
+            }
             return Ok(Message::Notification { method });
         };
         let params = object.remove("params");
@@ -208,6 +216,11 @@ mod tests {
         assert_eq!(code(b"[]"), -32600);
         assert_eq!(code(b"[1]"), -32600);
         assert_eq!(code(b"\"x\""), -32600);
+        assert_eq!(
+            code(br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#),
+            -32600,
+            "a tool call without an id is not a notification"
+        );
         let rejected =
             Incoming::parse(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{}}"#)
                 .unwrap_err();
