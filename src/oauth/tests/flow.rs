@@ -68,15 +68,10 @@ async fn once_the_client_is_known_errors_go_back_to_it_with_state_and_iss() {
 async fn consent_is_bound_to_the_browser_checked_against_csrf_and_usable_once() {
     let f = Fixture::new().await;
     let client = f.register().await;
-    let query = Fixture::authorize_query(&client, "&scope=orders%3Ainvoices%3Aread");
-    let Ok(AuthorizeOutcome::Consent { flow_id }) =
-        authorize::start(&f.server, &query, BROWSER, t0()).await
-    else {
-        panic!("expected consent");
-    };
-    let flow = consent::flow_for_browser(&f.server, &flow_id, Some(BROWSER), t0())
-        .await
-        .unwrap();
+    let flow = f
+        .consent_flow(&client, "&scope=orders%3Ainvoices%3Aread", t0())
+        .await;
+    let flow_id = flow.id.clone();
     let view = consent::consent_view(&f.server, &flow).await.unwrap();
     assert_eq!(view.scopes, ["orders:invoices:read"]);
     assert_eq!(view.redirect_host, "app.example.com");
@@ -129,15 +124,8 @@ async fn consent_is_bound_to_the_browser_checked_against_csrf_and_usable_once() 
 async fn a_denied_consent_goes_back_to_the_client_as_access_denied() {
     let f = Fixture::new().await;
     let client = f.register().await;
-    let query = Fixture::authorize_query(&client, "");
-    let Ok(AuthorizeOutcome::Consent { flow_id }) =
-        authorize::start(&f.server, &query, BROWSER, t0()).await
-    else {
-        panic!("expected consent");
-    };
-    let flow = consent::flow_for_browser(&f.server, &flow_id, Some(BROWSER), t0())
-        .await
-        .unwrap();
+    let flow = f.consent_flow(&client, "", t0()).await;
+    let flow_id = flow.id.clone();
     let form = Params::parse(&format!(
         "flow={flow_id}&csrf={}&decision=deny",
         flow.data.csrf

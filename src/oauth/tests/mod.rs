@@ -205,18 +205,32 @@ impl Fixture {
         )
     }
 
-    /// Runs authorize and consent (approved) for `client_id`; returns the upstream `state`.
-    async fn approve(&self, client_id: &str, scope: &str, now: DateTime<Utc>) -> String {
-        let query = Self::authorize_query(client_id, &format!("&scope={}", urlencode(scope)));
+    /// Starts an authorization request by `client_id` (with `extra` parameters) in `BROWSER` and
+    /// returns its flow, waiting at the consent page.
+    async fn consent_flow(
+        &self,
+        client_id: &str,
+        extra: &str,
+        now: DateTime<Utc>,
+    ) -> crate::store::Flow {
+        let query = Self::authorize_query(client_id, extra);
         let outcome = authorize::start(&self.server, &query, BROWSER, now)
             .await
             .unwrap();
         let AuthorizeOutcome::Consent { flow_id } = outcome else {
             panic!("one provider: straight to consent, got {outcome:?}");
         };
-        let flow = consent::flow_for_browser(&self.server, &flow_id, Some(BROWSER), now)
+        consent::flow_for_browser(&self.server, &flow_id, Some(BROWSER), now)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Runs authorize and consent (approved) for `client_id`; returns the upstream `state`.
+    async fn approve(&self, client_id: &str, scope: &str, now: DateTime<Utc>) -> String {
+        let flow = self
+            .consent_flow(client_id, &format!("&scope={}", urlencode(scope)), now)
+            .await;
+        let flow_id = &flow.id;
         let form = Params::parse(&format!(
             "flow={flow_id}&csrf={}&decision=approve",
             flow.data.csrf
