@@ -19,8 +19,9 @@ use crate::crypto::Secrets;
 use crate::gateway::caller::TokenVerifier;
 use crate::gateway::identity::IdentityForwarder;
 use crate::gateway::{self, Gateway, GatewayParts};
+use crate::oauth::access::AccessPolicy;
 use crate::oauth::revocation::RevocationView;
-use crate::oauth::server::{self, AuthorizationServer, Lifetimes};
+use crate::oauth::server::{AuthorizationServer, Lifetimes};
 use crate::oauth::tokens::{KeySet, install_crypto_provider};
 use crate::oauth::upstream_tokens::UpstreamTokenKeeper;
 use crate::paths::PublicUrl;
@@ -155,12 +156,14 @@ impl Application {
             revocations.clone(),
             auditor.clone(),
         );
+        let access = Arc::new(AccessPolicy::new(&settings.access, &settings.providers));
         let gateway = Arc::new(Gateway::new(GatewayParts {
             settings: &settings,
             public: &public,
             resources: &resources,
             verifier,
             identity,
+            access: access.clone(),
             auditor: auditor.clone(),
             clock: clock.clone(),
         })?);
@@ -174,7 +177,7 @@ impl Application {
             store: store.clone(),
             secrets,
             keys: keys.clone(),
-            grant_limits: server::grant_limits(&settings.providers),
+            access,
             providers,
             resources,
             revocations: revocations.clone(),

@@ -45,6 +45,8 @@ pub struct BackendSettings {
     pub max_request_bytes: usize,
     /// The largest response the gateway passes back from this backend.
     pub max_response_bytes: usize,
+    /// What a sign-in for `/mcp/{id}` grants (default: the global `grant`).
+    pub grant: Option<super::GrantMode>,
 }
 
 /// How the gateway reaches a backend.
@@ -155,6 +157,8 @@ pub(super) struct RawBackend {
     idle_timeout_secs: u64,
     #[serde(default = "default_max_processes")]
     max_processes: usize,
+    #[serde(default)]
+    grant: Option<super::GrantMode>,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -335,6 +339,7 @@ pub(super) fn parse(
             timeout,
             max_request_bytes: backend.max_request_bytes,
             max_response_bytes: backend.max_response_bytes,
+            grant: backend.grant,
         });
     }
     Ok(backends)

@@ -17,11 +17,16 @@ use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
+/// `[roles.*]`, `default_role`, `grant`, and the providers' admission and role rules.
+mod access;
 /// `[[backends]]` and `[gateway]`.
 mod backends;
 /// `[[providers]]`.
 mod providers;
 
+pub use access::{
+    AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, Role, UserAdmission,
+};
 pub use backends::{
     BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
 };
@@ -68,6 +73,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub log: LogSettings,
     pub providers: Vec<ProviderSettings>,
+    /// Roles, the default role, and what a sign-in grants.
+    pub access: AccessSettings,
     /// The MCP servers behind the gateway.
     pub backends: Vec<BackendSettings>,
     pub gateway: GatewaySettings,
@@ -127,6 +134,12 @@ struct RawSettings {
     limits: LimitSettings,
     log: LogSettings,
     providers: Vec<providers::RawProvider>,
+    #[serde(default)]
+    roles: std::collections::BTreeMap<String, access::RawRole>,
+    #[serde(default)]
+    default_role: Option<String>,
+    #[serde(default)]
+    grant: GrantMode,
     #[serde(default)]
     backends: Vec<backends::RawBackend>,
     gateway: backends::RawGateway,
@@ -255,7 +268,13 @@ impl Settings {
             code_ttl: positive_seconds("tokens.code_ttl_secs", t.code_ttl_secs)?,
             flow_ttl: positive_seconds("tokens.flow_ttl_secs", t.flow_ttl_secs)?,
         };
-        let providers = providers::parse(raw.providers, raw.bind)?;
+        let access = access::parse(raw.roles, raw.default_role, raw.grant)?;
+        let providers = providers::parse(
+            raw.providers,
+            raw.bind,
+            raw.public_base_url.as_ref(),
+            &access,
+        )?;
         let gateway = backends::parse_gateway(raw.gateway)?;
         let backends = backends::parse(raw.backends, &gateway)?;
         let settings = Settings {
@@ -269,6 +288,7 @@ impl Settings {
             limits: raw.limits,
             log: raw.log,
             providers,
+            access,
             backends,
             gateway,
         };
@@ -367,7 +387,7 @@ mod tests {
         assert_eq!(settings.database_url, "sqlite:portcullis.db");
         assert_eq!(settings.providers.len(), 1);
         assert!(matches!(settings.providers[0].kind, ProviderKind::Dev));
-        assert_eq!(settings.providers[0].grant_scopes, ["*"]);
+        assert_eq!(settings.providers[0].grant_scopes, None);
         assert_eq!(
             settings.tokens.access_ttl,
             std::time::Duration::from_secs(3600)

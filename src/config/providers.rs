@@ -1,12 +1,16 @@
 //! The upstream identity providers (`[[providers]]`), each parsed into its kind with the fields
 //! that kind needs.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+use super::access::{
+    AccessSettings, Admission, ClaimRoles, RawAllow, UserAdmission, check_scope_pattern,
+    parse_admission, parse_claim_roles,
+};
 use super::{ConfigError, check_identifier, is_loopback_url};
 
 /// One upstream identity provider.
@@ -17,8 +21,13 @@ pub struct ProviderSettings {
     /// Shown on the provider-choice page.
     pub display_name: String,
     /// The most a person signing in here may be granted (`domain:resource:action` patterns
-    /// with `*`).
-    pub grant_scopes: Vec<String>,
+    /// with `*`). Without roles it is what everyone admitted gets; with roles, a cap on them
+    /// (`None`: no cap).
+    pub grant_scopes: Option<Vec<String>>,
+    /// Who may sign in here.
+    pub admission: Admission,
+    /// Roles given by the provider's claims.
+    pub claim_roles: ClaimRoles,
     pub kind: ProviderKind,
 }
 
@@ -59,6 +68,14 @@ pub(super) struct RawProvider {
     scopes: Option<Vec<String>>,
     #[serde(default)]
     grant_scopes: Option<Vec<String>>,
+    #[serde(default)]
+    users: UserAdmission,
+    #[serde(default)]
+    link_by_email: bool,
+    #[serde(default)]
+    allow: RawAllow,
+    #[serde(default)]
+    claim_roles: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -74,10 +91,14 @@ impl ProviderSettings {
     }
 }
 
-/// Parses the providers; `loopback_bind` says whether the development provider may run.
+/// Parses the providers. The development provider signs anyone in as anyone, so it runs only
+/// alone, bound to loopback and published at a loopback URL: not behind a reverse proxy, and
+/// not beside a real provider.
 pub(super) fn parse(
     raw: Vec<RawProvider>,
     bind: std::net::SocketAddr,
+    public_base_url: Option<&Url>,
+    access: &AccessSettings,
 ) -> Result<Vec<ProviderSettings>, ConfigError> {
     if raw.is_empty() {
         return Err(ConfigError::invalid(
@@ -89,17 +110,29 @@ pub(super) fn parse(
     for (index, provider) in raw.iter().enumerate() {
         check_identifier(&format!("providers[{index}].id"), &provider.id, &mut seen)?;
     }
+    let raw_count = raw.len();
     let mut providers = Vec::with_capacity(raw.len());
     for (index, provider) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("providers[{index}].{field}");
         let kind = match provider.kind {
             RawKind::Dev => {
-                if !bind.ip().is_loopback() {
+                let refusal = if !bind.ip().is_loopback() {
+                    Some(format!(
+                        "runs only on a loopback address, but bind is {bind}"
+                    ))
+                } else if let Some(url) = public_base_url.filter(|url| !is_loopback_url(url)) {
+                    Some(format!(
+                        "runs only at a loopback public URL, but public_base_url is {url}"
+                    ))
+                } else if raw_count > 1 {
+                    Some("runs only as the one provider, but others are configured".to_owned())
+                } else {
+                    None
+                };
+                if let Some(refusal) = refusal {
                     return Err(ConfigError::invalid(
                         key("kind"),
-                        format!(
-                            "the development provider signs anyone in and runs only on a loopback address, but bind is {bind}"
-                        ),
+                        format!("the development provider signs anyone in as anyone: it {refusal}"),
                     ));
                 }
                 ProviderKind::Dev
@@ -138,15 +171,21 @@ pub(super) fn parse(
                 })
             }
         };
-        // By default the development provider may grant everything, a real one nothing.
-        let grant_scopes = provider.grant_scopes.unwrap_or_else(|| match kind {
-            ProviderKind::Dev => vec!["*".into()],
-            ProviderKind::Oidc(_) => Vec::new(),
-        });
+        for scope in provider.grant_scopes.iter().flatten() {
+            check_scope_pattern(&key("grant_scopes"), scope)?;
+        }
+        let base = format!("providers[{index}]");
         providers.push(ProviderSettings {
             display_name: provider.display_name.unwrap_or_else(|| provider.id.clone()),
+            grant_scopes: provider.grant_scopes,
+            admission: parse_admission(
+                &base,
+                provider.users,
+                provider.link_by_email,
+                provider.allow,
+            )?,
+            claim_roles: parse_claim_roles(&base, provider.claim_roles, access)?,
             id: provider.id,
-            grant_scopes,
             kind,
         });
     }

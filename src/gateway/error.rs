@@ -32,9 +32,16 @@ pub enum GatewayError {
     InvalidParams(String),
     #[error("{0} is not offered here")]
     MethodNotFound(String),
-    /// The caller's scopes do not cover the call: HTTP 403 with a step-up challenge.
-    #[error("forbidden: this call requires the scope {required}")]
-    Forbidden { required: String },
+    /// The caller's scopes do not cover the call: HTTP 403 with a step-up challenge. `roles`
+    /// are the roles that would grant the scope, so the refusal explains itself.
+    #[error(
+        "forbidden: this call requires the scope {required}{}",
+        granted_by(roles)
+    )]
+    Forbidden {
+        required: String,
+        roles: Vec<String>,
+    },
     /// The upstream sign-in behind the caller's grant has ended: the token is no longer good.
     #[error("the upstream sign-in has ended")]
     SignInEnded,
@@ -56,6 +63,15 @@ pub enum GatewayError {
     /// The backend's answer does not have the shape MCP requires.
     #[error("the backend's answer is malformed")]
     Malformed,
+}
+
+/// `; the role R grants it` (or `roles R, S grant`), or nothing when no role does.
+pub fn granted_by(roles: &[String]) -> String {
+    match roles {
+        [] => String::new(),
+        [role] => format!("; the role {role} grants it"),
+        roles => format!("; the roles {} grant it", roles.join(", ")),
+    }
 }
 
 impl GatewayError {

@@ -11,6 +11,7 @@ use super::error::GatewayError;
 use super::message::{Method, Request};
 use crate::audit::Auditor;
 use crate::clock::Clock;
+use crate::oauth::access::AccessPolicy;
 use crate::store::{AuditEvent, AuditKind, Decision};
 
 /// Where a request goes, as its endpoint resolved it.
@@ -35,11 +36,16 @@ pub enum Route<'a> {
 pub struct Gate {
     auditor: Auditor,
     clock: Clock,
+    access: Arc<AccessPolicy>,
 }
 
 impl Gate {
-    pub fn new(auditor: Auditor, clock: Clock) -> Self {
-        Self { auditor, clock }
+    pub fn new(auditor: Auditor, clock: Clock, access: Arc<AccessPolicy>) -> Self {
+        Self {
+            auditor,
+            clock,
+            access,
+        }
     }
 
     /// A record of one call to `backend`, finished when the call ends.
@@ -103,6 +109,12 @@ impl Gate {
         }
         Err(GatewayError::Forbidden {
             required: required.to_owned(),
+            roles: self
+                .access
+                .roles_granting(required)
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         })
     }
 }

@@ -54,7 +54,8 @@ use url::Url;
 use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::{BackendTransport, Settings};
-use crate::oauth::resource::Resources;
+use crate::oauth::access::AccessPolicy;
+use crate::oauth::resource::{ResourceSpec, Resources};
 use crate::paths::{self, PublicUrl};
 pub use backend::{Backend, Transport};
 use caller::TokenVerifier;
@@ -75,25 +76,28 @@ pub fn resources(base: &Url, settings: &Settings) -> Resources {
     let mut supported_everywhere = Vec::new();
     let mut basic_everywhere = Vec::new();
     let mut backends = Vec::new();
+    let global = settings.access.grant;
     for backend in &settings.backends {
         let supported = ToolPolicy::new(backend).scopes();
         supported_everywhere.extend(supported.iter().cloned());
         basic_everywhere.push(backend.scope.clone());
-        backends.push((
-            backend_path(&backend.id),
-            supported,
-            vec![backend.scope.clone()],
-        ));
+        backends.push(ResourceSpec {
+            path: backend_path(&backend.id),
+            scopes_supported: supported,
+            basic_scopes: vec![backend.scope.clone()],
+            grant: backend.grant.unwrap_or(global),
+        });
     }
     for list in [&mut supported_everywhere, &mut basic_everywhere] {
         list.sort();
         list.dedup();
     }
-    let aggregate = (
-        paths::MCP.to_owned(),
-        supported_everywhere,
-        basic_everywhere,
-    );
+    let aggregate = ResourceSpec {
+        path: paths::MCP.to_owned(),
+        scopes_supported: supported_everywhere,
+        basic_scopes: basic_everywhere,
+        grant: global,
+    };
     Resources::new(base, std::iter::once(aggregate).chain(backends))
 }
 
@@ -104,6 +108,8 @@ pub struct GatewayParts<'a> {
     pub resources: &'a Resources,
     pub verifier: TokenVerifier,
     pub identity: Arc<IdentityForwarder>,
+    /// For refusals that name the role which would grant the missing scope.
+    pub access: Arc<AccessPolicy>,
     pub auditor: Auditor,
     pub clock: Clock,
 }
@@ -141,6 +147,7 @@ impl Gateway {
             resources,
             verifier,
             identity,
+            access,
             auditor,
             clock,
         } = parts;
@@ -214,7 +221,7 @@ impl Gateway {
             backends,
             endpoints,
             verifier,
-            gate: Gate::new(auditor, clock.clone()),
+            gate: Gate::new(auditor, clock.clone(), access),
             identity,
             http,
             clock,

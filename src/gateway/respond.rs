@@ -7,14 +7,16 @@ use serde_json::Value;
 
 use super::caller::{Caller, Unauthenticated};
 use super::error::GatewayError;
-use crate::oauth::resource::Resource;
+use crate::oauth::resource::{GrantMode, Resource};
 
 /// The 401 for `resource`: `error="invalid_token"` only when a token was sent (RFC 6750 §3.1),
-/// `resource_metadata` so a client can discover where to sign in (RFC 9728 §5.1), and the
-/// resource's basic scopes, so clients start with least privilege.
+/// `resource_metadata` so a client can discover where to sign in (RFC 9728 §5.1), and, when the
+/// resource grants what was requested, its basic scopes, so clients start with least privilege.
+/// A resource that grants the person's entitlement names no scope: clients echo it, and would
+/// then ask for less than the person may have.
 pub fn unauthorized(resource: &Resource, why: Unauthenticated) -> Response {
     let metadata = &resource.metadata_url;
-    let scope = if resource.basic_scopes.is_empty() {
+    let scope = if resource.basic_scopes.is_empty() || resource.grant == GrantMode::Entitlement {
         String::new()
     } else {
         format!(r#", scope="{}""#, resource.basic_scopes.join(" "))
@@ -45,14 +47,16 @@ fn insufficient_scope(
     caller: &Caller,
     error: &GatewayError,
     required: &str,
+    roles: &[String],
     id: &Value,
 ) -> Response {
     let mut wanted: Vec<&str> = caller.scopes().chain(std::iter::once(required)).collect();
     wanted.sort_unstable();
     wanted.dedup();
     let challenge = format!(
-        r#"Bearer error="insufficient_scope", scope="{}", error_description="this call requires the scope {required}", resource_metadata="{}""#,
+        r#"Bearer error="insufficient_scope", scope="{}", error_description="this call requires the scope {required}{}", resource_metadata="{}""#,
         wanted.join(" "),
+        super::error::granted_by(roles),
         resource.metadata_url,
     );
     with_challenge(
@@ -80,8 +84,8 @@ pub fn error(
     caller: Option<&Caller>,
 ) -> Response {
     match (error, caller) {
-        (GatewayError::Forbidden { required }, Some(caller)) => {
-            insufficient_scope(resource, caller, error, required, id)
+        (GatewayError::Forbidden { required, roles }, Some(caller)) => {
+            insufficient_scope(resource, caller, error, required, roles, id)
         }
         (GatewayError::SignInEnded, _) => unauthorized(resource, Unauthenticated::InvalidToken),
         _ => (error.status(relayed), axum::Json(error.to_message(id))).into_response(),

@@ -140,6 +140,14 @@ fn page_copy(error: &FlowError) -> (StatusCode, &'static str, Cow<'static, str>)
             "Unknown sign-in provider",
             "Choose one of the listed providers.".into(),
         ),
+        FlowError::NotAdmitted { provider_name } => (
+            StatusCode::FORBIDDEN,
+            "You may not sign in here",
+            format!(
+                "{provider_name} signed you in, but this gateway does not admit your account. No access was granted. If you think you should have access, ask the people who run it."
+            )
+            .into(),
+        ),
         FlowError::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",

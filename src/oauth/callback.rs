@@ -1,36 +1,113 @@
 //! The upstream provider's redirect back: exchange its code, resolve the person, record the
 //! grant with the upstream tokens encrypted, and send the client its own single-use code.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use url::Url;
 
+use super::access::{Candidate, Refusal};
 use super::authorize::error_redirect;
 use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
 use super::server::AuthorizationServer;
 use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::paths;
+use crate::store::{Attach, AuthorizationCode, Flow, Grant, SignedIn, User};
 use crate::store::{AuditEvent, AuditKind, Decision};
-use crate::store::{AuthorizationCode, Flow, Grant, NewUser};
 use crate::upstream::{Identity, UpstreamError};
 
-/// Who the person is to Portcullis: the verified email when there is one, so the same person
-/// signing in through two providers is one user; otherwise the provider's subject.
-pub fn user_key(provider_id: &str, identity: &Identity) -> NewUser {
-    let verified_email = identity
-        .email
-        .as_ref()
-        .filter(|_| identity.email_verified)
-        .map(|e| e.trim().to_lowercase());
-    let key = match &verified_email {
-        Some(email) => format!("email:{email}"),
-        None => format!("sub:{provider_id}:{}", identity.subject),
+/// The person who signed in, admitted, with the roles they hold.
+struct Admitted {
+    user: User,
+    roles: BTreeSet<String>,
+}
+
+/// Where a first sign-in goes: to the person the operator provisioned with this verified email
+/// (who has no identity yet), to the person known by it through another provider when this
+/// provider links by email, or to a new person.
+async fn attach_for(
+    server: &AuthorizationServer,
+    provider_id: &str,
+    verified_email: Option<&str>,
+) -> Result<Attach, FlowError> {
+    let Some(email) = verified_email else {
+        return Ok(Attach::NewUser);
     };
-    NewUser {
-        key,
-        email: verified_email.or_else(|| identity.email.clone()),
-        name: identity.name.clone(),
+    let links = server.access.links_by_email(provider_id);
+    for user in server.store.users_by_email(email).await? {
+        if links || server.store.identities_of(&user.id).await?.is_empty() {
+            return Ok(Attach::To(user.id));
+        }
     }
+    Ok(Attach::NewUser)
+}
+
+/// Resolves the person by (provider, subject), applies the provider's admission rules, and
+/// records the sign-in. A refusal is audited with its reason and records nothing.
+async fn admit(
+    server: &AuthorizationServer,
+    flow: &Flow,
+    provider_id: &str,
+    identity: &Identity,
+    now: DateTime<Utc>,
+) -> Result<Admitted, FlowError> {
+    let email = identity.verified_email();
+    let known = server
+        .store
+        .find_identity(provider_id, &identity.subject)
+        .await?;
+    let attach = match &known {
+        Some(record) => Attach::To(record.user_id.clone()),
+        None => attach_for(server, provider_id, email.as_deref()).await?,
+    };
+    let existing = match &attach {
+        Attach::To(user_id) => server.store.person(user_id, provider_id).await?,
+        Attach::NewUser => None,
+    };
+    let verdict = match &existing {
+        Some(person) if person.user.disabled_at.is_some() => Err(Refusal::Disabled),
+        _ => server.access.admit(
+            provider_id,
+            Candidate {
+                email: email.as_deref(),
+                claims: &identity.claims,
+                known: existing.is_some(),
+            },
+        ),
+    };
+    if let Err(refusal) = verdict {
+        tracing::warn!(target: "security", event = "signin.refused", provider = %provider_id, %refusal);
+        let mut event = AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
+            .client(flow.data.client_id.clone())
+            .reason(format!("not admitted: {refusal}"));
+        if let Some(person) = &existing {
+            event = event.user(person.user.id.clone(), person.user.email.as_deref());
+        }
+        server.auditor.record(event);
+        let provider_name = server
+            .providers
+            .get(provider_id)
+            .map_or_else(|| provider_id.to_owned(), |p| p.display_name().to_owned());
+        return Err(FlowError::NotAdmitted { provider_name });
+    }
+    let claims = server.access.claims_kept(provider_id, &identity.claims);
+    let signed_in = SignedIn {
+        provider: provider_id.to_owned(),
+        subject: identity.subject.clone(),
+        email,
+        name: identity.name.clone(),
+        claims,
+    };
+    let user = server
+        .store
+        .record_sign_in(&signed_in, &attach, now)
+        .await?;
+    let assigned = existing.map(|p| p.roles).unwrap_or_default();
+    let roles = server
+        .access
+        .roles(provider_id, &assigned, &signed_in.claims);
+    Ok(Admitted { user, roles })
 }
 
 fn back_to_client(
@@ -140,11 +217,12 @@ pub async fn finish(
         }
     };
 
-    let user = server
-        .store
-        .upsert_user(&user_key(provider_id, &identity), now)
-        .await?;
-    let granted = super::consent::scopes_to_grant(server, &flow, provider_id);
+    let Admitted { user, roles } = admit(server, &flow, provider_id, &identity, now).await?;
+    let granted = super::consent::scopes_for(
+        server,
+        &flow,
+        &server.access.entitlement(provider_id, &roles),
+    );
 
     let grant = Grant {
         id: uuid::Uuid::new_v4().to_string(),
@@ -176,7 +254,12 @@ pub async fn finish(
             .user(user.id.clone(), user.email.as_deref())
             .client(grant.client_id.clone())
             .reason(format!(
-                "signed in with {provider_id}; granted: {}",
+                "signed in with {provider_id}; roles: {}; granted: {}",
+                if roles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    roles.into_iter().collect::<Vec<_>>().join(" ")
+                },
                 grant.scope
             )),
     );

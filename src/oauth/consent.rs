@@ -7,10 +7,11 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
+use super::access::Entitlement;
 use super::authorize::error_redirect;
 use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
-use super::scope::{self, Scopes};
+use super::scope::Scopes;
 use super::server::AuthorizationServer;
 use crate::crypto::{constant_time_eq, pkce_s256, random_token, sha256_hex};
 use crate::paths;
@@ -152,7 +153,9 @@ pub async fn consent_view(
         .and_then(|id| server.providers.get(id))
         .ok_or(FlowError::FlowGone)?;
     let requested = requested_scopes(flow);
-    let granted = scopes_to_grant(server, flow, provider.id());
+    // Before the sign-in the person is unknown: the page lists the most this sign-in can
+    // grant, and the person's roles decide within it.
+    let granted = scopes_for(server, flow, &server.access.most_for(provider.id()));
     let redirect_host = Url::parse(&flow.data.redirect_uri)
         .ok()
         .and_then(|u| {
@@ -188,16 +191,16 @@ fn requested_scopes(flow: &Flow) -> Scopes {
         .unwrap_or_default()
 }
 
-/// What a sign-in through `provider_id` grants for this flow: the requested scopes the provider
-/// may grant, or, when none were requested, what the resource supports that it may grant.
-pub fn scopes_to_grant(server: &AuthorizationServer, flow: &Flow, provider_id: &str) -> Scopes {
-    let may_grant = server.may_grant(provider_id);
-    let supported = server
-        .resources
-        .by_uri(&flow.data.resource)
-        .map(|r| r.scopes_supported.as_slice())
-        .unwrap_or_default();
-    scope::grant(&requested_scopes(flow), may_grant, supported)
+/// What this flow grants a person with `entitlement`, as the resource's grant mode says.
+pub fn scopes_for(server: &AuthorizationServer, flow: &Flow, entitlement: &Entitlement) -> Scopes {
+    let Some(resource) = server.resources.by_uri(&flow.data.resource) else {
+        return Scopes::default();
+    };
+    entitlement.grant(
+        resource.grant,
+        &requested_scopes(flow),
+        &resource.scopes_supported,
+    )
 }
 
 /// Applies the person's decision: deny goes back to the client with `access_denied`; approve

@@ -129,6 +129,10 @@ pub enum FlowError {
     InvalidForm(&'static str),
     #[error("unknown provider")]
     UnknownProvider,
+    /// The provider signed the person in, but this gateway does not admit them (or has switched
+    /// them off). The reason is audited, not shown.
+    #[error("the person is not admitted")]
+    NotAdmitted { provider_name: String },
     /// Something failed inside Portcullis; the cause was logged where it happened.
     #[error("internal error")]
     Internal,

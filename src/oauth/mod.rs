@@ -1,6 +1,8 @@
 //! The OAuth protocol core. No HTTP types here: handlers pass in parameters and `now`, and get
 //! back typed outcomes or RFC-shaped errors.
 
+/// Who may come in and what each person may do: admission, roles, entitlements.
+pub mod access;
 /// The authorization request: validated, then recorded as a flow bound to the browser.
 pub mod authorize;
 /// The upstream provider's redirect back: exchange, grant, the client's code.

@@ -3,6 +3,8 @@
 
 use url::Url;
 
+pub use crate::config::GrantMode;
+
 /// One protected MCP endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -17,7 +19,21 @@ pub struct Resource {
     pub metadata_url: String,
     /// What the 401 challenge asks for: enough for ordinary use. A call that needs more is
     /// answered with a step-up challenge (least privilege for clients that follow the hint).
+    /// Only in [`GrantMode::Requested`]: in the default mode the challenge names no scope, so
+    /// that clients which echo it do not ask for less than the person may have.
     pub basic_scopes: Vec<String>,
+    /// What a sign-in for this resource grants.
+    pub grant: GrantMode,
+}
+
+/// What [`Resources::new`] builds a resource from.
+#[derive(Debug, Clone)]
+pub struct ResourceSpec {
+    /// Below the public base URL, such as `/mcp`.
+    pub path: String,
+    pub scopes_supported: Vec<String>,
+    pub basic_scopes: Vec<String>,
+    pub grant: GrantMode,
 }
 
 /// The protected resources, the first being the default for requests that name none.
@@ -27,17 +43,19 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// `(path, scopes_supported, basic_scopes)` for each resource; paths are below `base`
-    /// (which may carry a path prefix).
-    pub fn new(
-        base: &Url,
-        paths: impl IntoIterator<Item = (String, Vec<String>, Vec<String>)>,
-    ) -> Self {
+    /// The resources, their paths below `base` (which may carry a path prefix).
+    pub fn new(base: &Url, specs: impl IntoIterator<Item = ResourceSpec>) -> Self {
         let prefix = base.as_str().trim_end_matches('/');
         let origin = base.origin().ascii_serialization();
-        let list = paths
+        let list = specs
             .into_iter()
-            .map(|(path, scopes_supported, basic_scopes)| {
+            .map(|spec| {
+                let ResourceSpec {
+                    path,
+                    scopes_supported,
+                    basic_scopes,
+                    grant,
+                } = spec;
                 let uri = format!("{prefix}{path}");
                 let below_origin = uri.strip_prefix(&origin).unwrap_or(&path);
                 Resource {
@@ -49,6 +67,7 @@ impl Resources {
                     path,
                     scopes_supported,
                     basic_scopes,
+                    grant,
                 }
             })
             .collect();
@@ -100,7 +119,12 @@ mod tests {
     fn resources() -> Resources {
         Resources::new(
             &Url::parse("https://example.com/auth").unwrap(),
-            [("/mcp".to_owned(), vec![], vec![])],
+            [ResourceSpec {
+                path: "/mcp".to_owned(),
+                scopes_supported: vec![],
+                basic_scopes: vec![],
+                grant: GrantMode::Requested,
+            }],
         )
     }
 

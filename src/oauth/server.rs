@@ -1,15 +1,15 @@
 //! The authorization server's capabilities: what the OAuth core needs, handed in once at
 //! construction. It knows no HTTP and no gateway; time is a parameter of every operation.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::access::AccessPolicy;
 use super::resource::Resources;
 use super::revocation::RevocationView;
 use super::tokens::KeySet;
 use super::upstream_tokens::UpstreamTokenKeeper;
 use crate::audit::Auditor;
-use crate::config::{ProviderSettings, TokenSettings};
+use crate::config::TokenSettings;
 use crate::crypto::Secrets;
 use crate::paths::PublicUrl;
 use crate::store::DynStore;
@@ -49,8 +49,8 @@ pub struct AuthorizationServer {
     pub secrets: Secrets,
     pub keys: Arc<KeySet>,
     pub providers: Providers,
-    /// The most a sign-in through each provider may grant (scope patterns), by provider id.
-    pub grant_limits: HashMap<String, Vec<String>>,
+    /// Who may sign in through each provider, and what each person may be granted.
+    pub access: Arc<AccessPolicy>,
     pub resources: Arc<Resources>,
     pub revocations: Arc<RevocationView>,
     pub auditor: Auditor,
@@ -63,19 +63,4 @@ impl AuthorizationServer {
     pub fn issuer(&self) -> &str {
         self.public.issuer()
     }
-
-    /// The scope patterns a sign-in through `provider_id` may receive (none for an unknown id).
-    pub fn may_grant(&self, provider_id: &str) -> &[String] {
-        self.grant_limits
-            .get(provider_id)
-            .map_or(&[], Vec::as_slice)
-    }
-}
-
-/// The grant limits of the configured providers.
-pub fn grant_limits(providers: &[ProviderSettings]) -> HashMap<String, Vec<String>> {
-    providers
-        .iter()
-        .map(|p| (p.id.clone(), p.grant_scopes.clone()))
-        .collect()
 }

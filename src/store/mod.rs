@@ -12,6 +12,8 @@ mod audit;
 mod engine;
 /// The rows Portcullis keeps, as plain data.
 mod models;
+/// People, identities and roles, and the operator's listings: the [`Directory`] half.
+mod people;
 /// Postgres: connecting, its migrations, how it binds a timestamp.
 mod postgres;
 /// Row shapes both engines decode, and their conversion into the models.
@@ -57,11 +59,86 @@ pub enum CodeRedemption {
     Unknown,
 }
 
+/// Which grants `portcullis grants list` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantFilter {
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Revoked grants too.
+    pub include_revoked: bool,
+}
+
+/// People and what the operator manages of them: identities, roles, and the listing of grants
+/// and clients. Half of the [`Store`]; `people.rs` implements it.
+///
+/// `now` is always passed in; implementations never read the clock.
+#[async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// The identity (provider, subject), if it was seen before.
+    async fn find_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<IdentityRecord>>;
+    /// Records a sign-in, atomically: a known identity takes the new email (when verified),
+    /// claims and time; an unknown one is attached as `attach` says. The person takes the new
+    /// name, the verified email and the time. Returns the person.
+    async fn record_sign_in(
+        &self,
+        signed_in: &SignedIn,
+        attach: &Attach,
+        now: DateTime<Utc>,
+    ) -> StoreResult<User>;
+    /// Replaces the claims of an identity (after an upstream refresh brought new ones).
+    async fn update_identity_claims(
+        &self,
+        provider: &str,
+        subject: &str,
+        claims: &serde_json::Value,
+    ) -> StoreResult<()>;
+    /// Creates a person no provider vouched for yet (`portcullis users add`).
+    async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
+    /// People whose email is `email` (compared lower-cased), oldest first.
+    async fn users_by_email(&self, email: &str) -> StoreResult<Vec<User>>;
+    /// Everyone, oldest first.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// A person's identities, oldest first.
+    async fn identities_of(&self, user_id: &str) -> StoreResult<Vec<IdentityRecord>>;
+    /// A person with their roles and their most recently used identity at `provider`.
+    async fn person(&self, user_id: &str, provider: &str) -> StoreResult<Option<Person>>;
+    /// Switches a person off (`Some(now)`) or on (`None`). False when there is no such person.
+    async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<bool>;
+    /// Deletes a person with their identities, roles and grants. False when there is none.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<bool>;
+    /// Assigns a role; false when the person already had it.
+    async fn add_user_role(
+        &self,
+        user_id: &str,
+        role: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Removes a role; false when the person did not have it.
+    async fn remove_user_role(&self, user_id: &str, role: &str) -> StoreResult<bool>;
+    /// The ids of the person's grants not yet revoked.
+    async fn active_grants_of(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// Grants matching `filter`, newest first.
+    async fn list_grants(&self, filter: &GrantFilter) -> StoreResult<Vec<Grant>>;
+    /// Registered clients, newest first.
+    async fn list_clients(&self) -> StoreResult<Vec<Client>>;
+    /// Deletes a client registration. False when there is none.
+    async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
+}
+
 /// Persistence for every piece of Portcullis' state.
 ///
 /// `now` is always passed in; implementations never read the clock.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Directory {
     /// Applies this database's pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// A cheap round trip, for `/health/ready`.
@@ -71,12 +148,6 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a registered client; `Conflict` when the `client_id` exists.
     async fn insert_client(&self, client: &Client) -> StoreResult<()>;
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
-
-    // Users.
-    /// Creates the user with this `key`, or updates email/name/last_login_at of the existing one.
-    /// Returns the stored user (its `id` is stable across sign-ins).
-    async fn upsert_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User>;
-    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
 
     // Authorization flows in progress (between /authorize and /callback).
     /// `Conflict` when the id exists.

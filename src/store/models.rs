@@ -22,24 +22,73 @@ pub struct Client {
     pub created_at: DateTime<Utc>,
 }
 
-/// A user as identified at sign-in; `key` decides who is the same person.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A person as the operator or a first sign-in creates them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewUser {
-    /// `email:<lower-cased verified email>` or `sub:<provider>:<subject>`.
-    pub key: String,
+    /// A verified email, or one the operator gave (lower-cased).
     pub email: Option<String>,
     pub name: Option<String>,
 }
 
+/// A person. Who they are to a provider is an [`IdentityRecord`]; a person created by the
+/// operator (`portcullis users add`) has none until their first sign-in claims them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Stable id (a UUID), the `sub` of Portcullis' tokens.
     pub id: String,
-    pub key: String,
+    /// A verified email (never one a provider did not verify), or the one the operator gave.
     pub email: Option<String>,
     pub name: Option<String>,
+    /// Set while the person is switched off: no sign-in, no refresh, no API key.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// The last sign-in, or the creation time for a person who never signed in.
+    pub last_login_at: DateTime<Utc>,
+}
+
+/// Who a person is at one provider: (provider, subject) is the key, never the email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    pub provider: String,
+    pub subject: String,
+    pub user_id: String,
+    /// The email this provider verified at the last sign-in, if it did.
+    pub email: Option<String>,
+    /// The claims the admission and role rules read, as the provider sent them at the last
+    /// sign-in or upstream refresh, so that the rules can be applied again at every refresh.
+    pub claims: serde_json::Value,
     pub created_at: DateTime<Utc>,
     pub last_login_at: DateTime<Utc>,
+}
+
+/// A sign-in to record: the provider's view of the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub provider: String,
+    pub subject: String,
+    /// Verified only.
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub claims: serde_json::Value,
+}
+
+/// Where a new identity goes when it is not known yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// To this existing person (an operator-provisioned one, or one linked by verified email).
+    To(String),
+    /// To a new person.
+    NewUser,
+}
+
+/// A person with what decides their access: their roles assigned by the operator, and their
+/// identity at one provider (the one a grant came through).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub user: User,
+    /// Roles assigned with `portcullis users roles add`, sorted.
+    pub roles: Vec<String>,
+    pub identity: Option<IdentityRecord>,
 }
 
 /// An authorization request on its way through provider choice, consent and upstream sign-in.

@@ -8,8 +8,8 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::{
-    AuditEvent, AuthorizationCode, Client, Flow, Grant, RefreshToken, SigningKeyRecord, StoreError,
-    UpstreamTokens, User,
+    AuditEvent, AuthorizationCode, Client, Flow, Grant, IdentityRecord, RefreshToken,
+    SigningKeyRecord, StoreError, UpstreamTokens, User,
 };
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else to `Database`.
@@ -19,6 +19,15 @@ pub(super) fn on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> Store
         other => StoreError::Database(other),
     }
 }
+
+/// The columns of a [`ClientRow`], in its order.
+macro_rules! client_columns {
+    () => {
+        "client_id, secret_hash, token_endpoint_auth_method, client_name, redirect_uris, \
+         grant_types, response_types, scope, metadata, created_at"
+    };
+}
+pub(super) use client_columns;
 
 #[derive(FromRow)]
 pub(super) struct ClientRow {
@@ -51,12 +60,20 @@ impl From<ClientRow> for Client {
     }
 }
 
+/// The columns of a [`UserRow`], in its order.
+macro_rules! user_columns {
+    () => {
+        "id, email, name, disabled_at, created_at, last_login_at"
+    };
+}
+pub(super) use user_columns;
+
 #[derive(FromRow)]
 pub(super) struct UserRow {
     id: String,
-    key: String,
     email: Option<String>,
     name: Option<String>,
+    disabled_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     last_login_at: DateTime<Utc>,
 }
@@ -65,9 +82,42 @@ impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
         Self {
             id: row.id,
-            key: row.key,
             email: row.email,
             name: row.name,
+            disabled_at: row.disabled_at,
+            created_at: row.created_at,
+            last_login_at: row.last_login_at,
+        }
+    }
+}
+
+/// The columns of an [`IdentityRow`], in its order.
+macro_rules! identity_columns {
+    () => {
+        "provider, subject, user_id, email, claims, created_at, last_login_at"
+    };
+}
+pub(super) use identity_columns;
+
+#[derive(FromRow)]
+pub(super) struct IdentityRow {
+    provider: String,
+    subject: String,
+    user_id: String,
+    email: Option<String>,
+    claims: Json<serde_json::Value>,
+    created_at: DateTime<Utc>,
+    last_login_at: DateTime<Utc>,
+}
+
+impl From<IdentityRow> for IdentityRecord {
+    fn from(row: IdentityRow) -> Self {
+        Self {
+            provider: row.provider,
+            subject: row.subject,
+            user_id: row.user_id,
+            email: row.email,
+            claims: row.claims.0,
             created_at: row.created_at,
             last_login_at: row.last_login_at,
         }
@@ -96,6 +146,16 @@ impl TryFrom<FlowRow> for Flow {
         })
     }
 }
+
+/// The columns of a [`GrantRow`], in its order.
+macro_rules! grant_columns {
+    () => {
+        "id, user_id, client_id, provider, scope, resource, upstream_access_token_enc, \
+         upstream_refresh_token_enc, upstream_id_token_enc, upstream_expires_at, created_at, \
+         revoked_at"
+    };
+}
+pub(super) use grant_columns;
 
 #[derive(FromRow)]
 pub(super) struct GrantRow {

@@ -14,12 +14,12 @@ use sqlx::{Database, Executor, FromRow, Pool};
 use super::audit;
 use super::engine::{Bind, Engine, Ts};
 use super::rows::{
-    AuditEventRow, ClientRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow, SigningKeyRow, UserRow,
-    after_failed_redemption, on_unique,
+    AuditEventRow, ClientRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow, SigningKeyRow,
+    after_failed_redemption, client_columns, grant_columns, on_unique,
 };
 use super::{
-    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Flow, FlowData, Grant,
-    NewUser, RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens, User,
+    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Directory, Flow, FlowData,
+    Grant, RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
 };
 
 /// [`Store`] on a pool of either engine; `SqliteStore` and `PostgresStore` name the two.
@@ -30,6 +30,7 @@ pub struct SqlStore<DB: Database> {
 #[async_trait]
 impl<DB: Engine> Store for SqlStore<DB>
 where
+    Self: Directory,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'a> &'a str: Bind<DB>,
     String: Bind<DB>,
@@ -42,7 +43,6 @@ where
     for<'a> Json<&'a serde_json::Value>: Bind<DB>,
     for<'a> Json<&'a FlowData>: Bind<DB>,
     for<'r> ClientRow: FromRow<'r, DB::Row>,
-    for<'r> UserRow: FromRow<'r, DB::Row>,
     for<'r> FlowRow: FromRow<'r, DB::Row>,
     for<'r> GrantRow: FromRow<'r, DB::Row>,
     for<'r> CodeRow: FromRow<'r, DB::Row>,
@@ -84,43 +84,15 @@ where
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-        let row = sqlx::query_as::<_, ClientRow>(
-            "SELECT client_id, secret_hash, token_endpoint_auth_method, client_name, redirect_uris,
-                 grant_types, response_types, scope, metadata, created_at
-             FROM clients WHERE client_id = $1",
-        )
+        let row = sqlx::query_as::<_, ClientRow>(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM clients WHERE client_id = $1"
+        ))
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(Client::from))
-    }
-
-    async fn upsert_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
-        let row = sqlx::query_as::<_, UserRow>(
-            r#"INSERT INTO users (id, "key", email, name, created_at, last_login_at)
-             VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT ("key") DO UPDATE SET
-                 email = excluded.email, name = excluded.name, last_login_at = excluded.last_login_at
-             RETURNING id, "key", email, name, created_at, last_login_at"#,
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&user.key)
-        .bind(&user.email)
-        .bind(&user.name)
-        .bind(Ts(now))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.into())
-    }
-
-    async fn get_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query_as::<_, UserRow>(
-            r#"SELECT id, "key", email, name, created_at, last_login_at FROM users WHERE id = $1"#,
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(User::from))
     }
 
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
@@ -193,12 +165,11 @@ where
     }
 
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
-        let row = sqlx::query_as::<_, GrantRow>(
-            "SELECT id, user_id, client_id, provider, scope, resource, upstream_access_token_enc,
-                 upstream_refresh_token_enc, upstream_id_token_enc, upstream_expires_at, created_at,
-                 revoked_at
-             FROM grants WHERE id = $1",
-        )
+        let row = sqlx::query_as::<_, GrantRow>(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;

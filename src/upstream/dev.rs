@@ -127,6 +127,7 @@ impl Provider for DevProvider {
             email: Some(code.email),
             email_verified: true,
             name: None,
+            claims: serde_json::Value::Object(serde_json::Map::new()),
             tokens: fresh_tokens(now),
         })
     }

@@ -69,7 +69,20 @@ pub struct Identity {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// Every claim the provider asserted (the id_token's payload for OpenID Connect), for the
+    /// admission and role rules.
+    pub claims: serde_json::Value,
     pub tokens: ProviderTokens,
+}
+
+impl Identity {
+    /// The email, lower-cased, when the provider verified it; never an unverified one.
+    pub fn verified_email(&self) -> Option<String> {
+        self.email
+            .as_deref()
+            .filter(|_| self.email_verified)
+            .map(|email| email.trim().to_lowercase())
+    }
 }
 
 /// One upstream identity provider.

@@ -53,7 +53,7 @@ conformance!(
     registering_an_existing_client_id_is_a_conflict,
     unknown_ids_read_as_none,
     a_user_keeps_its_id_across_sign_ins_and_takes_the_new_email,
-    users_with_different_keys_are_different_people,
+    identities_are_people_by_provider_and_subject_not_by_email,
     a_flow_reads_back_updates_and_is_taken_once,
     an_expired_flow_is_invisible_and_taking_it_deletes_it,
     inserting_an_existing_flow_id_is_a_conflict,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{new_refresh_token, revoke_grant, token_response};
 use crate::crypto::sha256_hex;
+use crate::oauth::access::{Candidate, Entitlement, Refusal};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
 use crate::oauth::scope::Scopes;
@@ -42,7 +43,21 @@ pub(super) async fn exchange(
     if record.expires_at <= now {
         return Err(invalid());
     }
-    let scope = narrowed_scope(&grant, params)?;
+    let entitlement = match still_admitted(server, &grant).await? {
+        Ok(entitlement) => entitlement,
+        Err(refusal) => {
+            revoke_grant(server, &grant.id, "the person is no longer admitted", now).await?;
+            tracing::warn!(target: "security", event = "refresh.refused", grant_id = %grant.id, %refusal);
+            return Err(OAuthError::invalid_grant(
+                "the person is no longer admitted; sign in again",
+            ));
+        }
+    };
+    // A removed role narrows the next token; the grant itself keeps what was consented to, so
+    // a role given back restores it.
+    let scope = entitlement
+        .restrict(&Scopes::parse(&narrowed_scope(&grant, params)?)?)
+        .to_string();
 
     if record.rotated_at.is_some() {
         return answer_rotated(server, &grant, &record, &scope, now).await;
@@ -86,6 +101,36 @@ pub(super) async fn exchange(
             .client(client.client_id.clone()),
     );
     token_response(server, &grant, &scope, Some(&successor), now).await
+}
+
+/// The person behind `grant`, judged again by today's rules: switched off, no longer admitted
+/// by the provider's rules, or their entitlement now.
+async fn still_admitted(
+    server: &AuthorizationServer,
+    grant: &Grant,
+) -> Result<Result<Entitlement, Refusal>, OAuthError> {
+    let Some(person) = server.store.person(&grant.user_id, &grant.provider).await? else {
+        return Ok(Err(Refusal::Disabled));
+    };
+    if person.user.disabled_at.is_some() {
+        return Ok(Err(Refusal::Disabled));
+    }
+    let no_claims = serde_json::Value::Object(serde_json::Map::new());
+    let (email, claims) = match &person.identity {
+        Some(identity) => (identity.email.as_deref(), &identity.claims),
+        // A person carried over from before identities were kept: their email was verified.
+        None => (person.user.email.as_deref(), &no_claims),
+    };
+    let candidate = Candidate {
+        email,
+        claims,
+        known: true,
+    };
+    if let Err(refusal) = server.access.admit(&grant.provider, candidate) {
+        return Ok(Err(refusal));
+    }
+    let roles = server.access.roles(&grant.provider, &person.roles, claims);
+    Ok(Ok(server.access.entitlement(&grant.provider, &roles)))
 }
 
 /// A refresh may ask for fewer scopes than the grant holds, never more (RFC 6749 §6).

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use url::Url;
 
+use super::access::AccessPolicy;
 use super::authorize::{self, AuthorizeOutcome};
 use super::params::Params;
-use super::resource::Resources;
+use super::resource::{GrantMode, ResourceSpec, Resources};
 use super::revocation::RevocationView;
 use super::server::{AuthorizationServer, Lifetimes};
 use super::tokens::{KeySet, install_crypto_provider};
@@ -32,6 +33,16 @@ const BASE: &str = "https://as.example.com";
 const REDIRECT: &str = "https://app.example.com/cb";
 const VERIFIER: &str = "a-code-verifier-that-is-long-enough-for-rfc-7636-0123456789";
 const BROWSER: &str = "browser-secret-0123456789abcdef0123456789";
+/// The scripted provider as configured: it may grant `orders:*:*`.
+const CORP: &str = r#"
+[[providers]]
+id = "corp"
+kind = "oidc"
+issuer = "https://id.example.com"
+client_id = "portcullis"
+client_secret = "secret"
+grant_scopes = ["orders:*:*"]
+"#;
 
 /// A fixed instant, and offsets from it.
 fn t0() -> DateTime<Utc> {
@@ -107,6 +118,7 @@ fn identity(email: &str, expires_at: DateTime<Utc>) -> Identity {
         email: Some(email.to_owned()),
         email_verified: true,
         name: None,
+        claims: serde_json::json!({}),
         tokens: ProviderTokens {
             access_token: Some("upstream-access".into()),
             refresh_token: Some("upstream-refresh".into()),
@@ -143,14 +155,15 @@ impl Fixture {
         let public = PublicUrl::new(Url::parse(BASE).unwrap());
         let resources = Arc::new(Resources::new(
             public.base(),
-            [(
-                "/mcp".to_owned(),
-                vec![
+            [ResourceSpec {
+                path: "/mcp".to_owned(),
+                scopes_supported: vec![
                     "orders:invoices:read".to_owned(),
                     "orders:invoices:write".to_owned(),
                 ],
-                vec!["orders:invoices:read".to_owned()],
-            )],
+                basic_scopes: vec!["orders:invoices:read".to_owned()],
+                grant: GrantMode::Requested,
+            }],
         ));
         let upstream = UpstreamTokenKeeper::new(
             store.clone(),
@@ -158,17 +171,22 @@ impl Fixture {
             providers.clone(),
             revocations.clone(),
         );
+        let settings = crate::config::Settings::from_toml(&format!(
+            "fernet_keys = [\"{}\"]\n{CORP}",
+            Secrets::generate_key()
+        ))
+        .unwrap();
         let server = AuthorizationServer {
             public,
             store,
             secrets,
             keys,
             providers,
-            grant_limits: HashMap::from([("corp".to_owned(), vec!["orders:*:*".to_owned()])]),
+            access: Arc::new(AccessPolicy::new(&settings.access, &settings.providers)),
             resources,
             revocations,
             auditor: Auditor::start(vec![]),
-            lifetimes: Lifetimes::from(&crate::config::Settings::from_toml("").unwrap().tokens),
+            lifetimes: Lifetimes::from(&settings.tokens),
             upstream,
         };
         Self {

@@ -22,7 +22,9 @@ fn provider(secrets: Secrets) -> DevProvider {
     let settings = ProviderSettings {
         id: "dev".into(),
         display_name: "dev".into(),
-        grant_scopes: vec!["*".into()],
+        grant_scopes: None,
+        admission: Default::default(),
+        claim_roles: Default::default(),
         kind: ProviderKind::Dev,
     };
     DevProvider::new(&settings, &base(), secrets)

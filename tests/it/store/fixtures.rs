@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use portcullis::store::{
-    AuthorizationCode, Client, Flow, FlowData, Grant, NewUser, RefreshToken, SigningKeyRecord,
-    Store, UpstreamTokens,
+    Attach, AuthorizationCode, Client, Flow, FlowData, Grant, RefreshToken, SignedIn,
+    SigningKeyRecord, Store, UpstreamTokens,
 };
 use serde_json::json;
 
@@ -34,11 +34,14 @@ pub(super) fn client(client_id: &str) -> Client {
     }
 }
 
-pub(super) fn new_user(key: &str, email: &str) -> NewUser {
-    NewUser {
-        key: key.to_owned(),
-        email: Some(email.to_owned()),
+/// A sign-in of `subject` at `provider` with a verified `email`.
+pub(super) fn signed_in(provider: &str, subject: &str, email: Option<&str>) -> SignedIn {
+    SignedIn {
+        provider: provider.to_owned(),
+        subject: subject.to_owned(),
+        email: email.map(str::to_owned),
         name: Some("Ada".to_owned()),
+        claims: json!({"groups": ["eng"]}),
     }
 }
 
@@ -73,7 +76,11 @@ pub(super) fn upstream_tokens() -> UpstreamTokens {
 /// Signs a user in and inserts a grant for them (grants need their user).
 pub(super) async fn seeded_grant(store: &dyn Store, id: &str) -> Grant {
     let user = store
-        .upsert_user(&new_user(&format!("sub:dev:{id}"), "ada@example.com"), t0())
+        .record_sign_in(
+            &signed_in("dev", id, Some("ada@example.com")),
+            &Attach::NewUser,
+            t0(),
+        )
         .await
         .unwrap();
     let grant = Grant {

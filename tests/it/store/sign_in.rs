@@ -1,10 +1,10 @@
 //! Clients, users, flows and signing keys: what a sign-in reads and writes before any token.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use portcullis::store::{Client, NewUser, SigningKeyRecord, Store, StoreError, UpstreamLeg};
+use portcullis::store::{Attach, Client, SigningKeyRecord, Store, StoreError, UpstreamLeg};
 use serde_json::json;
 
-use super::fixtures::{at, client, flow, new_user, signing_key, t0};
+use super::fixtures::{at, client, flow, signed_in, signing_key, t0};
 
 pub(super) async fn a_registered_client_reads_back_as_stored(store: &dyn Store) {
     let confidential = client("client-1");
@@ -59,16 +59,22 @@ pub(super) async fn unknown_ids_read_as_none(store: &dyn Store) {
 
 pub(super) async fn a_user_keeps_its_id_across_sign_ins_and_takes_the_new_email(store: &dyn Store) {
     let first = store
-        .upsert_user(&new_user("sub:github:42", "old@example.com"), t0())
+        .record_sign_in(
+            &signed_in("github", "42", Some("old@example.com")),
+            &Attach::NewUser,
+            t0(),
+        )
         .await
         .unwrap();
-    let again = NewUser {
-        key: "sub:github:42".to_owned(),
-        email: Some("new@example.com".to_owned()),
-        name: None,
-    };
+    let mut again = signed_in("github", "42", Some("new@example.com"));
+    again.name = None;
+    again.claims = serde_json::json!({"groups": ["ops"]});
 
-    let second = store.upsert_user(&again, at(60)).await.unwrap();
+    // A known identity stays with its person, whatever `attach` says.
+    let second = store
+        .record_sign_in(&again, &Attach::NewUser, at(60))
+        .await
+        .unwrap();
 
     assert!(
         uuid::Uuid::parse_str(&first.id).is_ok(),
@@ -76,27 +82,86 @@ pub(super) async fn a_user_keeps_its_id_across_sign_ins_and_takes_the_new_email(
         first.id
     );
     assert_eq!(second.id, first.id);
-    assert_eq!(second.key, "sub:github:42");
     assert_eq!(second.email.as_deref(), Some("new@example.com"));
-    assert_eq!(second.name, None);
+    assert_eq!(
+        second.name.as_deref(),
+        Some("Ada"),
+        "a name not sent is kept"
+    );
     assert_eq!(second.created_at, t0());
     assert_eq!(second.last_login_at, at(60));
-    assert_eq!(store.get_user(&first.id).await.unwrap(), Some(second));
+    assert_eq!(second.disabled_at, None);
+    assert_eq!(
+        store.get_user(&first.id).await.unwrap(),
+        Some(second.clone())
+    );
+    let identity = store.find_identity("github", "42").await.unwrap().unwrap();
+    assert_eq!(identity.user_id, first.id);
+    assert_eq!(identity.email.as_deref(), Some("new@example.com"));
+    assert_eq!(identity.claims, serde_json::json!({"groups": ["ops"]}));
+    assert_eq!(
+        (identity.created_at, identity.last_login_at),
+        (t0(), at(60))
+    );
+
+    // A sign-in without a verified email clears the identity's, keeps the person's.
+    let unverified = signed_in("github", "42", None);
+    let third = store
+        .record_sign_in(&unverified, &Attach::NewUser, at(120))
+        .await
+        .unwrap();
+    assert_eq!(third.email.as_deref(), Some("new@example.com"));
+    let identity = store.find_identity("github", "42").await.unwrap().unwrap();
+    assert_eq!(identity.email, None);
 }
 
-pub(super) async fn users_with_different_keys_are_different_people(store: &dyn Store) {
-    let ada = store
-        .upsert_user(&new_user("email:ada@example.com", "ada@example.com"), t0())
+pub(super) async fn identities_are_people_by_provider_and_subject_not_by_email(store: &dyn Store) {
+    let at_corp = store
+        .record_sign_in(
+            &signed_in("corp", "ada", Some("ada@example.com")),
+            &Attach::NewUser,
+            t0(),
+        )
         .await
         .unwrap();
-    let bob = store
-        .upsert_user(&new_user("email:bob@example.com", "bob@example.com"), t0())
+    // Same email, another provider: another person unless the caller attaches it.
+    let at_other = store
+        .record_sign_in(
+            &signed_in("other", "ada", Some("ada@example.com")),
+            &Attach::NewUser,
+            t0(),
+        )
         .await
         .unwrap();
-
-    assert_ne!(ada.id, bob.id);
-    assert_eq!(store.get_user(&ada.id).await.unwrap(), Some(ada));
-    assert_eq!(store.get_user(&bob.id).await.unwrap(), Some(bob));
+    assert_ne!(at_corp.id, at_other.id);
+    assert_eq!(
+        store
+            .users_by_email("ADA@example.com")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.id)
+            .collect::<Vec<_>>(),
+        [at_corp.id.clone(), at_other.id.clone()]
+    );
+    // Attached to an existing person: one person, two identities.
+    let linked = store
+        .record_sign_in(
+            &signed_in("third", "a-1", Some("ada@example.com")),
+            &Attach::To(at_corp.id.clone()),
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(linked.id, at_corp.id);
+    let identities = store.identities_of(&at_corp.id).await.unwrap();
+    assert_eq!(
+        identities
+            .iter()
+            .map(|i| (i.provider.as_str(), i.subject.as_str()))
+            .collect::<Vec<_>>(),
+        [("corp", "ada"), ("third", "a-1")]
+    );
 }
 
 pub(super) async fn a_flow_reads_back_updates_and_is_taken_once(store: &dyn Store) {
