@@ -119,9 +119,13 @@ class MapAdapter {
   }
 }
 
+// A login names the person and, after `+`, the groups they are in: `carol+platform+ops` is
+// carol@example.com in groups platform and ops (and a subject of its own). A name starting with
+// `unverified-` has an email this provider did not verify.
 function claimsFor(login) {
-  const email = login.includes('@') ? login : `${login}@example.com`;
-  return { sub: login, email, email_verified: true, name: login };
+  const [name, ...groups] = login.split('+');
+  const email = name.includes('@') ? name : `${name}@example.com`;
+  return { sub: login, email, email_verified: !name.startsWith('unverified-'), name, groups };
 }
 
 // A fresh signing key and cookie key per run: nothing about this IdP outlives the test run.
@@ -152,7 +156,7 @@ const provider = new Provider(issuer, {
   jwks: { keys: [{ ...signingKey, kid: 'test-idp', use: 'sig', alg: 'RS256' }] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   claims: {
-    openid: ['sub'],
+    openid: ['sub', 'groups'],
     email: ['email', 'email_verified'],
     profile: ['name'],
   },

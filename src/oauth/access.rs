@@ -132,6 +132,11 @@ impl AccessPolicy {
             .ok_or_else(|| Refusal::UnknownProvider(provider.to_owned()))
     }
 
+    /// True when roles decide what each person gets.
+    pub fn uses_roles(&self) -> bool {
+        self.settings.uses_roles()
+    }
+
     /// Whether `provider` admits `who`.
     pub fn admit(&self, provider: &str, who: Candidate<'_>) -> Result<(), Refusal> {
         let admission = &self.rules(provider)?.admission;

@@ -31,6 +31,8 @@ pub struct ConsentView {
     pub scopes: Vec<String>,
     /// What the client asked for that this provider may not grant.
     pub withheld: Vec<String>,
+    /// Roles decide: the person gets those of `scopes` their roles allow.
+    pub by_role: bool,
     pub resource: String,
     pub provider_name: String,
 }
@@ -177,6 +179,7 @@ pub async fn consent_view(
             .filter(|s| !granted.contains(s))
             .map(str::to_owned)
             .collect(),
+        by_role: server.access.uses_roles(),
         resource: flow.data.resource.clone(),
         provider_name: provider.display_name().to_owned(),
     })

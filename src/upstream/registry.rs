@@ -111,8 +111,12 @@ mod tests {
             client_id = "{CLIENT_ID}"
             client_secret = "{CLIENT_SECRET}"
             [[providers]]
-            id = "dev"
-            kind = "dev"
+            id = "partner"
+            kind = "oidc"
+            display_name = "Partner SSO"
+            issuer = "{issuer}"
+            client_id = "{CLIENT_ID}"
+            client_secret = "{CLIENT_SECRET}"
             "#,
             key = Secrets::generate_key(),
         ))
@@ -138,15 +142,15 @@ mod tests {
         .unwrap();
 
         let ids: Vec<&str> = providers.all().iter().map(|p| p.id()).collect();
-        assert_eq!(ids, ["corp", "dev"]);
+        assert_eq!(ids, ["corp", "partner"]);
         assert_eq!(providers.len(), 2);
-        assert!(providers.has_dev());
+        assert!(!providers.has_dev());
         assert_eq!(
             providers
-                .get("dev")
+                .get("partner")
                 .map(|p| p.display_name().to_owned())
                 .as_deref(),
-            Some("dev")
+            Some("Partner SSO")
         );
         assert!(providers.get("nope").is_none());
     }

@@ -44,13 +44,14 @@ fn check_config_reads_the_file_then_the_environment() {
         &["check-config"],
         &[
             ("PORTCULLIS_BIND", "127.0.0.1:9200"),
-            ("PUBLIC_BASE_URL", "https://mcp.example.com/auth"),
+            // Loopback: the development provider (the default) refuses a public address.
+            ("PUBLIC_BASE_URL", "http://localhost:9200/auth"),
         ],
     );
     assert!(output.status.success(), "{}", text(&output));
     let said = text(&output);
     assert!(
-        said.contains("127.0.0.1:9200") && said.contains("https://mcp.example.com/auth"),
+        said.contains("127.0.0.1:9200") && said.contains("http://localhost:9200/auth"),
         "{said}"
     );
 }

@@ -299,7 +299,7 @@ async fn denying_consent_returns_access_denied_with_state_and_iss() {
 #[tokio::test]
 async fn with_one_provider_the_provider_page_is_skipped() {
     let app = spawn(Options {
-        with_dev_provider: false,
+        second_provider: false,
         ..Options::default()
     })
     .await;

@@ -17,6 +17,8 @@ mod gateway;
 mod idp;
 /// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
+/// Who may sign in and what each person may do: admission, identities, roles, refresh.
+mod people;
 /// The TypeScript MCP SDK's client signing in by itself.
 mod sdk_client;
 /// The TypeScript MCP SDK client through the gateway to server-everything.

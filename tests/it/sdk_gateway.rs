@@ -21,8 +21,10 @@ fn tool_names(line: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_sdk_client_uses_a_real_backend_through_the_gateway() {
     let backend = everything::spawn_http().await;
+    // Least privilege: the SDK asks for the basic scope the 401 names, and steps up.
     let toml = format!(
         r#"
+grant = "requested"
 [[backends]]
 id = "ev"
 url = "{url}"

@@ -7,6 +7,10 @@ mod audit;
 mod expiry;
 /// The rows the cases store, at fixed times.
 mod fixtures;
+/// A database from before identities, migrated.
+mod legacy;
+/// People as the operator manages them, and the listings of grants and clients.
+mod people;
 /// Clients, users, flows and signing keys.
 mod sign_in;
 /// Grants and what they issue: codes, refresh tokens, revocations, and their expiry.
@@ -17,6 +21,7 @@ use portcullis::store::Store;
 use audit::*;
 use expiry::*;
 use fixtures::{client, seeded_grant};
+use people::*;
 use sign_in::*;
 use tokens::*;
 
@@ -54,6 +59,11 @@ conformance!(
     unknown_ids_read_as_none,
     a_user_keeps_its_id_across_sign_ins_and_takes_the_new_email,
     identities_are_people_by_provider_and_subject_not_by_email,
+    roles_are_assigned_once_and_removed_once,
+    a_person_is_disabled_enabled_and_deleted_with_everything_theirs,
+    the_most_recent_identity_at_a_provider_is_the_persons,
+    grants_and_clients_are_listed_and_clients_deleted,
+    concurrent_first_sign_ins_of_one_identity_make_one_person,
     a_flow_reads_back_updates_and_is_taken_once,
     an_expired_flow_is_invisible_and_taking_it_deletes_it,
     inserting_an_existing_flow_id_is_a_conflict,

@@ -129,7 +129,7 @@ pub(super) async fn identities_are_people_by_provider_and_subject_not_by_email(s
         .record_sign_in(
             &signed_in("other", "ada", Some("ada@example.com")),
             &Attach::NewUser,
-            t0(),
+            at(1),
         )
         .await
         .unwrap();

@@ -10,10 +10,17 @@ use portcullis::store::{self, DynStore};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use url::Url;
 
-/// A new SQLite file in its own temporary directory, which lives as long as the returned guard.
-pub async fn fresh_sqlite() -> (DynStore, String, tempfile::TempDir) {
+/// The URL of a new SQLite file in its own temporary directory, which lives as long as the
+/// returned guard. Nothing is created yet.
+pub fn empty_sqlite() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("create a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("portcullis.db").display());
+    (url, dir)
+}
+
+/// A new SQLite file in its own temporary directory, which lives as long as the returned guard.
+pub async fn fresh_sqlite() -> (DynStore, String, tempfile::TempDir) {
+    let (url, dir) = empty_sqlite();
     let store = store::connect(&url)
         .await
         .expect("open the SQLite database");
@@ -26,6 +33,19 @@ pub async fn fresh_sqlite() -> (DynStore, String, tempfile::TempDir) {
 /// Never skipped: a suite that passes while testing nothing would hide a broken Postgres
 /// implementation.
 pub async fn fresh_postgres() -> (DynStore, String) {
+    let url = empty_postgres().await;
+    let store = store::connect(&url)
+        .await
+        .expect("connect to the test database");
+    store
+        .migrate()
+        .await
+        .expect("migrate the Postgres database");
+    (store, url)
+}
+
+/// The URL of a new, empty database on the shared Postgres server.
+pub async fn empty_postgres() -> String {
     let admin_url = admin_url();
     let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = PgConnection::connect(admin_url)
@@ -40,15 +60,7 @@ pub async fn fresh_postgres() -> (DynStore, String) {
 
     let mut url = Url::parse(admin_url).expect("the test Postgres URL is a URL");
     url.set_path(&name);
-    let url = url.to_string();
-    let store = store::connect(&url)
-        .await
-        .expect("connect to the test database");
-    store
-        .migrate()
-        .await
-        .expect("migrate the Postgres database");
-    (store, url)
+    url.to_string()
 }
 
 /// The admin URL (superuser, no password) of the Postgres server this test process shares:

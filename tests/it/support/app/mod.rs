@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+/// The browser's part of a sign-in, up to the callback's answer.
+mod browser;
 /// Driving the MCP endpoints as a client.
 mod mcp;
 
@@ -21,7 +23,7 @@ pub use mcp::rpc_body;
 pub use pages::{form_fields, location, query_param};
 
 use super::db;
-use super::idp::{self, TestIdp};
+use super::idp::TestIdp;
 
 /// Which database the app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +49,13 @@ pub struct TestApp {
 /// Options for [`spawn`].
 pub struct Options {
     pub db: Db,
-    /// Also configure the development provider, so the provider page appears.
-    pub with_dev_provider: bool,
+    /// Also configure a second provider (`partner`, the same OpenID provider), so the
+    /// provider page appears.
+    pub second_provider: bool,
+    /// Added to the `corp` provider's table: admission rules, claim roles…
+    pub corp_toml: String,
+    /// Top-level keys, before every table: `default_role`, `grant`…
+    pub top_toml: String,
     pub grant_scopes: &'static str,
     /// Appended to the configuration (after the providers): `[[backends]]`, `[gateway]`…
     pub extra_toml: String,
@@ -58,7 +65,11 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             db: Db::Sqlite,
-            with_dev_provider: true,
+            second_provider: true,
+            corp_toml: String::new(),
+            // The suite was written for least-privilege grants; the people tests and the real
+            // clients' tests set the default (`entitlement`) themselves.
+            top_toml: "grant = \"requested\"\n".to_owned(),
             grant_scopes: r#"["demo:*:read"]"#,
             extra_toml: String::new(),
         }
@@ -93,16 +104,20 @@ pub async fn spawn(options: Options) -> TestApp {
         }
     };
     let idp = TestIdp::from_env();
-    let dev = if options.with_dev_provider {
-        "[[providers]]\nid = \"dev\"\nkind = \"dev\"\n"
+    let partner = if options.second_provider {
+        format!(
+            "[[providers]]\nid = \"partner\"\nkind = \"oidc\"\ndisplay_name = \"Partner SSO\"\nissuer = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\ngrant_scopes = {}\n",
+            idp.issuer, idp.client_id, idp.client_secret, options.grant_scopes
+        )
     } else {
-        ""
+        String::new()
     };
     let toml = format!(
         r#"
 bind = "127.0.0.1:0"
 database_url = "{store_url}"
 fernet_keys = ["{key}"]
+{top}
 
 [[providers]]
 id = "corp"
@@ -113,8 +128,9 @@ client_id = "{client_id}"
 client_secret = "{client_secret}"
 scopes = ["openid", "email", "profile", "offline_access"]
 grant_scopes = {grant_scopes}
+{corp}
 
-{dev}
+{partner}
 {extra}
 "#,
         key = portcullis::crypto::Secrets::generate_key(),
@@ -123,6 +139,8 @@ grant_scopes = {grant_scopes}
         client_id = idp.client_id,
         client_secret = idp.client_secret,
         grant_scopes = options.grant_scopes,
+        corp = options.corp_toml,
+        top = options.top_toml,
     );
     spawn_with_settings(Settings::from_toml(&toml).unwrap(), tmp).await
 }
@@ -283,80 +301,6 @@ impl TestApp {
             q.append_pair("resource", &resource);
         }
         url.to_string()
-    }
-
-    /// From `/authorize` to the consent page; returns the consent page's HTML.
-    pub async fn reach_consent(&self, browser: &reqwest::Client, authorize_url: &str) -> String {
-        let response = browser.get(authorize_url).send().await.unwrap();
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "authorize: {}",
-            response.text().await.unwrap()
-        );
-        let mut next = location(&response);
-        if next.contains("/authorize/provider") {
-            let page = browser.get(&next).send().await.unwrap();
-            assert_eq!(page.status(), StatusCode::OK);
-            let html = page.text().await.unwrap();
-            assert!(
-                html.contains("Corp SSO"),
-                "the provider page lists the providers"
-            );
-            let (action, mut fields) = form_fields(&html);
-            fields.push(("provider".into(), "corp".into()));
-            let chosen = browser.post(action).form(&fields).send().await.unwrap();
-            assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
-            next = location(&chosen);
-        }
-        assert!(next.contains("/authorize/consent"), "{next}");
-        let consent = browser.get(&next).send().await.unwrap();
-        assert_eq!(consent.status(), StatusCode::OK);
-        let csp = consent.headers()["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-        consent.text().await.unwrap()
-    }
-
-    /// Submits the consent form with `decision`; returns the response.
-    pub async fn submit_consent(
-        &self,
-        browser: &reqwest::Client,
-        consent_html: &str,
-        decision: &str,
-    ) -> reqwest::Response {
-        let (action, mut fields) = form_fields(consent_html);
-        fields.push(("decision".into(), decision.into()));
-        browser.post(action).form(&fields).send().await.unwrap()
-    }
-
-    /// The whole browser part: authorize, provider choice, consent, upstream sign-in as `login`,
-    /// callback. Returns the URL Portcullis redirects to (the client's redirect URI with the code).
-    pub async fn sign_in(
-        &self,
-        browser: &reqwest::Client,
-        authorize_url: &str,
-        login: &str,
-    ) -> String {
-        let consent = self.reach_consent(browser, authorize_url).await;
-        let approved = self.submit_consent(browser, &consent, "approve").await;
-        assert_eq!(approved.status(), StatusCode::SEE_OTHER);
-        let upstream = location(&approved);
-        let callback = idp::sign_in(browser, &upstream, login).await;
-        assert!(
-            callback.as_str().starts_with(&self.url("/callback/corp")),
-            "{callback}"
-        );
-        let done = browser.get(callback.as_str()).send().await.unwrap();
-        assert_eq!(
-            done.status(),
-            StatusCode::SEE_OTHER,
-            "callback: {}",
-            done.text().await.unwrap()
-        );
-        location(&done)
     }
 
     /// POSTs a form to `/token` (or another endpoint).

@@ -1,0 +1,149 @@
+use super::*;
+
+/// `top` keys, a Fernet key, an OpenID Connect provider `corp`, then `after`.
+fn with_corp(top: &str, after: &str) -> String {
+    format!(
+        r#"{top}
+        fernet_keys = ["{}"]
+        [[providers]]
+        id = "corp"
+        kind = "oidc"
+        issuer = "https://id.example.com"
+        client_id = "c"
+        client_secret = "s"
+        {after}"#,
+        crate::crypto::Secrets::generate_key()
+    )
+}
+
+#[test]
+fn embedded_defaults_are_sqlite_loopback_and_the_dev_provider() {
+    let settings = Settings::from_toml("").unwrap();
+    assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(settings.public_url(), "http://127.0.0.1:8080/");
+    assert_eq!(settings.database_url, "sqlite:portcullis.db");
+    assert_eq!(settings.providers.len(), 1);
+    assert!(matches!(settings.providers[0].kind, ProviderKind::Dev));
+    assert_eq!(settings.providers[0].grant_scopes, None);
+    assert_eq!(
+        settings.tokens.access_ttl,
+        std::time::Duration::from_secs(3600)
+    );
+    assert!(settings.dev_only());
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let err = Settings::from_toml("bnid = \"127.0.0.1:1\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bnid"), "{err}");
+    let err = Settings::from_toml("[tokens]\naccess_ttl = 5")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("access_ttl"), "{err}");
+}
+
+#[test]
+fn an_oidc_provider_without_a_secret_names_the_key() {
+    let toml = r#"
+        fernet_keys = ["x"]
+        [[providers]]
+        id = "corp"
+        kind = "oidc"
+        issuer = "https://idp.example.com"
+        client_id = "abc"
+    "#;
+    let err = Settings::from_toml(toml).unwrap_err().to_string();
+    assert!(err.contains("providers[0].client_secret"), "{err}");
+}
+
+#[test]
+fn a_real_provider_requires_fernet_keys() {
+    let toml = r#"
+        [[providers]]
+        id = "corp"
+        kind = "oidc"
+        issuer = "https://idp.example.com"
+        client_id = "abc"
+        client_secret = "s"
+    "#;
+    let err = Settings::from_toml(toml).unwrap_err().to_string();
+    assert!(
+        err.contains("fernet_keys") && err.contains("PORTCULLIS_FERNET_KEYS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_urls_are_refused_by_name() {
+    let err = Settings::from_toml("public_base_url = \"not a url\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("public_base_url"), "{err}");
+    let err = Settings::from_toml("public_base_url = \"http://example.com\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("public_base_url") && err.contains("https"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_dev_provider_refuses_a_non_loopback_bind() {
+    let err = Settings::from_toml("bind = \"0.0.0.0:8080\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("providers[0].kind") && err.contains("loopback"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_dev_provider_refuses_a_public_url_and_company() {
+    // Behind a reverse proxy on loopback, with a public address: anyone could sign in.
+    let err = Settings::from_toml("public_base_url = \"https://mcp.example.com\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("providers[0].kind") && err.contains("public_base_url"),
+        "{err}"
+    );
+    assert!(Settings::from_toml("public_base_url = \"http://localhost:8080/auth\"").is_ok());
+    let err = Settings::from_toml(&with_corp(
+        "",
+        "[[providers]]\nid = \"dev\"\nkind = \"dev\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("providers[1].kind") && err.contains("others are configured"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fernet_keys_accept_a_comma_separated_string() {
+    let settings = Settings::from_toml("fernet_keys = \"a, b,\"").unwrap();
+    assert_eq!(settings.fernet_keys.len(), 2);
+}
+
+#[test]
+fn a_public_url_with_a_path_prefix_is_kept() {
+    let settings = Settings::from_toml(&with_corp(
+        "public_base_url = \"https://example.com/auth\"",
+        "",
+    ))
+    .unwrap();
+    assert_eq!(settings.public_url(), "https://example.com/auth");
+}
+
+#[test]
+fn a_zero_lifetime_is_refused_by_name() {
+    let err = Settings::from_toml("[tokens]\ncode_ttl_secs = 0")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tokens.code_ttl_secs"), "{err}");
+}
