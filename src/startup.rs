@@ -143,6 +143,12 @@ impl Application {
             secrets.clone(),
             providers.clone(),
             revocations.clone(),
+            settings
+                .providers
+                .iter()
+                .filter(|p| p.require_upstream_session)
+                .map(|p| p.id.clone())
+                .collect(),
         );
         let identity = Arc::new(IdentityForwarder::new(
             public.issuer().to_owned(),
@@ -168,7 +174,12 @@ impl Application {
             clock: clock.clone(),
         })?);
         let extra = if providers.has_dev() {
-            dev::router(secrets.clone(), public.base().clone(), clock.clone())
+            dev::router(
+                secrets.clone(),
+                public.base().clone(),
+                clock.clone(),
+                settings.access.roles.keys().cloned().collect(),
+            )
         } else {
             axum::Router::new()
         };

@@ -90,6 +90,8 @@ pub struct TokenSettings {
     pub code_ttl: Duration,
     /// How long a person has from `/authorize` to finishing upstream sign-in.
     pub flow_ttl: Duration,
+    /// How long a sign-in lasts however often it is refreshed: then the person signs in again.
+    pub session_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +155,7 @@ struct RawTokens {
     refresh_grace_secs: u64,
     code_ttl_secs: u64,
     flow_ttl_secs: u64,
+    session_ttl_secs: u64,
 }
 
 /// Accepts `"k1,k2"` (from the environment) as well as `["k1", "k2"]` (from TOML).
@@ -187,6 +190,7 @@ fn defaults() -> serde_json::Value {
             refresh_grace_secs: 30,
             code_ttl_secs: 60,
             flow_ttl_secs: 600,
+            session_ttl_secs: 30 * 24 * 3600,
         },
         "limits": LimitSettings { max_body_bytes: 64 * 1024, max_mcp_body_bytes: 4 * 1024 * 1024 },
         "log": LogSettings { format: LogFormat::Text, filter: "info".into() },
@@ -267,6 +271,7 @@ impl Settings {
             refresh_grace: Duration::from_secs(t.refresh_grace_secs),
             code_ttl: positive_seconds("tokens.code_ttl_secs", t.code_ttl_secs)?,
             flow_ttl: positive_seconds("tokens.flow_ttl_secs", t.flow_ttl_secs)?,
+            session_ttl: positive_seconds("tokens.session_ttl_secs", t.session_ttl_secs)?,
         };
         let access = access::parse(raw.roles, raw.default_role, raw.grant)?;
         let providers = providers::parse(

@@ -28,6 +28,9 @@ pub struct ProviderSettings {
     pub admission: Admission,
     /// Roles given by the provider's claims.
     pub claim_roles: ClaimRoles,
+    /// A grant whose upstream token has expired and cannot be refreshed ends: a person removed
+    /// at the provider loses access at their next refresh.
+    pub require_upstream_session: bool,
     pub kind: ProviderKind,
 }
 
@@ -76,6 +79,8 @@ pub(super) struct RawProvider {
     allow: RawAllow,
     #[serde(default)]
     claim_roles: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    require_upstream_session: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -185,6 +190,7 @@ pub(super) fn parse(
                 provider.allow,
             )?,
             claim_roles: parse_claim_roles(&base, provider.claim_roles, access)?,
+            require_upstream_session: provider.require_upstream_session,
             id: provider.id,
             kind,
         });

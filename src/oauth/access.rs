@@ -12,6 +12,7 @@ use crate::config::{
     AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, ProviderSettings,
     UserAdmission,
 };
+use crate::upstream::dev::DEV_ROLE_CLAIM;
 
 /// Why a person may not sign in (or go on), as the audit trail records it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,9 +96,9 @@ struct ProviderRules {
     admission: Admission,
     claim_roles: ClaimRoles,
     grant_scopes: Option<Vec<String>>,
-    /// Without roles and without `grant_scopes`: the development provider grants everything,
-    /// a real one nothing.
-    unset_grants_all: bool,
+    /// The development provider: without roles and without `grant_scopes` it grants
+    /// everything (a real one nothing), and the role picked on its form is given.
+    is_dev: bool,
 }
 
 /// The access policy of the configured roles and providers.
@@ -118,7 +119,7 @@ impl AccessPolicy {
                         admission: p.admission.clone(),
                         claim_roles: p.claim_roles.clone(),
                         grant_scopes: p.grant_scopes.clone(),
-                        unset_grants_all: p.is_dev(),
+                        is_dev: p.is_dev(),
                     };
                     (p.id.clone(), rules)
                 })
@@ -172,6 +173,12 @@ impl AccessPolicy {
             .collect();
         roles.extend(self.settings.default_role.iter().cloned());
         if let Ok(rules) = self.rules(provider) {
+            let picked = claims.get(DEV_ROLE_CLAIM).and_then(Value::as_str);
+            if let Some(role) =
+                picked.filter(|r| rules.is_dev && self.settings.roles.contains_key(*r))
+            {
+                roles.insert(role.to_owned());
+            }
             for (path, by_value) in &rules.claim_roles.0 {
                 for value in claim_values(claims, path) {
                     roles.extend(by_value.get(value).cloned());
@@ -191,7 +198,7 @@ impl AccessPolicy {
             };
         };
         if !self.settings.uses_roles() {
-            let allow = match (&rules.grant_scopes, rules.unset_grants_all) {
+            let allow = match (&rules.grant_scopes, rules.is_dev) {
                 (Some(scopes), _) => scopes.clone(),
                 (None, true) => vec!["*".to_owned()],
                 (None, false) => Vec::new(),
@@ -243,6 +250,9 @@ impl AccessPolicy {
             if let Some(value) = lookup(claims, path) {
                 kept.insert(path.to_string(), value.clone());
             }
+        }
+        if let Some(role) = claims.get(DEV_ROLE_CLAIM).filter(|_| rules.is_dev) {
+            kept.insert(DEV_ROLE_CLAIM.to_owned(), role.clone());
         }
         Value::Object(kept)
     }

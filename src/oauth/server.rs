@@ -25,6 +25,8 @@ pub struct Lifetimes {
     pub code: chrono::Duration,
     /// From `/authorize` to finishing the upstream sign-in.
     pub flow: chrono::Duration,
+    /// From the sign-in to the moment no token of it is good any more, refreshes included.
+    pub session: chrono::Duration,
 }
 
 use crate::config::chrono_duration;
@@ -37,6 +39,7 @@ impl From<&TokenSettings> for Lifetimes {
             refresh_grace: chrono_duration(tokens.refresh_grace),
             code: chrono_duration(tokens.code_ttl),
             flow: chrono_duration(tokens.flow_ttl),
+            session: chrono_duration(tokens.session_ttl),
         }
     }
 }

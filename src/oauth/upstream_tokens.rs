@@ -1,6 +1,7 @@
 //! The caller's upstream tokens: kept encrypted on the grant, refreshed upstream when expired.
 //! Used by the refresh grant and by backends that receive the upstream access token.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +40,8 @@ pub struct UpstreamTokenKeeper {
     secrets: Secrets,
     providers: Providers,
     revocations: Arc<RevocationView>,
+    /// Providers whose grants end with the upstream session (`require_upstream_session`).
+    session_bound: Arc<HashSet<String>>,
 }
 
 impl UpstreamTokenKeeper {
@@ -47,12 +50,14 @@ impl UpstreamTokenKeeper {
         secrets: Secrets,
         providers: Providers,
         revocations: Arc<RevocationView>,
+        session_bound: HashSet<String>,
     ) -> Self {
         Self {
             store,
             secrets,
             providers,
             revocations,
+            session_bound: Arc::new(session_bound),
         }
     }
 
@@ -68,7 +73,8 @@ impl UpstreamTokenKeeper {
     }
 
     /// Returns the grant with a fresh upstream token: unchanged when it has not expired or
-    /// cannot be refreshed (no refresh token), refreshed upstream and stored otherwise.
+    /// cannot be refreshed (no refresh token), refreshed upstream and stored otherwise. A grant
+    /// of a provider with `require_upstream_session` whose token has expired for good ends.
     pub async fn refresh_if_expired(
         &self,
         mut grant: Grant,
@@ -76,6 +82,10 @@ impl UpstreamTokenKeeper {
     ) -> Result<Grant, UpstreamRefreshError> {
         let expired = grant.upstream.expires_at.is_some_and(|at| at <= now);
         let Some(refresh_enc) = grant.upstream.refresh_token_enc.clone().filter(|_| expired) else {
+            if expired && self.session_bound.contains(&grant.provider) {
+                tracing::warn!(target: "security", event = "upstream.session_over", grant_id = %grant.id, provider = %grant.provider);
+                return Err(self.end(&grant.id, now).await?);
+            }
             return Ok(grant);
         };
         let provider = self
@@ -105,15 +115,24 @@ impl UpstreamTokenKeeper {
             }
             Err(UpstreamError::Refused(reason)) => {
                 tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, %reason);
-                self.store.revoke_grant(&grant.id, now).await?;
-                self.revocations.note_grant(&grant.id, now);
-                Err(UpstreamRefreshError::Ended)
+                Err(self.end(&grant.id, now).await?)
             }
             Err(error) => {
                 tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, %error);
                 Err(UpstreamRefreshError::Unavailable)
             }
         }
+    }
+
+    /// Revokes the grant whose upstream session is over, here and in the store.
+    async fn end(
+        &self,
+        grant_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UpstreamRefreshError, UpstreamRefreshError> {
+        self.store.revoke_grant(grant_id, now).await?;
+        self.revocations.note_grant(grant_id, now);
+        Ok(UpstreamRefreshError::Ended)
     }
 
     /// The caller's current upstream access token for grant `grant_id`, refreshed when expired.

@@ -24,6 +24,8 @@ use crate::clock::Clock;
 use crate::config::ProviderSettings;
 use crate::crypto::{Secrets, constant_time_eq, pkce_s256, random_token};
 
+/// The claim carrying the role picked on the form; the access policy gives that role.
+pub const DEV_ROLE_CLAIM: &str = "role";
 /// Where the sign-in form is served, relative to the public base URL.
 pub const SIGN_IN_PATH: &str = "/dev/sign-in";
 /// How long a code from the form stays usable.
@@ -68,6 +70,9 @@ struct DevCode {
     code_challenge: String,
     /// Unix seconds.
     issued_at: i64,
+    /// The role picked on the form, if any: the identity's `role` claim.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 #[async_trait]
@@ -127,7 +132,10 @@ impl Provider for DevProvider {
             email: Some(code.email),
             email_verified: true,
             name: None,
-            claims: serde_json::Value::Object(serde_json::Map::new()),
+            claims: match code.role {
+                Some(role) => serde_json::json!({ DEV_ROLE_CLAIM: role }),
+                None => serde_json::Value::Object(serde_json::Map::new()),
+            },
             tokens: fresh_tokens(now),
         })
     }
@@ -175,17 +183,19 @@ struct DevState {
     secrets: Secrets,
     base: Url,
     clock: Clock,
+    roles: Vec<String>,
 }
 
 /// The sign-in page: GET shows the form, POST mints the code and redirects to the callback.
 ///
 /// Merge it at the root of the application router (it serves [`SIGN_IN_PATH`]); it carries its
 /// own state, so it fits a router of any state type. Use the same `Secrets` and public base URL
-/// as the [`DevProvider`].
+/// as the [`DevProvider`]. `roles` are the configured roles the form offers.
 pub fn router<S: Clone + Send + Sync + 'static>(
     secrets: Secrets,
     base: Url,
     clock: Clock,
+    roles: Vec<String>,
 ) -> Router<S> {
     Router::new()
         .route(SIGN_IN_PATH, get(show_sign_in).post(submit_sign_in))
@@ -212,6 +222,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
             secrets,
             base,
             clock,
+            roles,
         })
 }
 
@@ -231,6 +242,9 @@ struct SignInForm {
     flow: FlowParams,
     #[serde(default)]
     email: String,
+    /// Empty for the default role.
+    #[serde(default)]
+    role: String,
 }
 
 #[derive(askama::Template, askama_web::WebTemplate)]
@@ -241,6 +255,9 @@ struct SignInPage {
     flow: Option<FlowFields>,
     email: String,
     error: Option<String>,
+    /// The roles to pick from (none: no choice shown), and the one picked.
+    roles: Vec<String>,
+    role: String,
 }
 
 struct FlowFields {
@@ -294,6 +311,8 @@ fn invalid_link(base: &Url) -> Response {
         flow: None,
         email: String::new(),
         error: Some("This sign-in link is not valid. Start again from your application.".into()),
+        roles: Vec::new(),
+        role: String::new(),
     };
     (StatusCode::BAD_REQUEST, page).into_response()
 }
@@ -313,6 +332,8 @@ async fn show_sign_in(
         flow: Some(params.into_fields()),
         email: String::new(),
         error: None,
+        roles: state.roles.clone(),
+        role: String::new(),
     }
     .into_response()
 }
@@ -328,12 +349,20 @@ async fn submit_sign_in(
         return invalid_link(&state.base);
     };
     let email = form.email.trim();
-    if let Err(message) = check_email(email) {
+    let role_ok = form.role.is_empty() || state.roles.contains(&form.role);
+    let checked = check_email(email).and_then(|()| {
+        role_ok
+            .then_some(())
+            .ok_or("Choose one of the listed roles.")
+    });
+    if let Err(message) = checked {
         let page = SignInPage {
             base_path: base_path(&state.base),
             email: email.to_owned(),
             flow: Some(form.flow.into_fields()),
             error: Some(message.into()),
+            roles: state.roles.clone(),
+            role: form.role,
         };
         return (StatusCode::BAD_REQUEST, page).into_response();
     }
@@ -343,6 +372,7 @@ async fn submit_sign_in(
         nonce: form.flow.nonce,
         code_challenge: form.flow.code_challenge,
         issued_at: state.clock.now().timestamp(),
+        role: (!form.role.is_empty()).then_some(form.role),
     };
     let Ok(plaintext) = serde_json::to_string(&code) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

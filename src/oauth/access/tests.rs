@@ -285,3 +285,27 @@ fn configuration_errors_name_the_key() {
     assert!(error("[roles.Bad]\nscopes = [\"a\"]").contains("roles.Bad"));
     assert!(error("[roles.ok]\nscopes = [\"has space\"]").contains("roles.ok.scopes"));
 }
+
+#[test]
+fn the_role_picked_on_the_development_form_counts_only_there() {
+    let dev = policy(ROLES);
+    assert_eq!(
+        dev.roles("dev", &[], &json!({"role": "admin"})),
+        roles(&["admin", "reader"])
+    );
+    assert_eq!(
+        dev.roles("dev", &[], &json!({"role": "owner"})),
+        roles(&["reader"]),
+        "only a configured role"
+    );
+    assert_eq!(
+        dev.claims_kept("dev", &json!({"role": "admin", "x": 1})),
+        json!({"role": "admin"})
+    );
+    let real = policy(&format!("{ROLES}{PROVIDER}"));
+    assert_eq!(
+        real.roles("corp", &[], &json!({"role": "admin"})),
+        roles(&["reader"]),
+        "a real provider's `role` claim is not a pick"
+    );
+}

@@ -83,14 +83,15 @@ async fn access_token(
         .get_user(&grant.user_id)
         .await?
         .and_then(|u| u.email);
-    let ttl = server.lifetimes.access;
+    // Never past the end of the session it belongs to.
+    let exp = (now + server.lifetimes.access).min(grant.created_at + server.lifetimes.session);
     let claims = AccessClaims {
         iss: server.issuer().to_owned(),
         sub: grant.user_id.clone(),
         aud: grant.resource.clone(),
         client_id: grant.client_id.clone(),
         scope: scope.to_owned(),
-        exp: (now + ttl).timestamp(),
+        exp: exp.timestamp(),
         iat: now.timestamp(),
         jti: new_jti(),
         sid: grant.id.clone(),
@@ -100,7 +101,7 @@ async fn access_token(
         tracing::error!(%error, "signing an access token failed");
         OAuthError::server_error()
     })?;
-    Ok((token, ttl.num_seconds()))
+    Ok((token, (exp - now).num_seconds().max(0)))
 }
 
 /// The RFC 6749 §5.1 response.

@@ -43,6 +43,11 @@ pub(super) async fn exchange(
     if record.expires_at <= now {
         return Err(invalid());
     }
+    if grant.created_at + server.lifetimes.session <= now {
+        return Err(OAuthError::invalid_grant(
+            "the session has reached its maximum lifetime; sign in again",
+        ));
+    }
     let entitlement = match still_admitted(server, &grant).await? {
         Ok(entitlement) => entitlement,
         Err(refusal) => {

@@ -210,3 +210,74 @@ async fn an_expired_upstream_token_is_refreshed_upstream_and_a_refused_one_ends_
     assert_eq!(ended.unwrap_err().code, ErrorCode::InvalidGrant);
     assert!(f.server.revocations.is_revoked("any", &claims.sid));
 }
+
+#[tokio::test]
+async fn a_session_ends_at_its_lifetime_however_often_it_is_refreshed() {
+    let f = Fixture::new().await;
+    let session = f.server.lifetimes.session;
+    let client = f.register().await;
+    let code = f.sign_in(&client, "orders:invoices:read", t0()).await;
+    let mut tokens = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await
+        .unwrap();
+    // Refreshed every day (the upstream token, refreshed once, outlives the session).
+    let mut day = t0();
+    while day + Duration::days(1) < t0() + session - Duration::minutes(10) {
+        day += Duration::days(1);
+        *f.provider.refresh.lock().unwrap() = Some(Ok(ProviderTokens {
+            access_token: Some("upstream-access".into()),
+            expires_at: Some(t0() + session + Duration::days(1)),
+            ..ProviderTokens::default()
+        }));
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        tokens = f
+            .token(&refresh_body(&client, &refresh), day)
+            .await
+            .unwrap();
+    }
+    // Ten minutes before the end, the access token lives ten minutes, not an hour.
+    let near_end = t0() + session - Duration::minutes(10);
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let last = f
+        .token(&refresh_body(&client, &refresh), near_end)
+        .await
+        .unwrap();
+    assert_eq!(last["expires_in"], 600);
+    let refresh = last["refresh_token"].as_str().unwrap().to_owned();
+    let over = f
+        .token(&refresh_body(&client, &refresh), t0() + session)
+        .await;
+    assert_eq!(over.unwrap_err().code, ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn with_require_upstream_session_a_grant_ends_when_its_upstream_token_does() {
+    for required in [false, true] {
+        let f = Fixture::with(&format!("require_upstream_session = {required}\n")).await;
+        let client = f.register().await;
+        let state = f.approve(&client, "orders:invoices:read", t0()).await;
+        // A provider that issues no refresh token: the upstream session cannot be renewed.
+        let mut once = identity("ada@example.com", t0() + Duration::hours(1));
+        once.tokens.refresh_token = None;
+        *f.provider.exchange.lock().unwrap() = Some(Ok(once));
+        let back = f
+            .callback(&format!("code=upstream-code&state={state}"), BROWSER, t0())
+            .await
+            .unwrap();
+        let code = query_param(&back, "code").unwrap();
+        let tokens = f
+            .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+            .await
+            .unwrap();
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let later = f
+            .token(&refresh_body(&client, refresh), t0() + Duration::hours(2))
+            .await;
+        if required {
+            assert_eq!(later.unwrap_err().code, ErrorCode::InvalidGrant);
+        } else {
+            assert!(later.is_ok(), "without the setting the grant goes on");
+        }
+    }
+}

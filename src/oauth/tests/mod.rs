@@ -138,7 +138,17 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
+        Self::with("").await
+    }
+
+    /// With `corp_toml` added to the scripted provider's configuration.
+    async fn with(corp_toml: &str) -> Self {
         install_crypto_provider();
+        let settings = crate::config::Settings::from_toml(&format!(
+            "fernet_keys = [\"{}\"]\n{CORP}{corp_toml}",
+            Secrets::generate_key()
+        ))
+        .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("oauth.db").display());
         let store = crate::store::connect(&url).await.unwrap();
@@ -170,12 +180,13 @@ impl Fixture {
             secrets.clone(),
             providers.clone(),
             revocations.clone(),
+            settings
+                .providers
+                .iter()
+                .filter(|p| p.require_upstream_session)
+                .map(|p| p.id.clone())
+                .collect(),
         );
-        let settings = crate::config::Settings::from_toml(&format!(
-            "fernet_keys = [\"{}\"]\n{CORP}",
-            Secrets::generate_key()
-        ))
-        .unwrap();
         let server = AuthorizationServer {
             public,
             store,

@@ -25,6 +25,7 @@ fn provider(secrets: Secrets) -> DevProvider {
         grant_scopes: None,
         admission: Default::default(),
         claim_roles: Default::default(),
+        require_upstream_session: false,
         kind: ProviderKind::Dev,
     };
     DevProvider::new(&settings, &base(), secrets)
@@ -46,12 +47,17 @@ fn form(redirect_uri: &str, email: &str) -> String {
     .unwrap()
 }
 
+/// The configured roles the form offers.
+fn roles() -> Vec<String> {
+    vec!["admin".into(), "reader".into()]
+}
+
 async fn post(secrets: Secrets, body: String) -> Response {
     let request = Request::post(SIGN_IN_PATH)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body))
         .unwrap();
-    router::<()>(secrets, base(), crate::clock::Clock::default())
+    router::<()>(secrets, base(), crate::clock::Clock::default(), roles())
         .oneshot(request)
         .await
         .unwrap()
@@ -119,7 +125,7 @@ async fn the_sign_in_page_renders_the_form_with_security_headers() {
         .body(Body::empty())
         .unwrap();
 
-    let response = router::<()>(secrets(), base(), crate::clock::Clock::default())
+    let response = router::<()>(secrets(), base(), crate::clock::Clock::default(), roles())
         .oneshot(request)
         .await
         .unwrap();
@@ -137,6 +143,46 @@ async fn the_sign_in_page_renders_the_form_with_security_headers() {
     );
     assert!(html.contains(r#"action="/auth/dev/sign-in""#));
     assert!(html.contains(r#"name="state" value="state-1""#));
+    assert!(
+        html.contains(r#"<option value="admin">admin</option>"#),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_role_picked_on_the_form_is_the_identitys_role_claim() {
+    let secrets = secrets();
+    let picked = post(
+        secrets.clone(),
+        format!("{}&role=admin", form(&callback(), "ada@example.com")),
+    )
+    .await;
+    assert_eq!(picked.status(), StatusCode::SEE_OTHER);
+    let location = picked.headers()[header::LOCATION].to_str().unwrap();
+    let code = Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let identity = provider(secrets.clone())
+        .exchange(&code, VERIFIER, "nonce-1", &base(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(identity.claims, serde_json::json!({"role": "admin"}));
+
+    let unknown = post(
+        secrets,
+        format!("{}&role=owner", form(&callback(), "ada@example.com")),
+    )
+    .await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        body_text(unknown)
+            .await
+            .contains("Choose one of the listed roles.")
+    );
 }
 
 #[tokio::test]
