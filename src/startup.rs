@@ -16,6 +16,7 @@ use crate::audit::{Auditor, LogSink, StoreSink};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
+use crate::gateway::api_keys::ApiKeyVerifier;
 use crate::gateway::caller::TokenVerifier;
 use crate::gateway::identity::IdentityForwarder;
 use crate::gateway::{self, Gateway, GatewayParts};
@@ -156,13 +157,14 @@ impl Application {
             upstream.clone(),
             crate::config::chrono_duration(settings.gateway.assertion_ttl),
         ));
+        let access = Arc::new(AccessPolicy::new(&settings.access, &settings.providers));
         let verifier = TokenVerifier::new(
             public.issuer().to_owned(),
             keys.clone(),
             revocations.clone(),
+            ApiKeyVerifier::new(store.clone(), access.clone()),
             auditor.clone(),
         );
-        let access = Arc::new(AccessPolicy::new(&settings.access, &settings.providers));
         let gateway = Arc::new(Gateway::new(GatewayParts {
             settings: &settings,
             public: &public,

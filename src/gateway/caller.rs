@@ -8,7 +8,10 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 
+use super::api_keys::{ApiKeyVerifier, KeyHolder};
 use crate::audit::Auditor;
+use crate::oauth::access::Entitlement;
+use crate::oauth::api_keys::looks_like_key;
 use crate::oauth::resource::Resource;
 use crate::oauth::revocation::RevocationView;
 use crate::oauth::scope::pattern_covers;
@@ -20,6 +23,8 @@ use crate::store::{AuditEvent, AuditKind, Decision};
 pub struct Caller {
     pub claims: AccessClaims,
     scopes: Vec<String>,
+    /// For an API key: what its owner may do now, which bounds the key's scopes.
+    within: Option<Entitlement>,
 }
 
 impl Caller {
@@ -30,18 +35,45 @@ impl Caller {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        Self { claims, scopes }
+        Self {
+            claims,
+            scopes,
+            within: None,
+        }
+    }
+
+    /// The caller behind an API key, for a request to `resource`: the key's owner, with the
+    /// key's scopes within the owner's entitlement. Its client and session name the key.
+    pub fn with_key(holder: &KeyHolder, issuer: &str, resource: &Resource) -> Self {
+        let key = &holder.key;
+        let tag = format!("api-key:{}", key.id);
+        let mut caller = Self::new(AccessClaims {
+            iss: issuer.to_owned(),
+            sub: holder.owner.id.clone(),
+            aud: resource.uri.clone(),
+            client_id: tag.clone(),
+            scope: key.scopes.clone(),
+            exp: key.expires_at.map_or(i64::MAX, |at| at.timestamp()),
+            iat: key.created_at.timestamp(),
+            jti: key.id.clone(),
+            sid: tag,
+            email: holder.owner.email.clone(),
+        });
+        caller.within = Some(holder.entitlement.clone());
+        caller
     }
 
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scopes.iter().map(String::as_str)
     }
 
-    /// True when one of the caller's (possibly wildcard) scopes covers `required`.
+    /// True when one of the caller's (possibly wildcard) scopes covers `required` (and, for
+    /// an API key, its owner may do it).
     pub fn holds(&self, required: &str) -> bool {
         self.scopes
             .iter()
             .any(|held| pattern_covers(held, required))
+            && self.within.as_ref().is_none_or(|e| e.covers(required))
     }
 }
 
@@ -95,6 +127,7 @@ pub struct TokenVerifier {
     issuer: String,
     keys: Arc<KeySet>,
     revocations: Arc<RevocationView>,
+    api_keys: ApiKeyVerifier,
     auditor: Auditor,
 }
 
@@ -103,18 +136,20 @@ impl TokenVerifier {
         issuer: String,
         keys: Arc<KeySet>,
         revocations: Arc<RevocationView>,
+        api_keys: ApiKeyVerifier,
         auditor: Auditor,
     ) -> Self {
         Self {
             issuer,
             keys,
             revocations,
+            api_keys,
             auditor,
         }
     }
 
     /// The caller of a request to `resource`, or why there is none.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         resource: &Resource,
@@ -125,6 +160,18 @@ impl TokenVerifier {
             Bearer::Malformed => return Err(Unauthenticated::InvalidToken),
             Bearer::Token(token) => token,
         };
+        if looks_like_key(token) {
+            return match self.api_keys.verify(token, now).await {
+                Ok(holder) => Ok(Caller::with_key(&holder, &self.issuer, resource)),
+                Err(reason) => {
+                    self.auditor.record(
+                        AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
+                            .reason(format!("{reason} for {}", resource.uri)),
+                    );
+                    Err(Unauthenticated::InvalidToken)
+                }
+            };
+        }
         match self.keys.verify(token, &self.issuer, &resource.uri, now) {
             Ok(claims) if !self.revocations.is_revoked(&claims.jti, &claims.sid) => {
                 Ok(Caller::new(claims))

@@ -142,6 +142,7 @@ pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Respo
     let caller = match gateway
         .verifier
         .authenticate(&parts.headers, &endpoint.resource, now)
+        .await
     {
         Ok(caller) => caller,
         Err(why) => return respond::unauthorized(&endpoint.resource, why),

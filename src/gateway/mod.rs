@@ -4,6 +4,8 @@
 //! relayed (HTTP backends) or answered by the gateway as an MCP server, with the caller's
 //! identity (never the client's token) going to the backend.
 
+/// API keys as bearer tokens: found by hash, judged with the owner's entitlement.
+pub mod api_keys;
 /// One audit record per call: who, which backend and tool, the decision and the outcome.
 pub mod audit;
 /// The MCP servers behind the gateway and how each is reached.

@@ -216,6 +216,22 @@ impl AccessPolicy {
         }
     }
 
+    /// [`Self::entitlement`] for a person who may never have signed in through any provider
+    /// (`provider` empty): then their roles alone, uncapped.
+    pub fn entitlement_of_roles(&self, provider: &str, roles: &BTreeSet<String>) -> Entitlement {
+        if self.providers.contains_key(provider) {
+            return self.entitlement(provider, roles);
+        }
+        Entitlement {
+            allow: roles
+                .iter()
+                .filter_map(|name| self.settings.roles.get(name))
+                .flat_map(|role| role.scopes.iter().cloned())
+                .collect(),
+            cap: None,
+        }
+    }
+
     /// The most anyone signing in through `provider` could be granted: what the consent page
     /// can promise before it knows who the person is.
     pub fn most_for(&self, provider: &str) -> Entitlement {

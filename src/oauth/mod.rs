@@ -3,6 +3,8 @@
 
 /// Who may come in and what each person may do: admission, roles, entitlements.
 pub mod access;
+/// API keys: their format, issuing one, and what its owner may do now.
+pub mod api_keys;
 /// The authorization request: validated, then recorded as a flow bound to the browser.
 pub mod authorize;
 /// The upstream provider's redirect back: exchange, grant, the client's code.

@@ -10,6 +10,8 @@
 mod audit;
 /// What each engine says for itself, and the timestamp each binds its own way.
 mod engine;
+/// API keys: the [`KeyStore`] part.
+mod keys;
 /// The rows Portcullis keeps, as plain data.
 mod models;
 /// People, identities and roles, and the operator's listings: the [`Directory`] half.
@@ -134,11 +136,26 @@ pub trait Directory: Send + Sync + 'static {
     async fn delete_client(&self, client_id: &str) -> StoreResult<bool>;
 }
 
+/// API keys: stored by hash, found by hash, listed, revoked. `keys.rs` implements it.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// `Conflict` when the id or the hash exists.
+    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// The key whose hash is `key_hash`, revoked or not.
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>>;
+    /// Keys, of one person or everyone's, newest first.
+    async fn list_api_keys(&self, user_id: Option<&str>) -> StoreResult<Vec<ApiKey>>;
+    /// Revokes a key (the first time stays). False when there is no such key.
+    async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Records a use.
+    async fn touch_api_key(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
 /// Persistence for every piece of Portcullis' state.
 ///
 /// `now` is always passed in; implementations never read the clock.
 #[async_trait]
-pub trait Store: Directory {
+pub trait Store: Directory + KeyStore {
     /// Applies this database's pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// A cheap round trip, for `/health/ready`.

@@ -91,6 +91,25 @@ pub struct Person {
     pub identity: Option<IdentityRecord>,
 }
 
+/// An API key: a machine acting for its owner (only a hash of the key is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    /// SHA-256 (hex) of the key.
+    #[serde(skip)]
+    pub key_hash: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    /// Space-separated scope patterns.
+    pub scopes: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
 /// An authorization request on its way through provider choice, consent and upstream sign-in.
 /// Stored as a JSON document so the steps can add to it without schema changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::{
-    AuditEvent, AuthorizationCode, Client, Flow, Grant, IdentityRecord, RefreshToken,
+    ApiKey, AuditEvent, AuthorizationCode, Client, Flow, Grant, IdentityRecord, RefreshToken,
     SigningKeyRecord, StoreError, UpstreamTokens, User,
 };
 
@@ -320,5 +320,45 @@ pub(super) fn after_failed_redemption(
         Some(code) if code.redeemed_at.is_some() => super::CodeRedemption::Replayed(code),
         // Unspent but expired: to the caller that is no code at all.
         _ => super::CodeRedemption::Unknown,
+    }
+}
+
+/// The columns of an [`ApiKeyRow`], in its order.
+macro_rules! api_key_columns {
+    () => {
+        "id, user_id, name, key_hash, prefix, scopes, created_at, expires_at, revoked_at, \
+         last_used_at"
+    };
+}
+pub(super) use api_key_columns;
+
+#[derive(FromRow)]
+pub(super) struct ApiKeyRow {
+    id: String,
+    user_id: String,
+    name: String,
+    key_hash: String,
+    prefix: String,
+    scopes: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiKeyRow> for ApiKey {
+    fn from(row: ApiKeyRow) -> Self {
+        Self {
+            id: row.id,
+            user_id: row.user_id,
+            name: row.name,
+            key_hash: row.key_hash,
+            prefix: row.prefix,
+            scopes: row.scopes,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            last_used_at: row.last_used_at,
+        }
     }
 }

@@ -19,7 +19,7 @@ use super::rows::{
 };
 use super::{
     AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Directory, Flow, FlowData,
-    Grant, RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
+    Grant, KeyStore, RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
 };
 
 /// [`Store`] on a pool of either engine; `SqliteStore` and `PostgresStore` name the two.
@@ -30,7 +30,7 @@ pub struct SqlStore<DB: Database> {
 #[async_trait]
 impl<DB: Engine> Store for SqlStore<DB>
 where
-    Self: Directory,
+    Self: Directory + KeyStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'a> &'a str: Bind<DB>,
     String: Bind<DB>,

@@ -1,6 +1,8 @@
 //! The integration suite: one test binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// API keys on the MCP endpoints.
+mod api_keys;
 /// `portcullis audit` as an operator runs it.
 mod audit_cli;
 /// The `portcullis` command: configuration layering and its messages.

@@ -45,7 +45,12 @@ scopes = ["rec:tools:call"]
 scopes = ["rec:*:call"]
 "#;
 
-async fn app_with(db: Db, top: &str, corp: &str, second_provider: bool) -> (TestApp, Recorder) {
+pub(crate) async fn app_with(
+    db: Db,
+    top: &str,
+    corp: &str,
+    second_provider: bool,
+) -> (TestApp, Recorder) {
     let backend = recorder::spawn().await;
     let extra = format!(
         r#"{ROLES}
@@ -90,7 +95,7 @@ async fn callback(
 }
 
 /// Signs `login` in through `provider` for `/mcp/rec` and redeems the code: the token response.
-async fn tokens(app: &TestApp, provider: &str, login: &str) -> (TestClient, Value) {
+pub(crate) async fn tokens(app: &TestApp, provider: &str, login: &str) -> (TestClient, Value) {
     let (client, verifier, answer) = callback(app, provider, login).await;
     assert_eq!(
         answer.status(),
@@ -136,7 +141,7 @@ async fn refusals(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
-fn claims_of(tokens: &Value) -> Value {
+pub(crate) fn claims_of(tokens: &Value) -> Value {
     let token = tokens["access_token"].as_str().unwrap();
     let payload = token.split('.').nth(1).unwrap();
     use base64::Engine as _;
