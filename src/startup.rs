@@ -17,8 +17,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::Secrets;
 use crate::gateway::api_keys::ApiKeyVerifier;
-use crate::gateway::caller::TokenVerifier;
+use crate::gateway::caller::{OtherCredentials, TokenVerifier};
 use crate::gateway::identity::IdentityForwarder;
+use crate::gateway::trusted::TrustedIssuers;
 use crate::gateway::{self, Gateway, GatewayParts};
 use crate::oauth::access::AccessPolicy;
 use crate::oauth::revocation::RevocationView;
@@ -123,7 +124,7 @@ impl Application {
                 .context("loading the signing keys")?,
         );
         let http = upstream::http_client().context("building the HTTP client")?;
-        let providers = Providers::from_settings(&settings, public.base(), &secrets, http)
+        let providers = Providers::from_settings(&settings, public.base(), &secrets, http.clone())
             .await
             .context("setting up the identity providers")?;
         if providers.is_empty() {
@@ -162,7 +163,14 @@ impl Application {
             public.issuer().to_owned(),
             keys.clone(),
             revocations.clone(),
-            ApiKeyVerifier::new(store.clone(), access.clone()),
+            OtherCredentials {
+                api_keys: ApiKeyVerifier::new(store.clone(), access.clone()),
+                trusted: TrustedIssuers::new(
+                    &settings.trusted_issuers,
+                    access.clone(),
+                    http.clone(),
+                ),
+            },
             auditor.clone(),
         );
         let gateway = Arc::new(Gateway::new(GatewayParts {

@@ -18,6 +18,12 @@ import Provider from 'oidc-provider';
 
 const CLIENT_ID = 'portcullis-test';
 const CLIENT_SECRET = 'portcullis-test-secret';
+// A service that gets JWT access tokens for SERVICE_AUDIENCE by client_credentials: what a
+// trusted issuer's caller of Portcullis looks like.
+const SERVICE_ID = 'portcullis-service';
+const SERVICE_SECRET = 'portcullis-service-secret';
+const SERVICE_AUDIENCE = 'urn:portcullis:test';
+const SERVICE_SCOPES = 'rec:tools:call rec:echo:call';
 
 const { values: args } = parseArgs({
   options: {
@@ -152,6 +158,14 @@ const provider = new Provider(issuer, {
       // Nominal; any loopback `/callback/<id>` is accepted, see LOOPBACK_CALLBACK.
       redirect_uris: ['http://127.0.0.1/callback/corp'],
     },
+    {
+      client_id: SERVICE_ID,
+      client_secret: SERVICE_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+    },
   ],
   jwks: { keys: [{ ...signingKey, kid: 'test-idp', use: 'sig', alg: 'RS256' }] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -195,14 +209,22 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: async () => undefined,
       useGrantedResource: async () => false,
-      getResourceServerInfo: async (_ctx, resource) => ({
-        scope: 'openid email profile offline_access',
-        audience: resource,
-        accessTokenFormat: 'opaque',
-      }),
+      getResourceServerInfo: async (_ctx, resource) => (resource === SERVICE_AUDIENCE
+        ? {
+          scope: SERVICE_SCOPES,
+          audience: resource,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        }
+        : {
+          scope: 'openid email profile offline_access',
+          audience: resource,
+          accessTokenFormat: 'opaque',
+        }),
     },
     revocation: { enabled: true },
     introspection: { enabled: true },
+    clientCredentials: { enabled: true },
   },
 });
 

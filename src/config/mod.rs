@@ -21,6 +21,8 @@ use url::Url;
 mod access;
 /// `[[backends]]` and `[gateway]`.
 mod backends;
+/// `[[trusted_issuers]]`.
+mod issuers;
 /// `[[providers]]`.
 mod providers;
 
@@ -30,6 +32,7 @@ pub use access::{
 pub use backends::{
     BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
 };
+pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use providers::{OidcSettings, ProviderKind, ProviderSettings};
 
 /// The file read when `--config` is not given, if it exists.
@@ -75,6 +78,8 @@ pub struct Settings {
     pub providers: Vec<ProviderSettings>,
     /// Roles, the default role, and what a sign-in grants.
     pub access: AccessSettings,
+    /// Other issuers whose access tokens the MCP endpoints accept.
+    pub trusted_issuers: Vec<TrustedIssuer>,
     /// The MCP servers behind the gateway.
     pub backends: Vec<BackendSettings>,
     pub gateway: GatewaySettings,
@@ -142,6 +147,8 @@ struct RawSettings {
     default_role: Option<String>,
     #[serde(default)]
     grant: GrantMode,
+    #[serde(default)]
+    trusted_issuers: Vec<issuers::RawIssuer>,
     #[serde(default)]
     backends: Vec<backends::RawBackend>,
     gateway: backends::RawGateway,
@@ -280,6 +287,7 @@ impl Settings {
             raw.public_base_url.as_ref(),
             &access,
         )?;
+        let trusted_issuers = issuers::parse(raw.trusted_issuers, &access)?;
         let gateway = backends::parse_gateway(raw.gateway)?;
         let backends = backends::parse(raw.backends, &gateway)?;
         let settings = Settings {
@@ -294,6 +302,7 @@ impl Settings {
             log: raw.log,
             providers,
             access,
+            trusted_issuers,
             backends,
             gateway,
         };

@@ -147,3 +147,36 @@ fn a_zero_lifetime_is_refused_by_name() {
         .to_string();
     assert!(err.contains("tokens.code_ttl_secs"), "{err}");
 }
+
+#[test]
+fn a_trusted_issuer_takes_asymmetric_algorithms_only() {
+    let issuer = |extra: &str| {
+        with_corp(
+            "",
+            &format!(
+                "[[trusted_issuers]]\nid = \"svc\"\nissuer = \"https://idp.corp.example\"\naudience = \"urn:mcp\"\n{extra}"
+            ),
+        )
+    };
+    let settings = Settings::from_toml(&issuer("")).unwrap();
+    assert_eq!(
+        settings.trusted_issuers[0].algorithms,
+        [
+            jsonwebtoken::Algorithm::RS256,
+            jsonwebtoken::Algorithm::ES256
+        ]
+    );
+    for refused in ["HS256", "none", "rs256"] {
+        let err = Settings::from_toml(&issuer(&format!("algorithms = [\"{refused}\"]")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trusted_issuers[0].algorithms"), "{err}");
+    }
+    let err = Settings::from_toml(&with_corp(
+        "",
+        "[[trusted_issuers]]\nid = \"svc\"\nissuer = \"http://idp.corp.example\"\naudience = \"urn:mcp\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("trusted_issuers[0].issuer"), "{err}");
+}

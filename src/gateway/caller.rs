@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 
 use super::api_keys::{ApiKeyVerifier, KeyHolder};
+use super::trusted::TrustedIssuers;
 use crate::audit::Auditor;
 use crate::oauth::access::Entitlement;
 use crate::oauth::api_keys::looks_like_key;
@@ -47,7 +48,7 @@ impl Caller {
     pub fn with_key(holder: &KeyHolder, issuer: &str, resource: &Resource) -> Self {
         let key = &holder.key;
         let tag = format!("api-key:{}", key.id);
-        let mut caller = Self::new(AccessClaims {
+        let caller = Self::new(AccessClaims {
             iss: issuer.to_owned(),
             sub: holder.owner.id.clone(),
             aud: resource.uri.clone(),
@@ -59,8 +60,13 @@ impl Caller {
             sid: tag,
             email: holder.owner.email.clone(),
         });
-        caller.within = Some(holder.entitlement.clone());
-        caller
+        caller.within(holder.entitlement.clone())
+    }
+
+    /// The same caller, bounded by `entitlement`: a scope counts only if it covers it too.
+    pub fn within(mut self, entitlement: Entitlement) -> Self {
+        self.within = Some(entitlement);
+        self
     }
 
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
@@ -128,7 +134,14 @@ pub struct TokenVerifier {
     keys: Arc<KeySet>,
     revocations: Arc<RevocationView>,
     api_keys: ApiKeyVerifier,
+    trusted: TrustedIssuers,
     auditor: Auditor,
+}
+
+/// What a [`TokenVerifier`] checks besides Portcullis' own tokens.
+pub struct OtherCredentials {
+    pub api_keys: ApiKeyVerifier,
+    pub trusted: TrustedIssuers,
 }
 
 impl TokenVerifier {
@@ -136,14 +149,15 @@ impl TokenVerifier {
         issuer: String,
         keys: Arc<KeySet>,
         revocations: Arc<RevocationView>,
-        api_keys: ApiKeyVerifier,
+        others: OtherCredentials,
         auditor: Auditor,
     ) -> Self {
         Self {
             issuer,
             keys,
             revocations,
-            api_keys,
+            api_keys: others.api_keys,
+            trusted: others.trusted,
             auditor,
         }
     }
@@ -163,14 +177,11 @@ impl TokenVerifier {
         if looks_like_key(token) {
             return match self.api_keys.verify(token, now).await {
                 Ok(holder) => Ok(Caller::with_key(&holder, &self.issuer, resource)),
-                Err(reason) => {
-                    self.auditor.record(
-                        AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
-                            .reason(format!("{reason} for {}", resource.uri)),
-                    );
-                    Err(Unauthenticated::InvalidToken)
-                }
+                Err(reason) => Err(self.refuse(&reason, resource, now)),
             };
+        }
+        if let Some(verdict) = self.trusted.verify(token, &self.issuer, now).await {
+            return verdict.map_err(|reason| self.refuse(&reason, resource, now));
         }
         match self.keys.verify(token, &self.issuer, &resource.uri, now) {
             Ok(claims) if !self.revocations.is_revoked(&claims.jti, &claims.sid) => {
@@ -185,15 +196,23 @@ impl TokenVerifier {
                 );
                 Err(Unauthenticated::InvalidToken)
             }
-            Err(reason) => {
-                // Who sent it is unknown: the token is not trusted, so nothing in it is recorded.
-                self.auditor.record(
-                    AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
-                        .reason(format!("rejected token ({reason}) for {}", resource.uri)),
-                );
-                Err(Unauthenticated::InvalidToken)
-            }
+            Err(reason) => Err(self.refuse(&format!("rejected token ({reason})"), resource, now)),
         }
+    }
+
+    /// Records a refused credential. Who sent it is unknown: nothing in it is trusted, so
+    /// nothing in it is recorded.
+    fn refuse(
+        &self,
+        reason: &dyn std::fmt::Display,
+        resource: &Resource,
+        now: DateTime<Utc>,
+    ) -> Unauthenticated {
+        self.auditor.record(
+            AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
+                .reason(format!("{reason} for {}", resource.uri)),
+        );
+        Unauthenticated::InvalidToken
     }
 }
 

@@ -44,6 +44,8 @@ mod respond;
 pub mod sse;
 /// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
 pub mod stdio;
+/// Access tokens of trusted external issuers, verified against their JWKS.
+pub mod trusted;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,6 +33,8 @@ mod stdio_gateway;
 mod store;
 /// What the tests share: databases, the IdP, the app, real MCP peers.
 mod support;
+/// Tokens of a trusted external issuer on the MCP endpoints.
+mod trusted;
 
 /// Runs first (the harness starts tests in name order, and `_` sorts before letters): without
 /// node or the node modules of scripts/idp and scripts/mcp, the run stops here, with one message
