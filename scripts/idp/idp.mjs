@@ -127,11 +127,22 @@ class MapAdapter {
 
 // A login names the person and, after `+`, the groups they are in: `carol+platform+ops` is
 // carol@example.com in groups platform and ops (and a subject of its own). A name starting with
-// `unverified-` has an email this provider did not verify.
+// `unverified-` has an email this provider did not verify. Like Google Workspace, an address
+// outside example.com carries its domain as `hd`; like Entra, everyone has a `tid` and `oid`.
 function claimsFor(login) {
   const [name, ...groups] = login.split('+');
   const email = name.includes('@') ? name : `${name}@example.com`;
-  return { sub: login, email, email_verified: !name.startsWith('unverified-'), name, groups };
+  const domain = email.split('@')[1];
+  return {
+    sub: login,
+    email,
+    email_verified: !name.startsWith('unverified-'),
+    name,
+    groups,
+    ...(domain === 'example.com' ? {} : { hd: domain }),
+    tid: 'tenant-1',
+    oid: `oid-${name}`,
+  };
 }
 
 // A fresh signing key and cookie key per run: nothing about this IdP outlives the test run.
@@ -170,7 +181,7 @@ const provider = new Provider(issuer, {
   jwks: { keys: [{ ...signingKey, kid: 'test-idp', use: 'sig', alg: 'RS256' }] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   claims: {
-    openid: ['sub', 'groups'],
+    openid: ['sub', 'groups', 'hd', 'tid', 'oid'],
     email: ['email', 'email_verified'],
     profile: ['name'],
   },

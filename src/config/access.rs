@@ -106,9 +106,21 @@ pub struct Admission {
     /// A first sign-in whose verified email belongs to a person known through another provider
     /// becomes that person (off by default: a provider could otherwise take over accounts).
     pub link_by_email: bool,
+    /// Claims every person must hold, whatever the `allow` rules say (a preset's, such as
+    /// Google's `hd`).
+    pub required: Vec<(ClaimPath, String)>,
 }
 
 impl Admission {
+    /// Adds claims every person must hold: `(claim name, value)`.
+    pub fn require_claims(&mut self, claims: Vec<(String, String)>) {
+        self.required.extend(
+            claims
+                .into_iter()
+                .map(|(name, value)| (ClaimPath(vec![name]), value)),
+        );
+    }
+
     /// True when at least one `allow` rule is set.
     pub fn has_rules(&self) -> bool {
         !self.emails.is_empty() || !self.domains.is_empty() || !self.claims.is_empty()
@@ -260,6 +272,7 @@ pub(super) fn parse_admission(
         domains,
         claims,
         link_by_email,
+        required: Vec::new(),
     })
 }
 

@@ -23,6 +23,8 @@ mod access;
 mod backends;
 /// `[[trusted_issuers]]`.
 mod issuers;
+/// The identity providers people run, as presets of OpenID Connect.
+mod presets;
 /// `[[providers]]`.
 mod providers;
 
@@ -33,6 +35,7 @@ pub use backends::{
     BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
 };
 pub use issuers::{ScopeClaim, TrustedIssuer};
+pub use presets::{Quirks, SubjectFrom};
 pub use providers::{OidcSettings, ProviderKind, ProviderSettings};
 
 /// The file read when `--config` is not given, if it exists.

@@ -11,6 +11,7 @@ use super::access::{
     AccessSettings, Admission, ClaimRoles, RawAllow, UserAdmission, check_scope_pattern,
     parse_admission, parse_claim_roles,
 };
+use super::presets::{Preset, PresetFields, Quirks};
 use super::{ConfigError, check_identifier, is_loopback_url};
 
 /// One upstream identity provider.
@@ -36,6 +37,8 @@ pub struct ProviderSettings {
 
 /// What kind of provider, with what that kind needs.
 #[derive(Debug, Clone)]
+// Parsed once at start-up: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ProviderKind {
     /// The local development sign-in form (loopback only).
     Dev,
@@ -51,6 +54,8 @@ pub struct OidcSettings {
     pub client_secret: SecretString,
     /// What Portcullis asks the provider for; always includes `openid`.
     pub scopes: Vec<String>,
+    /// What a preset knows about this provider (none for plain `oidc`).
+    pub quirks: Quirks,
 }
 
 /// `[[providers]]` as written.
@@ -81,6 +86,24 @@ pub(super) struct RawProvider {
     claim_roles: BTreeMap<String, BTreeMap<String, String>>,
     #[serde(default)]
     require_upstream_session: bool,
+    #[serde(default)]
+    tenant: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    base_url: Option<Url>,
+    #[serde(default)]
+    realm: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    user_pool_id: Option<String>,
+    #[serde(default)]
+    hosted_domain: Option<String>,
+    #[serde(default)]
+    audience: Option<String>,
+    #[serde(default)]
+    authorization_server: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -88,6 +111,28 @@ pub(super) struct RawProvider {
 enum RawKind {
     Dev,
     Oidc,
+    Google,
+    Microsoft,
+    Okta,
+    Auth0,
+    Keycloak,
+    Gitlab,
+    Cognito,
+}
+
+impl RawKind {
+    fn preset(self) -> Option<Preset> {
+        Some(match self {
+            Self::Dev | Self::Oidc => return None,
+            Self::Google => Preset::Google,
+            Self::Microsoft => Preset::Microsoft,
+            Self::Okta => Preset::Okta,
+            Self::Auth0 => Preset::Auth0,
+            Self::Keycloak => Preset::Keycloak,
+            Self::Gitlab => Preset::Gitlab,
+            Self::Cognito => Preset::Cognito,
+        })
+    }
 }
 
 impl ProviderSettings {
@@ -117,8 +162,10 @@ pub(super) fn parse(
     }
     let raw_count = raw.len();
     let mut providers = Vec::with_capacity(raw.len());
-    for (index, provider) in raw.into_iter().enumerate() {
+    for (index, mut provider) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("providers[{index}].{field}");
+        let mut default_name = None;
+        let mut extra_claims = Vec::new();
         let kind = match provider.kind {
             RawKind::Dev => {
                 let refusal = if !bind.ip().is_loopback() {
@@ -142,37 +189,70 @@ pub(super) fn parse(
                 }
                 ProviderKind::Dev
             }
-            RawKind::Oidc => {
-                let issuer = provider.issuer.ok_or_else(|| {
-                    ConfigError::invalid(key("issuer"), "required for kind = \"oidc\"")
-                })?;
+            RawKind::Oidc
+            | RawKind::Google
+            | RawKind::Microsoft
+            | RawKind::Okta
+            | RawKind::Auth0
+            | RawKind::Keycloak
+            | RawKind::Gitlab
+            | RawKind::Cognito => {
+                let (issuer, quirks) = match provider.kind.preset() {
+                    Some(preset) => {
+                        let fields = PresetFields {
+                            tenant: provider.tenant.take(),
+                            domain: provider.domain.take(),
+                            base_url: provider.base_url.take(),
+                            realm: provider.realm.take(),
+                            region: provider.region.take(),
+                            user_pool_id: provider.user_pool_id.take(),
+                            hosted_domain: provider.hosted_domain.take(),
+                            audience: provider.audience.take(),
+                            authorization_server: provider.authorization_server.take(),
+                        };
+                        default_name = Some(preset.display_name());
+                        preset.resolve(&key, provider.issuer.take(), fields)?
+                    }
+                    None => {
+                        let issuer = provider.issuer.take().ok_or_else(|| {
+                            ConfigError::invalid(key("issuer"), "required for kind = \"oidc\"")
+                        })?;
+                        (issuer, Quirks::default())
+                    }
+                };
                 if issuer.scheme() != "https" && !is_loopback_url(&issuer) {
                     return Err(ConfigError::invalid(
                         key("issuer"),
                         "must be https (or http on loopback)",
                     ));
                 }
-                let client_id =
-                    provider
-                        .client_id
-                        .filter(|id| !id.is_empty())
-                        .ok_or_else(|| {
-                            ConfigError::invalid(key("client_id"), "required for kind = \"oidc\"")
-                        })?;
-                let client_secret = provider.client_secret.ok_or_else(|| {
-                    ConfigError::invalid(key("client_secret"), "required for kind = \"oidc\"")
+                let client_id = provider
+                    .client_id
+                    .take()
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::invalid(key("client_id"), "required for this kind")
+                    })?;
+                let client_secret = provider.client_secret.take().ok_or_else(|| {
+                    ConfigError::invalid(key("client_secret"), "required for this kind")
                 })?;
                 let scopes = provider
                     .scopes
+                    .take()
                     .unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec());
                 if !scopes.iter().any(|s| s == "openid") {
                     return Err(ConfigError::invalid(key("scopes"), "must include openid"));
+                }
+                if let Some(domain) = &quirks.hosted_domain {
+                    // Only that Workspace's accounts: the id_token's `hd` must say so.
+                    extra_claims.push(("hd".to_owned(), domain.clone()));
                 }
                 ProviderKind::Oidc(OidcSettings {
                     issuer,
                     client_id,
                     client_secret,
                     scopes,
+                    quirks,
                 })
             }
         };
@@ -180,15 +260,20 @@ pub(super) fn parse(
             check_scope_pattern(&key("grant_scopes"), scope)?;
         }
         let base = format!("providers[{index}]");
+        let mut admission = parse_admission(
+            &base,
+            provider.users,
+            provider.link_by_email,
+            provider.allow,
+        )?;
+        admission.require_claims(extra_claims);
         providers.push(ProviderSettings {
-            display_name: provider.display_name.unwrap_or_else(|| provider.id.clone()),
+            display_name: provider
+                .display_name
+                .or_else(|| default_name.map(str::to_owned))
+                .unwrap_or_else(|| provider.id.clone()),
             grant_scopes: provider.grant_scopes,
-            admission: parse_admission(
-                &base,
-                provider.users,
-                provider.link_by_email,
-                provider.allow,
-            )?,
+            admission,
             claim_roles: parse_claim_roles(&base, provider.claim_roles, access)?,
             require_upstream_session: provider.require_upstream_session,
             id: provider.id,

@@ -180,3 +180,87 @@ fn a_trusted_issuer_takes_asymmetric_algorithms_only() {
     .to_string();
     assert!(err.contains("trusted_issuers[0].issuer"), "{err}");
 }
+
+#[test]
+fn presets_find_their_issuer_and_name_what_they_miss() {
+    let preset = |kind: &str, fields: &str| {
+        Settings::from_toml(&format!(
+            "fernet_keys = [\"{}\"]\n[[providers]]\nid = \"p\"\nkind = \"{kind}\"\nclient_id = \"c\"\nclient_secret = \"s\"\n{fields}",
+            crate::crypto::Secrets::generate_key()
+        ))
+    };
+    let issuer_of =
+        |kind: &str, fields: &str| match preset(kind, fields).unwrap().providers.remove(0).kind {
+            ProviderKind::Oidc(oidc) => (oidc.issuer.to_string(), oidc.quirks),
+            ProviderKind::Dev => unreachable!(),
+        };
+    let (issuer, quirks) = issuer_of("google", "hosted_domain = \"Corp.com\"");
+    assert_eq!(issuer, "https://accounts.google.com/");
+    assert_eq!(quirks.hosted_domain.as_deref(), Some("corp.com"));
+    assert_eq!(
+        quirks.extra_params,
+        [("hd".to_owned(), "corp.com".to_owned())]
+    );
+    let (issuer, quirks) = issuer_of("microsoft", "tenant = \"contoso.onmicrosoft.com\"");
+    assert_eq!(
+        issuer,
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0"
+    );
+    assert_eq!(quirks.subject, SubjectFrom::TenantObject);
+    assert!(!quirks.trust_email_verified);
+    assert_eq!(
+        issuer_of("okta", "domain = \"acme.okta.com\"").0,
+        "https://acme.okta.com/"
+    );
+    assert_eq!(
+        issuer_of(
+            "okta",
+            "domain = \"acme.okta.com\"\nauthorization_server = \"default\""
+        )
+        .0,
+        "https://acme.okta.com/oauth2/default"
+    );
+    let (issuer, quirks) = issuer_of(
+        "auth0",
+        "domain = \"acme.eu.auth0.com\"\naudience = \"https://api\"",
+    );
+    assert_eq!(issuer, "https://acme.eu.auth0.com/");
+    assert_eq!(
+        quirks.extra_params,
+        [("audience".to_owned(), "https://api".to_owned())]
+    );
+    assert_eq!(
+        issuer_of(
+            "keycloak",
+            "base_url = \"https://sso.acme.com/\"\nrealm = \"staff\""
+        )
+        .0,
+        "https://sso.acme.com/realms/staff"
+    );
+    assert_eq!(issuer_of("gitlab", "").0, "https://gitlab.com/");
+    assert_eq!(
+        issuer_of(
+            "cognito",
+            "region = \"eu-west-1\"\nuser_pool_id = \"eu-west-1_AbC\""
+        )
+        .0,
+        "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC"
+    );
+    // The preset names the display, the configuration may too.
+    assert_eq!(
+        preset("gitlab", "").unwrap().providers[0].display_name,
+        "GitLab"
+    );
+    for (kind, missing) in [
+        ("microsoft", "tenant"),
+        ("okta", "domain"),
+        ("keycloak", "base_url"),
+        ("cognito", "region"),
+    ] {
+        let err = preset(kind, "").unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("providers[0].{missing}")),
+            "{kind}: {err}"
+        );
+    }
+}

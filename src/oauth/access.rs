@@ -25,6 +25,12 @@ pub enum Refusal {
     NoRuleMatched { provider: String, who: String },
     #[error("{0} is not a configured provider")]
     UnknownProvider(String),
+    #[error("{provider} requires the claim {claim} to be {value}")]
+    MissingClaim {
+        provider: String,
+        claim: String,
+        value: String,
+    },
 }
 
 /// The person as the rules see them.
@@ -141,6 +147,15 @@ impl AccessPolicy {
     /// Whether `provider` admits `who`.
     pub fn admit(&self, provider: &str, who: Candidate<'_>) -> Result<(), Refusal> {
         let admission = &self.rules(provider)?.admission;
+        for (path, value) in &admission.required {
+            if !claim_values(who.claims, path).any(|v| v == value) {
+                return Err(Refusal::MissingClaim {
+                    provider: provider.to_owned(),
+                    claim: path.to_string(),
+                    value: value.clone(),
+                });
+            }
+        }
         if admission.users == UserAdmission::Known && !who.known {
             return Err(Refusal::Unknown(provider.to_owned()));
         }
@@ -261,6 +276,7 @@ impl AccessPolicy {
             .claims
             .iter()
             .map(|(path, _)| path)
+            .chain(rules.admission.required.iter().map(|(path, _)| path))
             .chain(rules.claim_roles.0.iter().map(|(path, _)| path));
         for path in paths {
             if let Some(value) = lookup(claims, path) {

@@ -138,6 +138,7 @@ impl FakeIdp {
             client_id: CLIENT_ID.into(),
             client_secret: SecretString::from(CLIENT_SECRET),
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            quirks: crate::config::Quirks::default(),
         }
     }
 

@@ -26,7 +26,7 @@ use url::Url;
 
 use super::transport::{HttpClient, HttpError, error_chain};
 use super::{AuthorizationRequest, Identity, Provider, ProviderTokens, UpstreamError};
-use crate::config::OidcSettings;
+use crate::config::{OidcSettings, Quirks, SubjectFrom};
 use crate::crypto::constant_time_eq;
 
 /// The client once discovery has found an authorization and a token endpoint; the userinfo
@@ -53,6 +53,8 @@ pub struct OidcProvider {
     /// Swapped whole when the provider rotates its signing keys.
     client: RwLock<Arc<OidcClient>>,
     http: HttpClient,
+    /// What its preset knows about it.
+    quirks: Quirks,
 }
 
 impl std::fmt::Debug for OidcProvider {
@@ -96,6 +98,7 @@ impl OidcProvider {
             metadata,
             client: RwLock::new(Arc::new(client)),
             http,
+            quirks: settings.quirks.clone(),
         })
     }
 
@@ -183,13 +186,17 @@ impl Provider for OidcProvider {
         let state = CsrfToken::new(request.state.to_owned());
         let nonce = Nonce::new(request.nonce.to_owned());
         let client = self.client();
-        let (url, _, _) = client
+        let mut authorize = client
             .authorize_url(
                 CoreAuthenticationFlow::AuthorizationCode,
                 move || state,
                 move || nonce,
             )
-            .add_scopes(self.scopes.iter().cloned())
+            .add_scopes(self.scopes.iter().cloned());
+        for (name, value) in &self.quirks.extra_params {
+            authorize = authorize.add_extra_param(name.clone(), value.clone());
+        }
+        let (url, _, _) = authorize
             .set_pkce_challenge(challenge)
             .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(
                 request.redirect_uri.clone(),
@@ -230,12 +237,27 @@ impl Provider for OidcProvider {
                 None => (None, false),
             },
         };
+        let all_claims = payload_of(&id_token.to_string());
+        let subject = match self.quirks.subject {
+            SubjectFrom::Sub => claims.subject,
+            SubjectFrom::TenantObject => {
+                let part = |name: &str| all_claims.get(name).and_then(serde_json::Value::as_str);
+                match (part("tid"), part("oid")) {
+                    (Some(tid), Some(oid)) => format!("{tid}:{oid}"),
+                    _ => {
+                        return Err(UpstreamError::Invalid(
+                            "the id_token carries no tid and oid".into(),
+                        ));
+                    }
+                }
+            }
+        };
         Ok(Identity {
-            subject: claims.subject,
+            subject,
             email,
-            email_verified,
+            email_verified: email_verified && self.quirks.trust_email_verified,
             name: claims.name,
-            claims: payload_of(&id_token.to_string()),
+            claims: all_claims,
             tokens: provider_tokens(&response, Some(id_token.to_string()), now),
         })
     }

@@ -21,6 +21,8 @@ mod idp;
 mod negative;
 /// Who may sign in and what each person may do: admission, identities, roles, refresh.
 mod people;
+/// Provider presets shaped like the providers they stand for.
+mod presets;
 /// The TypeScript MCP SDK's client signing in by itself.
 mod sdk_client;
 /// The TypeScript MCP SDK client through the gateway to server-everything.

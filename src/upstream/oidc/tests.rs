@@ -62,6 +62,33 @@ async fn the_authorization_url_carries_our_state_nonce_challenge_scopes_and_redi
 }
 
 #[tokio::test]
+async fn a_presets_extra_parameters_go_with_the_authorization_request() {
+    let idp = FakeIdp::start().await;
+    let settings = OidcSettings {
+        quirks: crate::config::Quirks {
+            extra_params: vec![("hd".into(), "corp.com".into())],
+            ..Default::default()
+        },
+        ..idp.settings()
+    };
+    let provider = OidcProvider::discover("fake", "Fake IdP", &settings, http_client().unwrap())
+        .await
+        .unwrap();
+    let challenge = pkce_s256(VERIFIER);
+    let redirect_uri = redirect_uri();
+    let url = provider
+        .authorization_url(&AuthorizationRequest {
+            state: "s",
+            nonce: "n",
+            pkce_challenge: &challenge,
+            redirect_uri: &redirect_uri,
+        })
+        .unwrap();
+    let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(query["hd"], "corp.com");
+}
+
+#[tokio::test]
 async fn a_challenge_that_is_not_s256_is_refused() {
     let idp = FakeIdp::start().await;
     let provider = provider(&idp).await;

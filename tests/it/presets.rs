@@ -1,0 +1,96 @@
+//! Provider presets against the real OpenID provider, shaped like the provider they stand for
+//! (`issuer` pointed at the test provider): Google's hosted domain, Microsoft's subject and its
+//! untrusted `email`.
+
+use reqwest::StatusCode;
+
+use crate::gateway::rec_url;
+use crate::people::{claims_of, tokens};
+use crate::support::app::{AuthRequest, Db, Options, TestApp, browser, pkce, spawn};
+use crate::support::idp::TestIdp;
+use crate::support::recorder;
+
+/// The app with `corp` and a preset provider `id` of `kind` (with `fields`) on the test
+/// provider, and the recorder as backend `rec`.
+async fn with_preset(id: &str, kind: &str, fields: &str) -> (TestApp, recorder::Recorder) {
+    let idp = TestIdp::from_env();
+    let backend = recorder::spawn().await;
+    let extra = format!(
+        r#"
+[[providers]]
+id = "{id}"
+kind = "{kind}"
+issuer = "{issuer}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+grant_scopes = ["rec:*:call"]
+{fields}
+
+[[backends]]
+id = "rec"
+url = "{url}"
+scope = "rec:tools:call"
+"#,
+        issuer = idp.issuer,
+        client_id = idp.client_id,
+        client_secret = idp.client_secret,
+        url = backend.url,
+    );
+    let app = spawn(Options {
+        db: Db::Sqlite,
+        second_provider: false,
+        grant_scopes: r#"["rec:*:call"]"#,
+        extra_toml: extra,
+        ..Options::default()
+    })
+    .await;
+    (app, backend)
+}
+
+/// Signs `login` in through `provider`; the callback's status and page.
+async fn callback_status(app: &TestApp, provider: &str, login: &str) -> (StatusCode, String) {
+    let client = app.register_public_client().await;
+    let (_, challenge) = pkce();
+    let url = app.authorize_url(&AuthRequest {
+        client: &client,
+        challenge: &challenge,
+        state: "st",
+        scope: None,
+        resource: Some(rec_url(app)),
+    });
+    let answer = app.callback_via(&browser(), &url, provider, login).await;
+    (answer.status(), answer.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn google_admits_only_its_hosted_domain() {
+    let (app, _backend) = with_preset("google", "google", "hosted_domain = \"corp.test\"").await;
+    let (_, ann) = tokens(&app, "google", "ann@corp.test").await;
+    assert_eq!(claims_of(&ann)["email"], "ann@corp.test");
+    // A consumer account (no `hd`) and another Workspace are refused.
+    for login in ["bob", "cy@other.test"] {
+        let (status, page) = callback_status(&app, "google", login).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{login}");
+        assert!(page.contains("Google signed you in"), "{page}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn microsoft_people_are_tenant_and_object_and_their_email_is_not_trusted() {
+    let (app, _backend) =
+        with_preset("entra", "microsoft", "tenant = \"ignored-for-issuer\"").await;
+    let (_, mia) = tokens(&app, "entra", "mia").await;
+    let claims = claims_of(&mia);
+    assert!(claims.get("email").is_none(), "{claims}");
+    let identity = app
+        .state
+        .store
+        .find_identity("entra", "tenant-1:oid-mia")
+        .await
+        .unwrap()
+        .expect("the identity is tid:oid");
+    assert_eq!(identity.user_id, claims["sub"].as_str().unwrap());
+    assert_eq!(identity.email, None);
+    app.stop().await;
+}
