@@ -122,6 +122,7 @@ fn check_config(settings: &Settings) -> ExitCode {
         let kind = match &provider.kind {
             ProviderKind::Dev => "development sign-in".to_owned(),
             ProviderKind::Oidc(oidc) => format!("OpenID Connect at {}", oidc.issuer),
+            ProviderKind::Github(github) => format!("GitHub at {}", github.base_url),
         };
         println!("  provider:   {} ({kind})", provider.id);
     }

@@ -141,6 +141,9 @@ pub(super) struct RawAllow {
     domains: Vec<String>,
     #[serde(default)]
     claims: BTreeMap<String, Vec<String>>,
+    /// GitHub organisations (`acme`) and teams (`acme/platform`).
+    #[serde(default)]
+    orgs: Vec<String>,
 }
 
 /// `[roles.NAME]` as written.
@@ -265,6 +268,32 @@ pub(super) fn parse_admission(
             ));
         }
         claims.push((ClaimPath::parse(&claim_key, &path)?, values));
+    }
+    // GitHub memberships are claims of the identity: `orgs`, and `teams` as `org/team`.
+    let (mut orgs, mut teams) = (Vec::new(), Vec::new());
+    for raw in allow.orgs {
+        let name = raw.trim().to_lowercase();
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        };
+        match name.split_once('/') {
+            None if valid(&name) => orgs.push(name),
+            Some((org, team)) if valid(org) && valid(team) => teams.push(name),
+            _ => {
+                return Err(ConfigError::invalid(
+                    format!("{key}.allow.orgs"),
+                    format!("`{raw}` is neither an organisation nor `org/team`"),
+                ));
+            }
+        }
+    }
+    for (name, values) in [("orgs", orgs), ("teams", teams)] {
+        if !values.is_empty() {
+            claims.push((ClaimPath(vec![name.to_owned()]), values));
+        }
     }
     Ok(Admission {
         users,

@@ -36,7 +36,7 @@ pub use backends::{
 };
 pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use presets::{Quirks, SubjectFrom};
-pub use providers::{OidcSettings, ProviderKind, ProviderSettings};
+pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";

@@ -44,6 +44,21 @@ pub enum ProviderKind {
     Dev,
     /// Any OpenID Connect issuer, found through discovery.
     Oidc(OidcSettings),
+    /// GitHub or GitHub Enterprise Server (OAuth 2).
+    Github(GithubSettings),
+}
+
+/// A GitHub OAuth app.
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    /// `https://github.com/`, or a GitHub Enterprise Server.
+    pub base_url: Url,
+    /// The REST API: `https://api.github.com/`, or `{base_url}/api/v3/`.
+    pub api_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// OAuth scopes asked for (`read:user user:email read:org` by default).
+    pub scopes: Vec<String>,
 }
 
 /// An OpenID Connect provider's client registration.
@@ -118,12 +133,13 @@ enum RawKind {
     Keycloak,
     Gitlab,
     Cognito,
+    Github,
 }
 
 impl RawKind {
     fn preset(self) -> Option<Preset> {
         Some(match self {
-            Self::Dev | Self::Oidc => return None,
+            Self::Dev | Self::Oidc | Self::Github => return None,
             Self::Google => Preset::Google,
             Self::Microsoft => Preset::Microsoft,
             Self::Okta => Preset::Okta,
@@ -139,6 +155,15 @@ impl ProviderSettings {
     pub fn is_dev(&self) -> bool {
         matches!(self.kind, ProviderKind::Dev)
     }
+}
+
+/// `url` ending with `/`, so that joining a relative path keeps its path.
+fn with_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
 }
 
 /// Parses the providers. The development provider signs anyone in as anyone, so it runs only
@@ -188,6 +213,46 @@ pub(super) fn parse(
                     ));
                 }
                 ProviderKind::Dev
+            }
+            RawKind::Github => {
+                let base_url = provider
+                    .base_url
+                    .take()
+                    .unwrap_or_else(|| Url::parse("https://github.com/").expect("a URL"));
+                if base_url.scheme() != "https" && !is_loopback_url(&base_url) {
+                    return Err(ConfigError::invalid(
+                        key("base_url"),
+                        "must be https (or http on loopback)",
+                    ));
+                }
+                let base_url = with_slash(base_url);
+                let api_url = if base_url.host_str() == Some("github.com") {
+                    Url::parse("https://api.github.com/").expect("a URL")
+                } else {
+                    base_url.join("api/v3/").map_err(|e| {
+                        ConfigError::invalid(key("base_url"), format!("no API below it: {e}"))
+                    })?
+                };
+                default_name = Some("GitHub");
+                ProviderKind::Github(GithubSettings {
+                    base_url,
+                    api_url,
+                    client_id: provider
+                        .client_id
+                        .take()
+                        .filter(|id| !id.is_empty())
+                        .ok_or_else(|| {
+                            ConfigError::invalid(key("client_id"), "required for this kind")
+                        })?,
+                    client_secret: provider.client_secret.take().ok_or_else(|| {
+                        ConfigError::invalid(key("client_secret"), "required for this kind")
+                    })?,
+                    scopes: provider.scopes.take().unwrap_or_else(|| {
+                        ["read:user", "user:email", "read:org"]
+                            .map(String::from)
+                            .to_vec()
+                    }),
+                })
             }
             RawKind::Oidc
             | RawKind::Google

@@ -192,7 +192,7 @@ fn presets_find_their_issuer_and_name_what_they_miss() {
     let issuer_of =
         |kind: &str, fields: &str| match preset(kind, fields).unwrap().providers.remove(0).kind {
             ProviderKind::Oidc(oidc) => (oidc.issuer.to_string(), oidc.quirks),
-            ProviderKind::Dev => unreachable!(),
+            ProviderKind::Dev | ProviderKind::Github(_) => unreachable!(),
         };
     let (issuer, quirks) = issuer_of("google", "hosted_domain = \"Corp.com\"");
     assert_eq!(issuer, "https://accounts.google.com/");

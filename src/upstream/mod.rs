@@ -9,6 +9,8 @@ pub mod dev;
 /// A small in-process OpenID provider for the upstream tests.
 #[cfg(test)]
 mod fake_idp;
+/// GitHub and GitHub Enterprise Server (OAuth 2, not OpenID Connect).
+pub mod github;
 /// Any OpenID Connect issuer, through discovery.
 pub mod oidc;
 /// The configured providers, built once.

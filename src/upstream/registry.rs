@@ -6,6 +6,7 @@ use std::sync::Arc;
 use url::Url;
 
 use super::dev::DevProvider;
+use super::github::GithubProvider;
 use super::oidc::OidcProvider;
 use super::{Provider, UpstreamError};
 use crate::config::{ProviderKind, ProviderSettings, Settings};
@@ -42,6 +43,12 @@ impl Providers {
                     ProviderKind::Dev => {
                         Arc::new(DevProvider::new(provider, public_base_url, secrets.clone()))
                     }
+                    ProviderKind::Github(github) => Arc::new(GithubProvider::new(
+                        &provider.id,
+                        &provider.display_name,
+                        github,
+                        http,
+                    )),
                     ProviderKind::Oidc(oidc) => Arc::new(
                         OidcProvider::discover(&provider.id, &provider.display_name, oidc, http)
                             .await

@@ -15,6 +15,8 @@ mod everything;
 mod flow;
 /// The MCP endpoints: proxy, aggregate, audit.
 mod gateway;
+/// `kind = "github"` against a stand-in for GitHub.
+mod github;
 /// The test IdP on its own.
 mod idp;
 /// Attacks and malformed requests: the RFC error, nothing changed.

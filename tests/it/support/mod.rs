@@ -10,6 +10,8 @@ pub mod app;
 pub mod db;
 /// server-everything over Streamable HTTP or stdio.
 pub mod everything;
+/// A local stand-in for GitHub's OAuth and REST endpoints.
+pub mod github;
 /// The test OpenID provider and a scripted browser for it.
 pub mod idp;
 /// What the suite needs on the machine, checked once.
