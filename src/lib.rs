@@ -24,6 +24,8 @@ pub mod startup;
 pub mod state;
 /// Storage behind one trait, with SQLite and Postgres implementations.
 pub mod store;
+/// The plain-text tables the operator's commands print.
+pub mod table;
 /// Logging set-up, with `audit` and `security` targets.
 pub mod telemetry;
 /// Upstream identity providers (OpenID Connect, development sign-in).
