@@ -21,7 +21,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub backend: Option<String>,
     /// Only events of this kind: tool_call, sign_in, token_issued, token_refreshed,
-    /// token_revoked, request_denied.
+    /// token_revoked, request_denied, admin.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<AuditKind>,
     /// Only events at or after WHEN: an RFC 3339 time (2026-11-22T10:00:00Z) or a time ago
