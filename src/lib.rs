@@ -2,6 +2,8 @@
 //!
 //! The modules, roughly in the order a request meets them:
 
+/// `portcullis users`, `grants`, `clients`: the operator's commands on people, grants, clients.
+pub mod admin;
 /// The audit trail: events, pluggable sinks, the background writer, `portcullis audit`.
 pub mod audit;
 /// The one place the time is read.

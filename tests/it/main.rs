@@ -17,6 +17,8 @@ mod gateway;
 mod idp;
 /// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
+/// `portcullis users`, `grants` and `clients` as an operator runs them.
+mod people_cli;
 /// The TypeScript MCP SDK's client signing in by itself.
 mod sdk_client;
 /// The TypeScript MCP SDK client through the gateway to server-everything.
