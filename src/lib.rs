@@ -2,6 +2,8 @@
 //!
 //! The modules, roughly in the order a request meets them:
 
+/// `portcullis users`, `grants`, `clients`: the operator's commands on people, grants, clients.
+pub mod admin;
 /// The audit trail: events, pluggable sinks, the background writer, `portcullis audit`.
 pub mod audit;
 /// The one place the time is read.
@@ -24,6 +26,8 @@ pub mod startup;
 pub mod state;
 /// Storage behind one trait, with SQLite and Postgres implementations.
 pub mod store;
+/// The plain-text tables the operator's commands print.
+pub mod table;
 /// Logging set-up, with `audit` and `security` targets.
 pub mod telemetry;
 /// Upstream identity providers (OpenID Connect, development sign-in).

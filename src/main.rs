@@ -1,12 +1,13 @@
-//! The `portcullis` command: serve, migrate, check-config, keys, audit.
+//! The `portcullis` command: serve, migrate, check-config, keys, audit, users, grants, clients.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use portcullis::admin::{self, Admin};
 use portcullis::audit::cli::AuditArgs;
 use portcullis::clock::Clock;
-use portcullis::config::{ProviderKind, Settings};
+use portcullis::config::{ProviderKind, Settings, chrono_duration};
 use portcullis::startup::{Application, load_secrets, open_store, shutdown_signal};
 use portcullis::{crypto, telemetry};
 
@@ -39,6 +40,8 @@ enum Command {
     },
     /// List the audit trail, newest first.
     Audit(AuditArgs),
+    #[command(flatten)]
+    Admin(admin::Command),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
                 .await
                 .map(|_| println!("migrations applied")),
             Command::Audit(args) => audit(&settings, &args).await,
+            Command::Admin(command) => administer(&settings, &command).await,
             Command::CheckConfig | Command::Keys { .. } => Ok(()),
         }
     });
@@ -133,6 +137,19 @@ async fn audit(settings: &Settings, args: &AuditArgs) -> anyhow::Result<()> {
     let store = open_store(&settings.database_url).await?;
     let mut out = std::io::stdout().lock();
     portcullis::audit::cli::run(store.as_ref(), args, Clock::default().now(), &mut out).await?;
+    Ok(())
+}
+
+async fn administer(settings: &Settings, command: &admin::Command) -> anyhow::Result<()> {
+    let store = open_store(&settings.database_url).await?;
+    let admin = Admin {
+        store: store.as_ref(),
+        access: &settings.access,
+        access_ttl: chrono_duration(settings.tokens.access_ttl),
+        now: Clock::default().now(),
+    };
+    let mut out = std::io::stdout().lock();
+    admin::run(&admin, command, &mut out).await?;
     Ok(())
 }
 

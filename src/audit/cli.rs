@@ -6,6 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::store::{AuditEvent, AuditFilter, AuditKind, Store};
+use crate::table::{self, cell};
 
 /// The filters and output format of `portcullis audit`.
 #[derive(Debug, Clone, clap::Args)]
@@ -20,7 +21,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub backend: Option<String>,
     /// Only events of this kind: tool_call, sign_in, token_issued, token_refreshed,
-    /// token_revoked, request_denied.
+    /// token_revoked, request_denied, admin.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<AuditKind>,
     /// Only events at or after WHEN: an RFC 3339 time (2026-11-22T10:00:00Z) or a time ago
@@ -137,47 +138,15 @@ fn write_json_lines(events: &[AuditEvent], out: &mut dyn Write) -> anyhow::Resul
 const HEADERS: [&str; 10] = [
     "TIME", "KIND", "DECISION", "USER", "CLIENT", "TOOL", "OUTCOME", "LATENCY", "BYTES", "REASON",
 ];
-/// Longer values are cut, so one odd value cannot push every other column off the screen.
-const MAX_WIDTH: usize = 40;
 
 fn write_table(events: &[AuditEvent], out: &mut dyn Write) -> anyhow::Result<()> {
-    let rows: Vec<[String; 10]> = events.iter().map(table_row).collect();
-    let mut widths = HEADERS.map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String; 10], out: &mut dyn Write| -> std::io::Result<()> {
-        let last = cells.len() - 1;
-        let mut text = String::new();
-        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            if i == last {
-                text.push_str(cell);
-            } else {
-                // Numbers read best right-aligned.
-                let numeric = matches!(HEADERS[i], "LATENCY" | "BYTES");
-                let pad = " ".repeat(width - cell.chars().count());
-                if numeric {
-                    text.push_str(&pad);
-                    text.push_str(cell);
-                } else {
-                    text.push_str(cell);
-                    text.push_str(&pad);
-                }
-                text.push_str("  ");
-            }
-        }
-        writeln!(out, "{}", text.trim_end())
-    };
-    line(&HEADERS.map(str::to_owned), out)?;
-    for row in &rows {
-        line(row, out)?;
-    }
+    let rows: Vec<Vec<String>> = events.iter().map(table_row).collect();
+    // Numbers read best right-aligned.
+    table::write(out, &HEADERS, &rows, &["LATENCY", "BYTES"])?;
     Ok(())
 }
 
-fn table_row(event: &AuditEvent) -> [String; 10] {
+fn table_row(event: &AuditEvent) -> Vec<String> {
     let user = event.user_email.as_deref().or(event.user_id.as_deref());
     let tool = match (&event.backend, &event.tool) {
         (Some(backend), Some(tool)) => Some(format!("{backend}/{tool}")),
@@ -185,7 +154,7 @@ fn table_row(event: &AuditEvent) -> [String; 10] {
         (Some(backend), None) => Some(format!("{backend}/")),
         (None, None) => None,
     };
-    [
+    vec![
         event.time.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string(),
         event.kind.as_str().to_owned(),
         event.decision.as_str().to_owned(),
@@ -202,23 +171,6 @@ fn table_row(event: &AuditEvent) -> [String; 10] {
         // The last column is not padded: it may run long.
         cell(event.reason.as_deref()),
     ]
-}
-
-/// A printable cell: `-` for nothing, control characters replaced (a tool name comes from the
-/// client and must not be able to drive the operator's terminal), cut to [`MAX_WIDTH`].
-fn cell(value: Option<&str>) -> String {
-    let Some(value) = value.filter(|v| !v.is_empty()) else {
-        return "-".to_owned();
-    };
-    let mut text: String = value
-        .chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect();
-    if text.chars().count() > MAX_WIDTH {
-        text = text.chars().take(MAX_WIDTH - 1).collect();
-        text.push('…');
-    }
-    text
 }
 
 #[cfg(test)]
@@ -275,15 +227,5 @@ mod tests {
             let since = huge.parse::<Since>().unwrap().resolve(now);
             assert!(since < Utc.with_ymd_and_hms(1930, 1, 1, 0, 0, 0).unwrap());
         }
-    }
-
-    #[test]
-    fn cells_are_printable_and_bounded() {
-        assert_eq!(cell(None), "-");
-        assert_eq!(cell(Some("")), "-");
-        assert_eq!(cell(Some("a\u{1b}[2Jb\n")), "a\u{fffd}[2Jb\u{fffd}");
-        let long = cell(Some(&"é".repeat(100)));
-        assert_eq!(long.chars().count(), MAX_WIDTH);
-        assert!(long.ends_with('…'));
     }
 }

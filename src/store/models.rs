@@ -214,8 +214,8 @@ pub struct SigningKeyRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// One audited event: a tool call, a sign-in, a token issued, refreshed or revoked, or a request
-/// refused. Never carries a token, a code or a secret; `reason` and `outcome` are short words
+/// One audited event: a tool call, a sign-in, a token issued, refreshed or revoked, a request
+/// refused, or an operator's change. Never carries a token, a code or a secret; `reason` and `outcome` are short words
 /// chosen by Portcullis, not text echoed from a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEvent {
@@ -249,16 +249,20 @@ pub enum AuditKind {
     TokenRefreshed,
     TokenRevoked,
     RequestDenied,
+    /// An operator's change from the command line: a person added, disabled, enabled or
+    /// deleted, a role assigned or removed, a grant revoked, a client deleted.
+    Admin,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 6] = [
+    pub const ALL: [AuditKind; 7] = [
         AuditKind::ToolCall,
         AuditKind::SignIn,
         AuditKind::TokenIssued,
         AuditKind::TokenRefreshed,
         AuditKind::TokenRevoked,
         AuditKind::RequestDenied,
+        AuditKind::Admin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -269,6 +273,7 @@ impl AuditKind {
             AuditKind::TokenRefreshed => "token_refreshed",
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::RequestDenied => "request_denied",
+            AuditKind::Admin => "admin",
         }
     }
 }

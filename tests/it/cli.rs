@@ -3,7 +3,9 @@
 
 use std::process::{Command, Output};
 
-fn portcullis(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// Runs the built `portcullis` in `dir` with `args` and nothing in its environment but `PATH`
+/// and `env`.
+pub(crate) fn portcullis(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
     command
         .args(args)
@@ -16,7 +18,8 @@ fn portcullis(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Out
     command.output().unwrap()
 }
 
-fn text(output: &Output) -> String {
+/// Everything the command printed, stdout then stderr.
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

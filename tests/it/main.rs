@@ -23,6 +23,8 @@ mod idp;
 mod negative;
 /// Who may sign in and what each person may do: admission, identities, roles, refresh.
 mod people;
+/// `portcullis users`, `grants` and `clients` as an operator runs them.
+mod people_cli;
 /// Provider presets shaped like the providers they stand for.
 mod presets;
 /// The TypeScript MCP SDK's client signing in by itself.

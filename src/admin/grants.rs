@@ -1,0 +1,124 @@
+//! `portcullis grants list` and `grants revoke`.
+
+use std::collections::HashMap;
+
+use super::output::{GrantView, Outcome, Output, time};
+use super::{
+    Admin, AdminError, AdminResult, audit, grants_count, person_event, resolve_person,
+    revoke_grants, who,
+};
+use crate::store::{AuditEvent, AuditKind, Decision, GrantFilter};
+use crate::table::cell;
+
+pub(super) async fn list(
+    admin: &Admin<'_>,
+    user: Option<&str>,
+    client_id: Option<&str>,
+    all: bool,
+    out: &mut Output<'_>,
+) -> AdminResult<()> {
+    let user_id = match user {
+        Some(user) => Some(resolve_person(admin.store, user).await?.id),
+        None => None,
+    };
+    let filter = GrantFilter {
+        user_id,
+        client_id: client_id.map(str::to_owned),
+        include_revoked: all,
+    };
+    let grants = admin.store.list_grants(&filter).await?;
+    let mut emails: HashMap<String, Option<String>> = HashMap::new();
+    let mut views = Vec::with_capacity(grants.len());
+    for grant in &grants {
+        if !emails.contains_key(&grant.user_id) {
+            let email = admin
+                .store
+                .get_user(&grant.user_id)
+                .await?
+                .and_then(|user| user.email);
+            emails.insert(grant.user_id.clone(), email);
+        }
+        let email = emails.get(&grant.user_id).cloned().flatten();
+        views.push(GrantView::new(grant, email));
+    }
+    if out.json {
+        return out.json_lines(&views);
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|g| {
+            vec![
+                cell(Some(&g.id)),
+                cell(g.user_email.as_deref().or(Some(&g.user_id))),
+                cell(Some(&g.client_id)),
+                cell(Some(&g.provider)),
+                cell(Some(&g.resource)),
+                cell(Some(&g.scope)),
+                time(g.created_at),
+                g.revoked_at.map_or_else(|| "-".to_owned(), time),
+            ]
+        })
+        .collect();
+    out.table(
+        &[
+            "ID", "USER", "CLIENT", "PROVIDER", "RESOURCE", "SCOPE", "CREATED", "REVOKED",
+        ],
+        &rows,
+    )
+}
+
+pub(super) async fn revoke_one(
+    admin: &Admin<'_>,
+    grant_id: &str,
+    out: &mut Output<'_>,
+) -> AdminResult<()> {
+    let Some(grant) = admin.store.get_grant(grant_id).await? else {
+        return Err(AdminError::NoSuchGrant(grant_id.to_owned()));
+    };
+    if let Some(revoked_at) = grant.revoked_at {
+        let message = format!(
+            "grant {grant_id} was revoked already, at {}",
+            time(revoked_at)
+        );
+        return out.outcome(&Outcome::new(message, false).client(&grant.client_id));
+    }
+    revoke_grants(admin, std::slice::from_ref(&grant.id)).await?;
+    let person = admin.store.get_user(&grant.user_id).await?;
+    let email = person.as_ref().and_then(|p| p.email.as_deref());
+    audit(
+        admin,
+        AuditEvent::new(AuditKind::Admin, Decision::Allowed, admin.now)
+            .user(grant.user_id.clone(), email)
+            .client(grant.client_id.clone())
+            .reason(format!("grant {grant_id} revoked by the operator")),
+    )
+    .await?;
+    let message = format!(
+        "revoked grant {grant_id} of {} at {}",
+        email.unwrap_or(&grant.user_id),
+        grant.client_id
+    );
+    let mut outcome = Outcome::new(message, true)
+        .client(&grant.client_id)
+        .revoked(vec![grant.id.clone()]);
+    outcome.user_id = Some(grant.user_id);
+    out.outcome(&outcome)
+}
+
+pub(super) async fn revoke_all_of(
+    admin: &Admin<'_>,
+    user: &str,
+    out: &mut Output<'_>,
+) -> AdminResult<()> {
+    let person = resolve_person(admin.store, user).await?;
+    let grants = admin.store.active_grants_of(&person.id).await?;
+    revoke_grants(admin, &grants).await?;
+    let revoked = format!("{} revoked", grants_count(grants.len()));
+    if !grants.is_empty() {
+        let reason = format!("{revoked} by the operator");
+        audit(admin, person_event(admin, &person, reason)).await?;
+    }
+    let message = format!("{revoked} of {}", who(&person));
+    let changed = !grants.is_empty();
+    out.outcome(&Outcome::new(message, changed).user(&person).revoked(grants))
+}
