@@ -10,6 +10,8 @@
 mod clients;
 /// `portcullis grants`: list, revoke.
 mod grants;
+/// `portcullis api-keys`: create, list, revoke.
+mod keys;
 /// `portcullis users disable`, `enable`, `delete`: switching a person off, and removing them.
 mod lifecycle;
 /// Table and JSON output, and the JSON shapes printed.
@@ -33,6 +35,49 @@ pub enum Command {
     Grants(GrantsArgs),
     /// Registered OAuth clients: list, show, delete.
     Clients(ClientsArgs),
+    /// API keys for machines acting for a person: create, list, revoke.
+    #[command(name = "api-keys")]
+    ApiKeys(ApiKeysArgs),
+}
+
+/// `portcullis api-keys`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiKeysArgs {
+    /// JSON (one object per line) instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: ApiKeysCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ApiKeysCommand {
+    /// Creates a key and prints it, this once (only its hash is kept).
+    ///
+    /// The key is accepted as `Authorization: Bearer` on the MCP endpoints only. A call needs
+    /// both the key's scopes and its owner's entitlement at that moment.
+    Create {
+        /// The owner: their id or their email.
+        #[arg(long)]
+        user: String,
+        /// Space-separated scope patterns, such as "tickets:*:read".
+        #[arg(long)]
+        scopes: String,
+        /// How long it lives: 90d, 12h, 2w… (default: until revoked).
+        #[arg(long)]
+        expires: Option<String>,
+        /// What it is for, shown in listings.
+        #[arg(long)]
+        name: String,
+    },
+    /// Keys, newest first, with their last use.
+    List {
+        /// Only this person's: their id or their email.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revokes a key: every instance refuses it within seconds.
+    Revoke { id: String },
 }
 
 /// `portcullis users`.
@@ -253,6 +298,19 @@ pub async fn run(admin: &Admin<'_>, command: &Command, out: &mut dyn Write) -> A
                         "name a grant, or a person with --user".to_owned(),
                     )),
                 },
+            }
+        }
+        Command::ApiKeys(args) => {
+            let mut out = output::Output::new(out, args.json);
+            match &args.command {
+                ApiKeysCommand::Create {
+                    user,
+                    scopes,
+                    expires,
+                    name,
+                } => keys::create(admin, user, scopes, expires.as_deref(), name, &mut out).await,
+                ApiKeysCommand::List { user } => keys::list(admin, user.as_deref(), &mut out).await,
+                ApiKeysCommand::Revoke { id } => keys::revoke(admin, id, &mut out).await,
             }
         }
         Command::Clients(args) => {

@@ -106,8 +106,8 @@ impl FromStr for Since {
     }
 }
 
-/// `<digits><unit>` with unit `s`, `m`, `h`, `d` or `w`.
-fn parse_ago(s: &str) -> Option<Duration> {
+/// `<digits><unit>` with unit `s`, `m`, `h`, `d` or `w` (at most a hundred years).
+pub(crate) fn parse_ago(s: &str) -> Option<Duration> {
     let unit_at = s.len().checked_sub(1)?;
     let (number, unit) = s.split_at_checked(unit_at)?;
     if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {

@@ -1,8 +1,10 @@
-//! `portcullis users`, `grants` and `clients` as an operator runs them: the built binary against
+//! `portcullis users`, `grants`, `clients` and `api-keys` as an operator runs them: the built binary against
 //! a fresh database, its output read back as a table and as JSON, and the stored state checked.
 
 /// `grants list` / `revoke`, and `clients list` / `show` / `delete`.
 mod grants;
+/// `api-keys create`, `list`, `revoke`.
+mod keys;
 /// `users list`, `show`, `add`, `roles`, `disable`, `enable`, `delete`.
 mod users;
 
