@@ -145,12 +145,7 @@ impl Application {
             secrets.clone(),
             providers.clone(),
             revocations.clone(),
-            settings
-                .providers
-                .iter()
-                .filter(|p| p.require_upstream_session)
-                .map(|p| p.id.clone())
-                .collect(),
+            settings.session_bound_providers(),
         );
         let identity = Arc::new(IdentityForwarder::new(
             public.issuer().to_owned(),

@@ -326,6 +326,15 @@ impl Settings {
         }
     }
 
+    /// The providers whose grants end with the upstream session (`require_upstream_session`).
+    pub fn session_bound_providers(&self) -> std::collections::HashSet<String> {
+        self.providers
+            .iter()
+            .filter(|p| p.require_upstream_session)
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
     /// True when only the development provider is configured (a generated Fernet key is fine).
     pub fn dev_only(&self) -> bool {
         self.providers.iter().all(ProviderSettings::is_dev)

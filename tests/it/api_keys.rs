@@ -11,17 +11,6 @@ use crate::gateway::{call, rec_url};
 use crate::people::{app_with, claims_of, tokens};
 use crate::support::app::{Db, TestApp};
 
-macro_rules! on_both {
-    ($($case:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $case() { super::$case(super::Db::Sqlite).await; })+
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $case() { super::$case(super::Db::Postgres).await; })+
-        }
-    };
-}
-
 on_both!(
     a_key_acts_for_its_owner_within_the_owners_entitlement,
     a_revoked_or_expired_key_or_a_disabled_owner_is_refused,

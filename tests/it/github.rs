@@ -3,9 +3,8 @@
 
 use reqwest::StatusCode;
 
-use crate::gateway::rec_url;
-use crate::people::{claims_of, tokens};
-use crate::support::app::{AuthRequest, Db, Options, TestApp, browser, pkce, spawn};
+use crate::people::{callback, claims_of, rec_config, tokens};
+use crate::support::app::{Db, Options, TestApp, spawn};
 use crate::support::github::{Account, CLIENT_ID, CLIENT_SECRET, FakeGithub};
 use crate::support::recorder;
 
@@ -23,21 +22,10 @@ client_secret = "{CLIENT_SECRET}"
 orgs = ["Acme", "partner/ops"]
 [providers.claim_roles.teams]
 "acme/platform" = "engineer"
-
-[roles.reader]
-scopes = ["rec:tools:call"]
-[roles.engineer]
-scopes = ["rec:*:call"]
-
-[[backends]]
-id = "rec"
-url = "{url}"
-scope = "rec:tools:call"
-[backends.tools]
-"echo" = "rec:echo:call"
+{rec}
 "#,
         base = github.base_url,
-        url = backend.url,
+        rec = rec_config(&backend.url),
     );
     let app = spawn(Options {
         db: Db::Sqlite,
@@ -108,16 +96,7 @@ async fn github_organisations_and_teams_admit_people_and_give_roles() {
     tokens(&app, "gh", "opsie").await;
 
     github.sign_in_next("mona");
-    let client = app.register_public_client().await;
-    let (_, challenge) = pkce();
-    let url = app.authorize_url(&AuthRequest {
-        client: &client,
-        challenge: &challenge,
-        state: "st",
-        scope: None,
-        resource: Some(rec_url(&app)),
-    });
-    let refused = app.callback_via(&browser(), &url, "gh", "mona").await;
+    let (_, _, refused) = callback(&app, "gh", "mona").await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(
         refused

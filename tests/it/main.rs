@@ -1,6 +1,18 @@
 //! The integration suite: one test binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Generates `sqlite::<case>` and `postgres::<case>` tests from `async fn case(db: Db)`.
+macro_rules! on_both {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $case() { super::$case(crate::support::app::Db::Sqlite).await; })+
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $case() { super::$case(crate::support::app::Db::Postgres).await; })+
+        }
+    };
+}
+
 /// API keys on the MCP endpoints.
 mod api_keys;
 /// `portcullis audit` as an operator runs it.

@@ -15,18 +15,6 @@ use crate::support::app::{
 };
 use crate::support::recorder::{self, Recorder};
 
-/// Generates `sqlite` and `postgres` tests from `async fn case(db: Db)`.
-macro_rules! on_both {
-    ($($case:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $case() { super::$case(super::Db::Sqlite).await; })+
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $case() { super::$case(super::Db::Postgres).await; })+
-        }
-    };
-}
-
 on_both!(
     claim_rules_admit_members_and_refuse_the_others,
     email_rules_admit_addresses_and_domains,
@@ -45,14 +33,10 @@ scopes = ["rec:tools:call"]
 scopes = ["rec:*:call"]
 "#;
 
-pub(crate) async fn app_with(
-    db: Db,
-    top: &str,
-    corp: &str,
-    second_provider: bool,
-) -> (TestApp, Recorder) {
-    let backend = recorder::spawn().await;
-    let extra = format!(
+/// The roles `reader` and `engineer`, and the backend `rec` at `url` whose `echo` needs
+/// `rec:echo:call`.
+pub(crate) fn rec_config(url: &str) -> String {
+    format!(
         r#"{ROLES}
 [[backends]]
 id = "rec"
@@ -60,9 +44,18 @@ url = "{url}"
 scope = "rec:tools:call"
 [backends.tools]
 "echo" = "rec:echo:call"
-"#,
-        url = backend.url
-    );
+"#
+    )
+}
+
+pub(crate) async fn app_with(
+    db: Db,
+    top: &str,
+    corp: &str,
+    second_provider: bool,
+) -> (TestApp, Recorder) {
+    let backend = recorder::spawn().await;
+    let extra = rec_config(&backend.url);
     let app = spawn(Options {
         db,
         second_provider,
@@ -76,7 +69,7 @@ scope = "rec:tools:call"
 }
 
 /// Signs `login` in through `provider` for `/mcp/rec`; the callback's answer.
-async fn callback(
+pub(crate) async fn callback(
     app: &TestApp,
     provider: &str,
     login: &str,

@@ -4,9 +4,8 @@
 
 use reqwest::StatusCode;
 
-use crate::gateway::rec_url;
-use crate::people::{claims_of, tokens};
-use crate::support::app::{AuthRequest, Db, Options, TestApp, browser, pkce, spawn};
+use crate::people::{callback, claims_of, tokens};
+use crate::support::app::{Db, Options, TestApp, spawn};
 use crate::support::idp::TestIdp;
 use crate::support::recorder;
 
@@ -49,16 +48,7 @@ scope = "rec:tools:call"
 
 /// Signs `login` in through `provider`; the callback's status and page.
 async fn callback_status(app: &TestApp, provider: &str, login: &str) -> (StatusCode, String) {
-    let client = app.register_public_client().await;
-    let (_, challenge) = pkce();
-    let url = app.authorize_url(&AuthRequest {
-        client: &client,
-        challenge: &challenge,
-        state: "st",
-        scope: None,
-        resource: Some(rec_url(app)),
-    });
-    let answer = app.callback_via(&browser(), &url, provider, login).await;
+    let (_, _, answer) = callback(app, provider, login).await;
     (answer.status(), answer.text().await.unwrap())
 }
 

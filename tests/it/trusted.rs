@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::gateway::{call, rec_url};
+use crate::people::rec_config;
 use crate::support::app::{Db, Options, TestApp, spawn};
 use crate::support::idp::TestIdp;
 use crate::support::recorder::{self, Recorder};
@@ -18,26 +19,14 @@ async fn trusting(issuer_toml: &str) -> (TestApp, Recorder) {
     let idp = TestIdp::from_env();
     let backend = recorder::spawn().await;
     let extra = format!(
-        r#"
-[roles.reader]
-scopes = ["rec:tools:call"]
-[roles.engineer]
-scopes = ["rec:*:call"]
-
-[[backends]]
-id = "rec"
-url = "{url}"
-scope = "rec:tools:call"
-[backends.tools]
-"echo" = "rec:echo:call"
-
+        r#"{rec}
 [[trusted_issuers]]
 id = "corp-services"
 issuer = "{issuer}"
 audience = "{AUDIENCE}"
 {issuer_toml}
 "#,
-        url = backend.url,
+        rec = rec_config(&backend.url),
         issuer = idp.issuer,
     );
     let app = spawn(Options {

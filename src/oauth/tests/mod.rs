@@ -180,12 +180,7 @@ impl Fixture {
             secrets.clone(),
             providers.clone(),
             revocations.clone(),
-            settings
-                .providers
-                .iter()
-                .filter(|p| p.require_upstream_session)
-                .map(|p| p.id.clone())
-                .collect(),
+            settings.session_bound_providers(),
         );
         let server = AuthorizationServer {
             public,
