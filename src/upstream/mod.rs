@@ -87,6 +87,22 @@ impl Identity {
     }
 }
 
+/// The claims of a JWT whose signature was verified (an id_token): its payload, read as JSON
+/// (an empty object if it is not, which verification would not have let through).
+pub fn verified_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    jwt.split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
+}
+
 /// One upstream identity provider.
 #[async_trait]
 pub trait Provider: Send + Sync {

@@ -237,7 +237,7 @@ impl Provider for OidcProvider {
                 None => (None, false),
             },
         };
-        let all_claims = payload_of(&id_token.to_string());
+        let all_claims = super::verified_claims(&id_token.to_string());
         let subject = match self.quirks.subject {
             SubjectFrom::Sub => claims.subject,
             SubjectFrom::TenantObject => {
@@ -286,22 +286,6 @@ impl Provider for OidcProvider {
         };
         Ok(provider_tokens(&response, id_token, now))
     }
-}
-
-/// The claims of an id_token whose signature was verified: its payload, read as JSON (an
-/// empty object if it is not, which verification would not have let through).
-fn payload_of(jwt: &str) -> serde_json::Value {
-    use base64::Engine as _;
-    jwt.split('.')
-        .nth(1)
-        .and_then(|payload| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .ok()
-        })
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .filter(serde_json::Value::is_object)
-        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
 }
 
 /// Discovery against the configured issuer. A URL with an empty path always prints with a

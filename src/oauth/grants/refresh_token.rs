@@ -48,26 +48,12 @@ pub(super) async fn exchange(
             "the session has reached its maximum lifetime; sign in again",
         ));
     }
-    let entitlement = match still_admitted(server, &grant).await? {
-        Ok(entitlement) => entitlement,
-        Err(refusal) => {
-            revoke_grant(server, &grant.id, "the person is no longer admitted", now).await?;
-            tracing::warn!(target: "security", event = "refresh.refused", grant_id = %grant.id, %refusal);
-            return Err(OAuthError::invalid_grant(
-                "the person is no longer admitted; sign in again",
-            ));
-        }
-    };
-    // A removed role narrows the next token; the grant itself keeps what was consented to, so
-    // a role given back restores it.
-    let scope = entitlement
-        .restrict(&Scopes::parse(&narrowed_scope(&grant, params)?)?)
-        .to_string();
-
+    let scope = admitted_scope(server, &grant, params, now).await?;
     if record.rotated_at.is_some() {
         return answer_rotated(server, &grant, &record, &scope, now).await;
     }
 
+    let id_token_before = grant.upstream.id_token_enc.clone();
     let grant = match server.upstream.refresh_if_expired(grant, now).await {
         Ok(grant) => grant,
         Err(UpstreamRefreshError::Ended) => {
@@ -81,6 +67,13 @@ pub(super) async fn exchange(
             ));
         }
         Err(UpstreamRefreshError::Internal) => return Err(OAuthError::server_error()),
+    };
+    let scope = if grant.upstream.id_token_enc == id_token_before {
+        scope
+    } else {
+        // The provider vouched for the person afresh: their groups and roles as it says now.
+        renew_claims(server, &grant).await?;
+        admitted_scope(server, &grant, params, now).await?
     };
     let successor = new_refresh_token(server, &grant, client, now).await?;
     if !server
@@ -106,6 +99,63 @@ pub(super) async fn exchange(
             .client(client.client_id.clone()),
     );
     token_response(server, &grant, &scope, Some(&successor), now).await
+}
+
+/// The scope of the next token: what the request asks of the grant, within what the person may
+/// do today. A person no longer admitted ends the grant. A removed role narrows the token; the
+/// grant keeps what was consented to, so a role given back restores it.
+async fn admitted_scope(
+    server: &AuthorizationServer,
+    grant: &Grant,
+    params: &Params,
+    now: DateTime<Utc>,
+) -> Result<String, OAuthError> {
+    match still_admitted(server, grant).await? {
+        Ok(entitlement) => Ok(entitlement
+            .restrict(&Scopes::parse(&narrowed_scope(grant, params)?)?)
+            .to_string()),
+        Err(refusal) => {
+            revoke_grant(server, &grant.id, "the person is no longer admitted", now).await?;
+            tracing::warn!(target: "security", event = "refresh.refused", grant_id = %grant.id, %refusal);
+            Err(OAuthError::invalid_grant(
+                "the person is no longer admitted; sign in again",
+            ))
+        }
+    }
+}
+
+/// Keeps the claims of the grant's new id_token with the identity it came through. A claim the
+/// new token leaves out keeps its last value (providers trim refreshed id_tokens); one it
+/// carries replaces it (a group the person left is gone).
+async fn renew_claims(server: &AuthorizationServer, grant: &Grant) -> Result<(), OAuthError> {
+    let Some(id_token) = grant
+        .upstream
+        .id_token_enc
+        .as_deref()
+        .and_then(|enc| server.secrets.decrypt(enc).ok())
+    else {
+        return Ok(());
+    };
+    let identity = server
+        .store
+        .person(&grant.user_id, &grant.provider)
+        .await?
+        .and_then(|p| p.identity);
+    if let Some(identity) = identity {
+        let fresh = server.access.claims_kept(
+            &grant.provider,
+            &crate::upstream::verified_claims(&id_token),
+        );
+        let mut claims = identity.claims.clone();
+        if let (Some(kept), Some(fresh)) = (claims.as_object_mut(), fresh.as_object()) {
+            kept.extend(fresh.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        server
+            .store
+            .update_identity_claims(&identity.provider, &identity.subject, &claims)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The person behind `grant`, judged again by today's rules: switched off, no longer admitted

@@ -281,3 +281,67 @@ async fn with_require_upstream_session_a_grant_ends_when_its_upstream_token_does
         }
     }
 }
+
+/// An id_token-shaped string carrying `claims` (the scripted provider verifies nothing).
+fn id_token_with(claims: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encode = |value: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    };
+    format!(
+        "{}.{}.sig",
+        encode(serde_json::json!({"alg": "RS256"})),
+        encode(claims)
+    )
+}
+
+#[tokio::test]
+async fn claims_a_refreshed_id_token_carries_decide_the_roles_from_then_on() {
+    let f = Fixture::with(
+        "[providers.claim_roles.groups]\nplatform = \"engineer\"\n[roles.engineer]\nscopes = [\"orders:*:*\"]\n",
+    )
+    .await;
+    let client = f.register().await;
+    let state = f
+        .approve(&client, "orders:invoices:read orders:invoices:write", t0())
+        .await;
+    let mut ada = identity("ada@example.com", t0() + Duration::hours(1));
+    ada.claims = serde_json::json!({"groups": ["platform"]});
+    *f.provider.exchange.lock().unwrap() = Some(Ok(ada));
+    let back = f
+        .callback(&format!("code=upstream-code&state={state}"), BROWSER, t0())
+        .await
+        .unwrap();
+    let code = query_param(&back, "code").unwrap();
+    let tokens = f
+        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        tokens["scope"],
+        "orders:invoices:read orders:invoices:write"
+    );
+
+    // A refreshed id_token without the claim keeps the last one seen…
+    let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let mut at = t0();
+    for (claims, scope) in [
+        (
+            serde_json::json!({"sub": "sub-ada@example.com"}),
+            "orders:invoices:read orders:invoices:write",
+        ),
+        // …one that says the person left the group ends the role.
+        (serde_json::json!({"groups": []}), ""),
+    ] {
+        at += Duration::hours(2);
+        *f.provider.refresh.lock().unwrap() = Some(Ok(ProviderTokens {
+            access_token: Some("upstream-access".into()),
+            id_token: Some(id_token_with(claims)),
+            expires_at: Some(at + Duration::hours(1)),
+            ..ProviderTokens::default()
+        }));
+        let next = f.token(&refresh_body(&client, &refresh), at).await.unwrap();
+        assert_eq!(next["scope"], scope);
+        refresh = next["refresh_token"].as_str().unwrap().to_owned();
+    }
+}
