@@ -194,6 +194,11 @@ impl Application {
             secrets,
             keys: keys.clone(),
             access,
+            logos: settings
+                .providers
+                .iter()
+                .filter_map(|p| p.logo.clone().map(|logo| (p.id.clone(), logo)))
+                .collect(),
             providers,
             resources,
             revocations: revocations.clone(),

@@ -21,6 +21,8 @@ pub struct ProviderSettings {
     pub id: String,
     /// Shown on the provider-choice page.
     pub display_name: String,
+    /// Its logo on the provider page, as a `data:` URL read from the `logo` file at start-up.
+    pub logo: Option<String>,
     /// The most a person signing in here may be granted (`domain:resource:action` patterns
     /// with `*`). Without roles it is what everyone admitted gets; with roles, a cap on them
     /// (`None`: no cap).
@@ -81,6 +83,8 @@ pub(super) struct RawProvider {
     kind: RawKind,
     #[serde(default)]
     display_name: Option<String>,
+    #[serde(default)]
+    logo: Option<std::path::PathBuf>,
     #[serde(default)]
     issuer: Option<Url>,
     #[serde(default)]
@@ -155,6 +159,27 @@ impl ProviderSettings {
     pub fn is_dev(&self) -> bool {
         matches!(self.kind, ProviderKind::Dev)
     }
+}
+
+/// The largest logo file read.
+const MAX_LOGO_BYTES: usize = 64 * 1024;
+
+/// A logo file (SVG or PNG) as a `data:` URL, which the pages' policy allows for images.
+fn read_logo(key: &str, path: &std::path::Path) -> Result<String, ConfigError> {
+    use base64::Engine as _;
+    let media = match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        _ => return Err(ConfigError::invalid(key, "must be an .svg or .png file")),
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        ConfigError::invalid(key, format!("{} cannot be read: {e}", path.display()))
+    })?;
+    if bytes.len() > MAX_LOGO_BYTES {
+        return Err(ConfigError::invalid(key, "must be at most 64 KiB"));
+    }
+    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+    Ok(format!("data:{media};base64,{data}"))
 }
 
 /// `url` ending with `/`, so that joining a relative path keeps its path.
@@ -332,7 +357,13 @@ pub(super) fn parse(
             provider.allow,
         )?;
         admission.require_claims(extra_claims);
+        let logo = provider
+            .logo
+            .as_deref()
+            .map(|path| read_logo(&key("logo"), path))
+            .transpose()?;
         providers.push(ProviderSettings {
+            logo,
             display_name: provider
                 .display_name
                 .or_else(|| default_name.map(str::to_owned))

@@ -42,6 +42,19 @@ pub struct ConsentView {
 pub struct ProviderChoice {
     pub id: String,
     pub name: String,
+    /// A `data:` URL, or none: the page shows the name's initial instead.
+    pub logo: Option<String>,
+}
+
+impl ProviderChoice {
+    /// The first letter of the name, for a provider without a logo.
+    pub fn initial(&self) -> String {
+        self.name
+            .chars()
+            .find(|c| c.is_alphanumeric())
+            .map(|c| c.to_uppercase().collect())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +130,7 @@ pub async fn provider_view(
             .map(|p| ProviderChoice {
                 id: p.id().to_owned(),
                 name: p.display_name().to_owned(),
+                logo: server.logos.get(p.id()).cloned(),
             })
             .collect(),
     })

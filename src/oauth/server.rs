@@ -1,6 +1,7 @@
 //! The authorization server's capabilities: what the OAuth core needs, handed in once at
 //! construction. It knows no HTTP and no gateway; time is a parameter of every operation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::access::AccessPolicy;
@@ -54,6 +55,8 @@ pub struct AuthorizationServer {
     pub providers: Providers,
     /// Who may sign in through each provider, and what each person may be granted.
     pub access: Arc<AccessPolicy>,
+    /// The providers' logos (`data:` URLs), by provider id.
+    pub logos: HashMap<String, String>,
     pub resources: Arc<Resources>,
     pub revocations: Arc<RevocationView>,
     pub auditor: Auditor,

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 
 use crate::people::{callback, claims_of, tokens};
-use crate::support::app::{Db, Options, TestApp, spawn};
+use crate::support::app::{AuthRequest, Db, Options, TestApp, browser, location, pkce, spawn};
 use crate::support::idp::TestIdp;
 use crate::support::recorder;
 
@@ -82,5 +82,44 @@ async fn microsoft_people_are_tenant_and_object_and_their_email_is_not_trusted()
         .expect("the identity is tid:oid");
     assert_eq!(identity.user_id, claims["sub"].as_str().unwrap());
     assert_eq!(identity.email, None);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_provider_page_shows_each_providers_logo_or_initial() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("google.svg");
+    std::fs::write(
+        &logo,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>"#,
+    )
+    .unwrap();
+    let fields = format!(
+        "hosted_domain = \"corp.test\"\nlogo = \"{}\"",
+        logo.display()
+    );
+    let (app, _backend) = with_preset("google", "google", &fields).await;
+    let client = app.register_public_client().await;
+    let (_, challenge) = pkce();
+    let url = app.authorize_url(&AuthRequest {
+        client: &client,
+        challenge: &challenge,
+        state: "st",
+        scope: None,
+        resource: None,
+    });
+    let browser = browser();
+    let authorize = browser.get(&url).send().await.unwrap();
+    let page = browser.get(location(&authorize)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<img src="data:image/svg+xml;base64,"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="logo monogram" aria-hidden="true">C</span>"#),
+        "{html}"
+    );
+    assert!(html.contains("Google") && html.contains("Corp SSO"));
     app.stop().await;
 }

@@ -189,6 +189,7 @@ impl Fixture {
             keys,
             providers,
             access: Arc::new(AccessPolicy::new(&settings.access, &settings.providers)),
+            logos: HashMap::new(),
             resources,
             revocations,
             auditor: Auditor::start(vec![]),

@@ -22,6 +22,7 @@ fn provider(secrets: Secrets) -> DevProvider {
     let settings = ProviderSettings {
         id: "dev".into(),
         display_name: "dev".into(),
+        logo: None,
         grant_scopes: None,
         admission: Default::default(),
         claim_roles: Default::default(),
