@@ -8,7 +8,9 @@ use crate::support::app::{Db, Options, TestApp, spawn};
 use crate::support::github::{Account, CLIENT_ID, CLIENT_SECRET, FakeGithub};
 use crate::support::recorder;
 
-async fn app(github: &FakeGithub) -> (TestApp, recorder::Recorder) {
+on_both!(github_organisations_and_teams_admit_people_and_give_roles,);
+
+async fn app(db: Db, github: &FakeGithub) -> (TestApp, recorder::Recorder) {
     let backend = recorder::spawn().await;
     let extra = format!(
         r#"
@@ -28,7 +30,7 @@ orgs = ["Acme", "partner/ops"]
         rec = rec_config(&backend.url),
     );
     let app = spawn(Options {
-        db: Db::Sqlite,
+        db,
         second_provider: false,
         top_toml: "default_role = \"reader\"\n".into(),
         grant_scopes: r#"["rec:*:call"]"#,
@@ -39,8 +41,7 @@ orgs = ["Acme", "partner/ops"]
     (app, backend)
 }
 
-#[tokio::test]
-async fn github_organisations_and_teams_admit_people_and_give_roles() {
+async fn github_organisations_and_teams_admit_people_and_give_roles(db: Db) {
     let github = FakeGithub::start(vec![
         Account {
             id: 1,
@@ -72,7 +73,7 @@ async fn github_organisations_and_teams_admit_people_and_give_roles() {
         },
     ])
     .await;
-    let (app, _backend) = app(&github).await;
+    let (app, _backend) = app(db, &github).await;
 
     github.sign_in_next("octocat");
     let (_, octocat) = tokens(&app, "gh", "octocat").await;

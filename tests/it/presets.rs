@@ -9,9 +9,15 @@ use crate::support::app::{AuthRequest, Db, Options, TestApp, browser, location, 
 use crate::support::idp::TestIdp;
 use crate::support::recorder;
 
+on_both!(
+    google_admits_only_its_hosted_domain,
+    microsoft_people_are_tenant_and_object_and_their_email_is_not_trusted,
+    the_provider_page_shows_each_providers_logo_or_initial,
+);
+
 /// The app with `corp` and a preset provider `id` of `kind` (with `fields`) on the test
 /// provider, and the recorder as backend `rec`.
-async fn with_preset(id: &str, kind: &str, fields: &str) -> (TestApp, recorder::Recorder) {
+async fn with_preset(db: Db, id: &str, kind: &str, fields: &str) -> (TestApp, recorder::Recorder) {
     let idp = TestIdp::from_env();
     let backend = recorder::spawn().await;
     let extra = format!(
@@ -36,7 +42,7 @@ scope = "rec:tools:call"
         url = backend.url,
     );
     let app = spawn(Options {
-        db: Db::Sqlite,
+        db,
         second_provider: false,
         grant_scopes: r#"["rec:*:call"]"#,
         extra_toml: extra,
@@ -52,9 +58,9 @@ async fn callback_status(app: &TestApp, provider: &str, login: &str) -> (StatusC
     (answer.status(), answer.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn google_admits_only_its_hosted_domain() {
-    let (app, _backend) = with_preset("google", "google", "hosted_domain = \"corp.test\"").await;
+async fn google_admits_only_its_hosted_domain(db: Db) {
+    let (app, _backend) =
+        with_preset(db, "google", "google", "hosted_domain = \"corp.test\"").await;
     let (_, ann) = tokens(&app, "google", "ann@corp.test").await;
     assert_eq!(claims_of(&ann)["email"], "ann@corp.test");
     // A consumer account (no `hd`) and another Workspace are refused.
@@ -66,10 +72,9 @@ async fn google_admits_only_its_hosted_domain() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn microsoft_people_are_tenant_and_object_and_their_email_is_not_trusted() {
+async fn microsoft_people_are_tenant_and_object_and_their_email_is_not_trusted(db: Db) {
     let (app, _backend) =
-        with_preset("entra", "microsoft", "tenant = \"ignored-for-issuer\"").await;
+        with_preset(db, "entra", "microsoft", "tenant = \"ignored-for-issuer\"").await;
     let (_, mia) = tokens(&app, "entra", "mia").await;
     let claims = claims_of(&mia);
     assert!(claims.get("email").is_none(), "{claims}");
@@ -85,8 +90,7 @@ async fn microsoft_people_are_tenant_and_object_and_their_email_is_not_trusted()
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_provider_page_shows_each_providers_logo_or_initial() {
+async fn the_provider_page_shows_each_providers_logo_or_initial(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let logo = dir.path().join("google.svg");
     std::fs::write(
@@ -98,7 +102,7 @@ async fn the_provider_page_shows_each_providers_logo_or_initial() {
         "hosted_domain = \"corp.test\"\nlogo = \"{}\"",
         logo.display()
     );
-    let (app, _backend) = with_preset("google", "google", &fields).await;
+    let (app, _backend) = with_preset(db, "google", "google", &fields).await;
     let client = app.register_public_client().await;
     let (_, challenge) = pkce();
     let url = app.authorize_url(&AuthRequest {

@@ -11,11 +11,17 @@ use crate::support::app::{Db, Options, TestApp, spawn};
 use crate::support::idp::TestIdp;
 use crate::support::recorder::{self, Recorder};
 
+on_both!(
+    a_trusted_issuers_token_calls_within_its_scopes_and_roles,
+    roles_bound_a_trusted_issuers_scopes,
+    another_audience_or_a_disallowed_algorithm_is_refused,
+);
+
 const AUDIENCE: &str = "urn:portcullis:test";
 
 /// An app trusting the test provider for `AUDIENCE` (with `issuer_toml` added to the issuer's
 /// table), the recorder as backend `rec`, and roles.
-async fn trusting(issuer_toml: &str) -> (TestApp, Recorder) {
+async fn trusting(db: Db, issuer_toml: &str) -> (TestApp, Recorder) {
     let idp = TestIdp::from_env();
     let backend = recorder::spawn().await;
     let extra = format!(
@@ -30,7 +36,7 @@ audience = "{AUDIENCE}"
         issuer = idp.issuer,
     );
     let app = spawn(Options {
-        db: Db::Sqlite,
+        db,
         top_toml: "default_role = \"reader\"\n".into(),
         grant_scopes: r#"["rec:*:call"]"#,
         extra_toml: extra,
@@ -62,9 +68,9 @@ async fn service_token(resource: &str, scope: &str) -> String {
     token
 }
 
-#[tokio::test]
-async fn a_trusted_issuers_token_calls_within_its_scopes_and_roles() {
+async fn a_trusted_issuers_token_calls_within_its_scopes_and_roles(db: Db) {
     let (app, _backend) = trusting(
+        db,
         "[trusted_issuers.claim_roles.client_id]\n\"portcullis-service\" = \"engineer\"\n",
     )
     .await;
@@ -98,10 +104,9 @@ async fn a_trusted_issuers_token_calls_within_its_scopes_and_roles() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn roles_bound_a_trusted_issuers_scopes() {
+async fn roles_bound_a_trusted_issuers_scopes(db: Db) {
     // No role mapping: only the default role (reader), whatever the token says.
-    let (app, _backend) = trusting("").await;
+    let (app, _backend) = trusting(db, "").await;
     let wide = service_token(AUDIENCE, "rec:tools:call rec:echo:call").await;
     let denied = app.mcp(&rec_url(&app), Some(&wide), call(1, "echo")).await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
@@ -113,9 +118,8 @@ async fn roles_bound_a_trusted_issuers_scopes() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn another_audience_or_a_disallowed_algorithm_is_refused() {
-    let (app, _backend) = trusting("").await;
+async fn another_audience_or_a_disallowed_algorithm_is_refused(db: Db) {
+    let (app, _backend) = trusting(db, "").await;
     // The provider signs for another audience: not for Portcullis.
     let (other, _backend2) = {
         let idp = TestIdp::from_env();
@@ -125,6 +129,7 @@ async fn another_audience_or_a_disallowed_algorithm_is_refused() {
             backend.url, idp.issuer
         );
         let app = spawn(Options {
+            db,
             grant_scopes: r#"["rec:*:call"]"#,
             extra_toml: extra,
             ..Options::default()
@@ -145,7 +150,7 @@ async fn another_audience_or_a_disallowed_algorithm_is_refused() {
     app.stop().await;
 
     // Keys are RS256; an issuer configured for ES256 only refuses them.
-    let (app, _backend) = trusting("algorithms = [\"ES256\"]\n").await;
+    let (app, _backend) = trusting(db, "algorithms = [\"ES256\"]\n").await;
     let refused = app.mcp(&rec_url(&app), Some(&token), call(2, "x")).await;
     assert_eq!(
         refused.status(),
