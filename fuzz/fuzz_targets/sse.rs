@@ -17,8 +17,18 @@ struct Input {
     stream: Vec<u8>,
 }
 
+/// `bytes` without its final line end (CRLF, LF or CR), if it has one.
+fn without_line_end(bytes: &[u8]) -> Option<&[u8]> {
+    bytes
+        .strip_suffix(b"\r\n")
+        .or_else(|| bytes.strip_suffix(b"\n"))
+        .or_else(|| bytes.strip_suffix(b"\r"))
+}
+
+/// The event's last line is blank: it ends with two line ends (CRLF, LF or CR, in any mix), or
+/// is a blank line alone.
 fn ends_with_blank_line(event: &[u8]) -> bool {
-    event.ends_with(b"\n\n") || event.ends_with(b"\r\r") || event.ends_with(b"\r\n\r\n")
+    without_line_end(event).is_some_and(|rest| rest.is_empty() || without_line_end(rest).is_some())
 }
 
 /// The events of `chunks` fed one after another, and the tail left.

@@ -185,6 +185,16 @@ impl McpHttpClient {
             }
         }
         if is_sse {
+            // A final CR completes the last event only now that the stream is over.
+            let last = events.finish().and_then(|event| sse::event_message(&event));
+            if let Some(message) = last
+                && let Some(answer) = self.route(message, wanted.as_ref(), notifications)?
+            {
+                return Ok(Some(Answer::Result {
+                    message: answer,
+                    session: session_header,
+                }));
+            }
             return Err(CallError::Unavailable(
                 "the backend ended the stream without an answer".into(),
             ));

@@ -160,22 +160,26 @@ impl Relaying {
         loop {
             let chunk = match self.relay.next(&mut self.upstream).await {
                 Err(()) => return self.end(out, Some(GatewayError::Timeout)),
-                Ok(None) if self.pending.is_empty() => return self.end(out, None),
-                Ok(None) | Ok(Some(Err(_))) => {
-                    let error =
-                        GatewayError::Unavailable("the backend stopped answering mid-response");
-                    return self.end(out, Some(error));
+                Ok(None) => {
+                    // The stream is over: a final CR completes the last event.
+                    if let Some(event) = self.events.finish()
+                        && self.pass_on(event, &mut out).is_err()
+                    {
+                        return self.end(out, Some(GatewayError::ResponseTooLarge));
+                    }
+                    if self.pending.is_empty() {
+                        return self.end(out, None);
+                    }
+                    return self.stopped(out);
                 }
+                Ok(Some(Err(_))) => return self.stopped(out),
                 Ok(Some(Ok(chunk))) => chunk,
             };
             self.events.push(&chunk);
             while let Some(event) = self.events.next_event() {
-                let event = self.inspect(event);
-                self.sent += event.len();
-                if self.sent > limit {
+                if self.pass_on(event, &mut out).is_err() {
                     return self.end(out, Some(GatewayError::ResponseTooLarge));
                 }
-                out.extend_from_slice(&event);
             }
             // A backend that never ends an event still may not exceed the limit.
             if self.events.pending().len() > limit {
@@ -188,6 +192,23 @@ impl Relaying {
                 return out;
             }
         }
+    }
+
+    /// Inspects `event` and adds it to `out`; `Err` when the response grew past its limit.
+    fn pass_on(&mut self, event: Vec<u8>, out: &mut Vec<u8>) -> Result<(), ()> {
+        let event = self.inspect(event);
+        self.sent += event.len();
+        if self.sent > self.relay.backend.settings.max_response_bytes {
+            return Err(());
+        }
+        out.extend_from_slice(&event);
+        Ok(())
+    }
+
+    /// The backend's stream broke off before every request was answered.
+    fn stopped(&mut self, out: Vec<u8>) -> Vec<u8> {
+        let error = GatewayError::Unavailable("the backend stopped answering mid-response");
+        self.end(out, Some(error))
     }
 
     /// Notes what `event` answers, and filters it when it is a `tools/list` answer.

@@ -6,13 +6,17 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 /// Splits a byte stream into complete Server-Sent Events (each with its terminating blank
-/// line), keeping an incomplete tail until more arrives. It remembers how far it has looked,
-/// so an event that arrives in many chunks is scanned once.
+/// line), keeping an incomplete tail until more arrives. Lines end with CRLF, LF or CR, as the
+/// SSE format allows, in any mix; a CR at the end of what has arrived may be half a CRLF, so it
+/// waits for the next byte. It remembers how far it has looked (and where the current line
+/// began), so an event that arrives in many chunks is scanned once.
 #[derive(Debug, Default)]
 pub struct EventSplitter {
     buffer: Vec<u8>,
     /// Where the search for the end of the first event resumes.
     scanned: usize,
+    /// Where the line being scanned began.
+    line_start: usize,
 }
 
 impl EventSplitter {
@@ -22,19 +26,45 @@ impl EventSplitter {
 
     /// The next complete event, if one has arrived.
     pub fn next_event(&mut self) -> Option<Vec<u8>> {
-        // A terminator may straddle the previous scan's end: look back three bytes.
-        let from = self.scanned.saturating_sub(3);
-        match find_event_end(&self.buffer[from..]) {
-            Some(end) => {
-                let rest = self.buffer.split_off(from + end);
+        self.take_event(false)
+    }
+
+    /// At the end of the stream: the last event, if what is pending completes one (a final CR
+    /// is a line end then). An event cut off before its blank line is not one (as the SSE
+    /// format says: it is not dispatched).
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        self.take_event(true)
+    }
+
+    fn take_event(&mut self, at_end: bool) -> Option<Vec<u8>> {
+        let mut index = self.scanned;
+        while index < self.buffer.len() {
+            let terminator = match self.buffer[index] {
+                b'\n' => 1,
+                b'\r' => match self.buffer.get(index + 1) {
+                    Some(b'\n') => 2,
+                    Some(_) => 1,
+                    None if at_end => 1,
+                    // Half a CRLF, perhaps: decide when the next byte is here.
+                    None => break,
+                },
+                _ => {
+                    index += 1;
+                    continue;
+                }
+            };
+            if index == self.line_start {
+                // A blank line: the event ends after it.
+                let rest = self.buffer.split_off(index + terminator);
                 self.scanned = 0;
-                Some(std::mem::replace(&mut self.buffer, rest))
+                self.line_start = 0;
+                return Some(std::mem::replace(&mut self.buffer, rest));
             }
-            None => {
-                self.scanned = self.buffer.len();
-                None
-            }
+            index += terminator;
+            self.line_start = index;
         }
+        self.scanned = index;
+        None
     }
 
     /// Bytes received that do not yet form a complete event.
@@ -43,24 +73,31 @@ impl EventSplitter {
     }
 }
 
-/// The index just past the first blank line (`\n\n`, `\r\n\r\n` or `\r\r`).
-fn find_event_end(buffer: &[u8]) -> Option<usize> {
-    let mut index = 0;
-    while index + 1 < buffer.len() {
-        match &buffer[index..] {
-            [b'\r', b'\n', b'\r', b'\n', ..] => return Some(index + 4),
-            [b'\n', b'\n', ..] | [b'\r', b'\r', ..] => return Some(index + 2),
-            _ => index += 1,
+/// The lines of an event, without their terminators (CRLF, LF or CR).
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = event;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
         }
-    }
-    None
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+            .unwrap_or(rest.len());
+        let line = &rest[..end];
+        let terminator = match rest.get(end..end + 2) {
+            Some(b"\r\n") => 2,
+            _ if end < rest.len() => 1,
+            _ => 0,
+        };
+        rest = &rest[end + terminator..];
+        Some(line)
+    })
 }
 
 /// The data of an SSE event: its `data:` lines joined by newlines (borrowed when there is one).
 pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
-    let mut lines = event
-        .split(|b| *b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+    let mut lines = lines(event)
         .filter_map(|line| line.strip_prefix(b"data:"))
         .map(|data| data.strip_prefix(b" ").unwrap_or(data));
     let first = lines.next()?;
@@ -84,19 +121,15 @@ pub fn event_message(event: &[u8]) -> Option<Value> {
 
 /// An event with the same non-data fields and `message` as its data.
 pub fn rewrite_event(event: &[u8], message: &Value) -> Vec<u8> {
-    let text = String::from_utf8_lossy(event);
-    let mut out = String::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with("data:"))
-    {
-        out.push_str(line);
-        out.push('\n');
+    let mut out = Vec::with_capacity(event.len());
+    for line in lines(event).filter(|l| !l.is_empty() && !l.starts_with(b"data:")) {
+        out.extend_from_slice(line);
+        out.push(b'\n');
     }
-    out.push_str("data: ");
-    out.push_str(&message.to_string());
-    out.push_str("\n\n");
-    out.into_bytes()
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(message.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
+    out
 }
 
 /// A complete SSE event carrying `message`.
@@ -125,18 +158,11 @@ mod tests {
             b"event: message\ndata: {\"a\":1}\n\nid: 7\r\ndata: {\"b\":2}\r\n\r\ndata: {\"c\"";
         // However the stream is cut into chunks, the same events come out.
         for size in [1, 2, 3, 5, stream.len()] {
-            let mut splitter = EventSplitter::default();
-            let mut events = Vec::new();
-            for chunk in stream.chunks(size) {
-                splitter.push(chunk);
-                while let Some(event) = splitter.next_event() {
-                    events.push(event);
-                }
-            }
+            let (events, pending) = split(stream, size);
             assert_eq!(events.len(), 2, "chunks of {size}");
             assert_eq!(event_message(&events[0]).unwrap(), json!({"a": 1}));
             assert_eq!(event_message(&events[1]).unwrap(), json!({"b": 2}));
-            assert_eq!(splitter.pending(), b"data: {\"c\"");
+            assert_eq!(pending, b"data: {\"c\"");
         }
     }
 
@@ -145,5 +171,77 @@ mod tests {
         let event = b"data: {\"a\":\ndata: 1}\n\n";
         assert_eq!(event_message(event).unwrap(), json!({"a": 1}));
         assert!(event_data(b": comment\n\n").is_none());
+    }
+
+    /// Every event of `stream` cut into chunks of `size`, and what is left.
+    fn split(stream: &[u8], size: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut splitter = EventSplitter::default();
+        let mut events = Vec::new();
+        for chunk in stream.chunks(size) {
+            splitter.push(chunk);
+            while let Some(event) = splitter.next_event() {
+                events.push(event);
+            }
+        }
+        (events, splitter.pending().to_vec())
+    }
+
+    #[test]
+    fn lines_may_end_with_cr_lf_or_crlf_in_any_mix() {
+        let stream: &[u8] = b"event: message\rdata: {\"a\":\rdata: 1}\r\r\
+            data: {\"b\":2}\n\r\n\
+            data: {\"c\":\r\ndata: 3}\r\n\n\
+            data: {\"d\":4}\r\n\r";
+        for size in 1..=stream.len() {
+            let (events, pending) = split(stream, size);
+            let messages: Vec<Value> = events.iter().filter_map(|e| event_message(e)).collect();
+            assert_eq!(
+                messages,
+                [json!({"a": 1}), json!({"b": 2}), json!({"c": 3})],
+                "chunks of {size}"
+            );
+            // A final CR may be half a CRLF: the last event waits for the stream's end, where
+            // the relay passes on what is pending.
+            assert_eq!(pending, b"data: {\"d\":4}\r\n\r", "chunks of {size}");
+            assert_eq!(event_message(&pending).unwrap(), json!({"d": 4}));
+            assert_eq!([events.concat(), pending].concat(), stream);
+        }
+    }
+
+    #[test]
+    fn a_crlf_cut_between_chunks_is_one_line_end_not_a_blank_line() {
+        // Were the CR taken alone, the LF after it would end the event between two data lines,
+        // and neither half would parse (a tools/list answer would escape its filter).
+        let stream: &[u8] = b"data: {\"tools\":\r\ndata: []}\r\n\r\n";
+        let cut = stream.iter().position(|b| *b == b'\r').unwrap() + 1;
+        let mut splitter = EventSplitter::default();
+        splitter.push(&stream[..cut]);
+        assert_eq!(splitter.next_event(), None);
+        splitter.push(&stream[cut..]);
+        let event = splitter.next_event().unwrap();
+        assert_eq!(event_message(&event).unwrap(), json!({"tools": []}));
+    }
+
+    #[test]
+    fn at_the_end_a_final_cr_ends_the_last_event_and_a_cut_off_one_is_dropped() {
+        let mut splitter = EventSplitter::default();
+        splitter.push(b"data: {\"d\":4}\r\r");
+        assert_eq!(
+            splitter.next_event(),
+            None,
+            "the last CR may be half a CRLF"
+        );
+        let last = splitter.finish().unwrap();
+        assert_eq!(event_message(&last).unwrap(), json!({"d": 4}));
+
+        let mut cut = EventSplitter::default();
+        cut.push(b"data: {\"e\":5}\r\n");
+        assert_eq!(cut.finish(), None);
+    }
+
+    #[test]
+    fn a_rewritten_event_keeps_its_fields_whatever_its_line_ends() {
+        let rewritten = rewrite_event(b"event: message\rid: 7\r\ndata: {}\r\r", &json!({"x": 1}));
+        assert_eq!(rewritten, b"event: message\nid: 7\ndata: {\"x\":1}\n\n");
     }
 }
