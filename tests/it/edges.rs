@@ -5,8 +5,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::app::{
-    AuthRequest, Options, browser, form_fields, location, pkce, query_param, spawn, spawn_dev,
-    spawn_with_settings,
+    AuthRequest, Options, TestApp, browser, form_fields, location, pkce, query_param, spawn,
+    spawn_dev, spawn_with_settings,
 };
 
 fn free_port() -> u16 {
@@ -17,14 +17,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[tokio::test]
-async fn the_development_provider_signs_in_with_just_an_email() {
-    let app = spawn_dev("").await;
-    assert!(
-        app.state.settings.dev_key_file.is_file(),
-        "the generated Fernet key is kept in a local file"
-    );
-
+/// Signs in through the development form as `email` (picking `role`, if any) for `resource`
+/// (the default one when `None`); returns the token response.
+async fn dev_sign_in(
+    app: &TestApp,
+    email: &str,
+    role: Option<&str>,
+    resource: Option<String>,
+) -> Value {
     let client = app.register_public_client().await;
     let (verifier, challenge) = pkce();
     let browser = browser();
@@ -33,7 +33,7 @@ async fn the_development_provider_signs_in_with_just_an_email() {
         challenge: &challenge,
         state: "dev",
         scope: None,
-        resource: None,
+        resource: resource.clone(),
     });
     let first = browser.get(&url).send().await.unwrap();
     let consent_url = location(&first);
@@ -69,16 +69,36 @@ async fn the_development_provider_signs_in_with_just_an_email() {
     } else {
         app.url(&action)
     };
-    fields.push(("email".into(), "Dev.User@Example.com".into()));
+    fields.push(("email".into(), email.into()));
+    if let Some(role) = role {
+        fields.push(("role".into(), role.into()));
+    }
     let signed_in = browser.post(&action).form(&fields).send().await.unwrap();
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     let callback = location(&signed_in);
     let done = browser.get(&callback).send().await.unwrap();
     let back = location(&done);
+    let resource = resource.unwrap_or_else(|| app.mcp_url());
     let (status, tokens) = app
-        .exchange_code(&client, &query_param(&back, "code").unwrap(), &verifier)
+        .exchange_code_for(
+            &client,
+            &query_param(&back, "code").unwrap(),
+            &verifier,
+            &resource,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
+#[tokio::test]
+async fn the_development_provider_signs_in_with_just_an_email() {
+    let app = spawn_dev("").await;
+    assert!(
+        app.state.settings.dev_key_file.is_file(),
+        "the generated Fernet key is kept in a local file"
+    );
+    let tokens = dev_sign_in(&app, "Dev.User@Example.com", None, None).await;
     let whoami = app
         .call_tool(tokens["access_token"].as_str().unwrap(), "whoami")
         .await;
@@ -86,6 +106,21 @@ async fn the_development_provider_signs_in_with_just_an_email() {
         whoami["result"]["structuredContent"]["email"],
         "dev.user@example.com"
     );
+}
+
+#[tokio::test]
+async fn the_development_form_tries_the_roles_out() {
+    let backend = crate::support::recorder::spawn().await;
+    let config = format!(
+        "default_role = \"reader\"\n{}",
+        crate::people::rec_config(&backend.url)
+    );
+    let app = spawn_dev(&config).await;
+    let rec = Some(app.url("/mcp/rec"));
+    let reader = dev_sign_in(&app, "ann@example.com", None, rec.clone()).await;
+    assert_eq!(reader["scope"], "rec:tools:call");
+    let engineer = dev_sign_in(&app, "ann@example.com", Some("engineer"), rec).await;
+    assert_eq!(engineer["scope"], "rec:echo:call rec:tools:call");
 }
 
 #[tokio::test]
