@@ -90,12 +90,14 @@ pub async fn authenticate(
     }
 }
 
-/// Parses an `Authorization: Basic` value: base64 of `form-encoded id ":" form-encoded secret`.
+/// Parses an `Authorization: Basic` value (the scheme in any case, RFC 7617 §2): base64 of
+/// `form-encoded id ":" form-encoded secret` (RFC 6749 §2.3.1).
 pub fn parse_basic(header: &str) -> Option<BasicCredentials> {
     use base64::Engine;
-    let encoded = header
-        .strip_prefix("Basic ")
-        .or_else(|| header.strip_prefix("basic "))?;
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
@@ -109,9 +111,14 @@ pub fn parse_basic(header: &str) -> Option<BasicCredentials> {
     })
 }
 
+/// One form-encoded value: `+` is a space, `%XX` a byte. A raw `&` or `=` (from a client that
+/// did not encode) stays what it is rather than cutting the value short.
 fn form_decode(value: &str) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={value}")).ok()?;
-    pairs.into_iter().next().map(|(_, v)| v)
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -131,5 +138,17 @@ mod tests {
         assert_eq!(creds.client_secret, "p@ss");
         assert!(parse_basic("Bearer x").is_none());
         assert!(parse_basic("Basic !!!").is_none());
+        assert!(parse_basic("Basicx").is_none());
+    }
+
+    #[test]
+    fn the_scheme_is_read_in_any_case_and_raw_ampersands_stay() {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode("client:s3cr&t=x+y");
+        for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+            let creds = parse_basic(&format!("{scheme} {encoded}")).unwrap();
+            assert_eq!(creds.client_id, "client");
+            assert_eq!(creds.client_secret, "s3cr&t=x y", "{scheme}");
+        }
     }
 }
