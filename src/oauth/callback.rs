@@ -235,19 +235,19 @@ pub async fn finish(
         created_at: now,
         revoked_at: None,
     };
-    server.store.insert_grant(&grant).await?;
     let code = random_token(32);
+    let authorization_code = AuthorizationCode {
+        code_hash: sha256_hex(&code),
+        grant_id: grant.id.clone(),
+        client_id: flow.data.client_id.clone(),
+        redirect_uri: flow.data.redirect_uri.clone(),
+        code_challenge: flow.data.code_challenge.clone(),
+        expires_at: now + server.lifetimes.code,
+        redeemed_at: None,
+    };
     server
         .store
-        .insert_code(&AuthorizationCode {
-            code_hash: sha256_hex(&code),
-            grant_id: grant.id.clone(),
-            client_id: flow.data.client_id.clone(),
-            redirect_uri: flow.data.redirect_uri.clone(),
-            code_challenge: flow.data.code_challenge.clone(),
-            expires_at: now + server.lifetimes.code,
-            redeemed_at: None,
-        })
+        .insert_grant_with_code(&grant, &authorization_code)
         .await?;
     server.auditor.record(
         AuditEvent::new(AuditKind::SignIn, Decision::Allowed, now)

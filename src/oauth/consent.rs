@@ -230,7 +230,7 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Url, FlowError> {
     let flow_id = form.get("flow").ok_or(FlowError::FlowGone)?;
-    let flow = flow_for_browser(server, flow_id, browser_secret, now).await?;
+    let mut flow = flow_for_browser(server, flow_id, browser_secret, now).await?;
     check_csrf(&flow, form)?;
     let approve = match form.get("decision") {
         Some("approve") => true,
@@ -244,14 +244,13 @@ pub async fn decide(
         .providers
         .get(&provider_id)
         .ok_or(FlowError::FlowGone)?;
-    // Taking the flow makes the decision single-use even under a double submit.
-    let mut flow = server
-        .store
-        .take_flow(&flow.id, now)
-        .await?
-        .ok_or(FlowError::FlowGone)?;
-
     if !approve {
+        // Taking the flow makes the decision single-use even under a double submit.
+        let flow = server
+            .store
+            .take_flow(&flow.id, now)
+            .await?
+            .ok_or(FlowError::FlowGone)?;
         server.auditor.record(
             AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
                 .client(flow.data.client_id.clone())
@@ -270,12 +269,16 @@ pub async fn decide(
     let upstream_state = random_token(32);
     let nonce = random_token(24);
     let verifier = random_token(48);
-    flow.id = upstream_state.clone();
+    let consented_id = std::mem::replace(&mut flow.id, upstream_state.clone());
     flow.data.upstream = Some(UpstreamLeg {
         nonce: nonce.clone(),
         pkce_verifier_enc: server.secrets.encrypt(&verifier),
     });
-    server.store.insert_flow(&flow).await?;
+    // The flow moves to the upstream state in one statement: of a double submit only one
+    // moves it, so the decision is single-use.
+    if !server.store.rekey_flow(&consented_id, &flow, now).await? {
+        return Err(FlowError::FlowGone);
+    }
     let redirect_uri = Url::parse(&server.public.url(&paths::callback(&provider_id)))
         .map_err(|_| FlowError::Internal)?;
     let challenge = pkce_s256(&verifier);

@@ -10,6 +10,8 @@
 mod audit;
 /// What each engine says for itself, and the timestamp each binds its own way.
 mod engine;
+/// The inserts that run alone or in a transaction with others, each written once.
+mod inserts;
 /// API keys: the [`KeyStore`] part.
 mod keys;
 /// The rows Portcullis keeps, as plain data.
@@ -173,12 +175,22 @@ pub trait Store: Directory + KeyStore {
     async fn get_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>>;
     /// Replaces the data of an existing, unexpired flow. Returns false when it is gone.
     async fn update_flow(&self, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Moves an unexpired flow from `old_id` to `flow.id` with `flow`'s data, atomically: of two
+    /// concurrent callers only one moves it. Returns false when it is gone (or `Conflict` when
+    /// `flow.id` exists).
+    async fn rekey_flow(&self, old_id: &str, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Deletes the flow and returns it, atomically: of two concurrent callers only one gets it.
     /// An expired flow is deleted and `None` returned.
     async fn take_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>>;
 
     // Grants: one per successful sign-in of a user at a client (the token's `sid`).
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()>;
+    /// A grant and the authorization code that hands it to the client, in one transaction.
+    async fn insert_grant_with_code(
+        &self,
+        grant: &Grant,
+        code: &AuthorizationCode,
+    ) -> StoreResult<()>;
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
     /// Replaces the encrypted upstream tokens (after an upstream refresh).
     async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()>;
@@ -196,9 +208,14 @@ pub trait Store: Directory + KeyStore {
     /// The code, spent or not, without changing it: the token endpoint checks everything before
     /// spending, so a failed attempt changes nothing.
     async fn get_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
-    /// Spends the code atomically. An expired, unspent code is `Unknown`.
-    async fn redeem_code(&self, code_hash: &str, now: DateTime<Utc>)
-    -> StoreResult<CodeRedemption>;
+    /// Spends the code atomically, storing `refresh` with it in the same transaction when the
+    /// code is spent (and not otherwise). An expired, unspent code is `Unknown`.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: DateTime<Utc>,
+        refresh: Option<&RefreshToken>,
+    ) -> StoreResult<CodeRedemption>;
 
     // Refresh tokens (stored by hash, rotated on every use).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()>;

@@ -13,6 +13,7 @@ use sqlx::{Database, Executor, FromRow, Pool};
 
 use super::audit;
 use super::engine::{Bind, Engine, Ts};
+use super::inserts;
 use super::rows::{
     AuditEventRow, ClientRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow, SigningKeyRow,
     after_failed_redemption, client_columns, grant_columns, on_unique,
@@ -127,6 +128,21 @@ where
         Ok(DB::rows_affected(&result) == 1)
     }
 
+    async fn rekey_flow(&self, old_id: &str, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE flows SET id = $1, data = $2, expires_at = $3 WHERE id = $4 AND expires_at > $5",
+        )
+        .bind(&flow.id)
+        .bind(Json(&flow.data))
+        .bind(Ts(flow.expires_at))
+        .bind(old_id)
+        .bind(Ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(on_unique("flow id exists"))?;
+        Ok(DB::rows_affected(&result) == 1)
+    }
+
     async fn take_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
         let row = sqlx::query_as::<_, FlowRow>(
             "DELETE FROM flows WHERE id = $1 RETURNING id, data, expires_at",
@@ -140,27 +156,28 @@ where
     }
 
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO grants (id, user_id, client_id, provider, scope, resource,
-                 upstream_access_token_enc, upstream_refresh_token_enc, upstream_id_token_enc,
-                 upstream_expires_at, created_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&grant.id)
-        .bind(&grant.user_id)
-        .bind(&grant.client_id)
-        .bind(&grant.provider)
-        .bind(&grant.scope)
-        .bind(&grant.resource)
-        .bind(&grant.upstream.access_token_enc)
-        .bind(&grant.upstream.refresh_token_enc)
-        .bind(&grant.upstream.id_token_enc)
-        .bind(grant.upstream.expires_at.map(Ts))
-        .bind(Ts(grant.created_at))
-        .bind(grant.revoked_at.map(Ts))
-        .execute(&self.pool)
-        .await
-        .map_err(on_unique("grant id exists"))?;
+        inserts::grant(grant)
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique("grant id exists"))?;
+        Ok(())
+    }
+
+    async fn insert_grant_with_code(
+        &self,
+        grant: &Grant,
+        code: &AuthorizationCode,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        inserts::grant(grant)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_unique("grant id exists"))?;
+        inserts::code(code)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_unique("code exists"))?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -226,21 +243,10 @@ where
     }
 
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri,
-                 code_challenge, expires_at, redeemed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&code.code_hash)
-        .bind(&code.grant_id)
-        .bind(&code.client_id)
-        .bind(&code.redirect_uri)
-        .bind(&code.code_challenge)
-        .bind(Ts(code.expires_at))
-        .bind(code.redeemed_at.map(Ts))
-        .execute(&self.pool)
-        .await
-        .map_err(on_unique("code exists"))?;
+        inserts::code(code)
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique("code exists"))?;
         Ok(())
     }
 
@@ -260,7 +266,9 @@ where
         &self,
         code_hash: &str,
         now: DateTime<Utc>,
+        refresh: Option<&RefreshToken>,
     ) -> StoreResult<CodeRedemption> {
+        let mut tx = self.pool.begin().await?;
         let redeemed = sqlx::query_as::<_, CodeRow>(
             "UPDATE authorization_codes SET redeemed_at = $1
              WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
@@ -269,30 +277,27 @@ where
         )
         .bind(Ts(now))
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        if let Some(row) = redeemed {
-            return Ok(CodeRedemption::Redeemed(row.into()));
+        let Some(row) = redeemed else {
+            tx.rollback().await?;
+            return Ok(after_failed_redemption(self.get_code(code_hash).await?));
+        };
+        if let Some(token) = refresh {
+            inserts::refresh_token(token)
+                .execute(&mut *tx)
+                .await
+                .map_err(on_unique("refresh token exists"))?;
         }
-        Ok(after_failed_redemption(self.get_code(code_hash).await?))
+        tx.commit().await?;
+        Ok(CodeRedemption::Redeemed(row.into()))
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, created_at, expires_at,
-                 rotated_at, successor_enc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&token.token_hash)
-        .bind(&token.grant_id)
-        .bind(&token.client_id)
-        .bind(Ts(token.created_at))
-        .bind(Ts(token.expires_at))
-        .bind(token.rotated_at.map(Ts))
-        .bind(&token.successor_enc)
-        .execute(&self.pool)
-        .await
-        .map_err(on_unique("refresh token exists"))?;
+        inserts::refresh_token(token)
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique("refresh token exists"))?;
         Ok(())
     }
 

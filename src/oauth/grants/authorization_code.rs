@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{issues_refresh_tokens, new_refresh_token, revoke_grant, token_response};
+use super::{issues_refresh_tokens, refresh_token_for, revoke_grant, token_response};
 use crate::crypto::sha256_hex;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
@@ -63,7 +63,15 @@ pub(super) async fn exchange(
         ));
     }
 
-    match server.store.redeem_code(&code_hash, now).await? {
+    // The refresh token is stored in the same transaction that spends the code.
+    let refresh =
+        issues_refresh_tokens(client).then(|| refresh_token_for(server, &grant, client, now));
+    let refresh_record = refresh.as_ref().map(|(_, record)| record);
+    match server
+        .store
+        .redeem_code(&code_hash, now, refresh_record)
+        .await?
+    {
         CodeRedemption::Redeemed(_) => {}
         CodeRedemption::Replayed(_) => {
             // Lost a race with another request presenting the same code.
@@ -75,11 +83,7 @@ pub(super) async fn exchange(
         }
     }
 
-    let refresh = if issues_refresh_tokens(client) {
-        Some(new_refresh_token(server, &grant, client, now).await?)
-    } else {
-        None
-    };
+    let refresh = refresh.map(|(token, _)| token);
     server.auditor.record(
         AuditEvent::new(AuditKind::TokenIssued, Decision::Allowed, now)
             .user(grant.user_id.clone(), None)

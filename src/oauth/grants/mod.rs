@@ -125,6 +125,26 @@ async fn token_response(
     Ok(body)
 }
 
+/// A new refresh token for `grant`: the token itself, and its record (by hash) to store.
+fn refresh_token_for(
+    server: &AuthorizationServer,
+    grant: &Grant,
+    client: &Client,
+    now: DateTime<Utc>,
+) -> (String, RefreshToken) {
+    let token = random_token(32);
+    let record = RefreshToken {
+        token_hash: sha256_hex(&token),
+        grant_id: grant.id.clone(),
+        client_id: client.client_id.clone(),
+        created_at: now,
+        expires_at: now + server.lifetimes.refresh,
+        rotated_at: None,
+        successor_enc: None,
+    };
+    (token, record)
+}
+
 /// A new refresh token for `grant`, stored by hash; returns the token itself.
 async fn new_refresh_token(
     server: &AuthorizationServer,
@@ -132,19 +152,8 @@ async fn new_refresh_token(
     client: &Client,
     now: DateTime<Utc>,
 ) -> Result<String, OAuthError> {
-    let token = random_token(32);
-    server
-        .store
-        .insert_refresh_token(&RefreshToken {
-            token_hash: sha256_hex(&token),
-            grant_id: grant.id.clone(),
-            client_id: client.client_id.clone(),
-            created_at: now,
-            expires_at: now + server.lifetimes.refresh,
-            rotated_at: None,
-            successor_enc: None,
-        })
-        .await?;
+    let (token, record) = refresh_token_for(server, grant, client, now);
+    server.store.insert_refresh_token(&record).await?;
     Ok(token)
 }
 

@@ -52,11 +52,14 @@ pub(super) async fn expiry_within_one_second_compares_as_time(store: &dyn Store)
     assert!(!store.update_flow(&half, half_past).await.unwrap());
 
     assert_eq!(
-        store.redeem_code("code-whole", between).await.unwrap(),
+        store
+            .redeem_code("code-whole", between, None)
+            .await
+            .unwrap(),
         CodeRedemption::Unknown
     );
     assert!(matches!(
-        store.redeem_code("code-half", whole()).await.unwrap(),
+        store.redeem_code("code-half", whole(), None).await.unwrap(),
         CodeRedemption::Redeemed(_)
     ));
 

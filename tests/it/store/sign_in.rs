@@ -229,6 +229,49 @@ pub(super) async fn concurrent_takes_hand_a_flow_to_one_caller(store: &dyn Store
     assert_eq!(winners, 1);
 }
 
+pub(super) async fn a_flow_moves_to_a_new_id_once_and_only_while_unexpired(store: &dyn Store) {
+    store.insert_flow(&flow("flow-1", at(600))).await.unwrap();
+    let mut moved = flow("upstream-1", at(600));
+    moved.data.upstream = Some(UpstreamLeg {
+        nonce: "n".to_owned(),
+        pkce_verifier_enc: "gAAAAA-verifier".to_owned(),
+    });
+    assert!(store.rekey_flow("flow-1", &moved, t0()).await.unwrap());
+    assert_eq!(store.get_flow("flow-1", t0()).await.unwrap(), None);
+    assert_eq!(
+        store.get_flow("upstream-1", t0()).await.unwrap(),
+        Some(moved.clone())
+    );
+    assert!(
+        !store
+            .rekey_flow("flow-1", &flow("upstream-2", at(600)), t0())
+            .await
+            .unwrap()
+    );
+
+    // Of concurrent moves of one flow, one wins.
+    store.insert_flow(&flow("flow-2", at(600))).await.unwrap();
+    let targets: Vec<_> = (0..8)
+        .map(|i| flow(&format!("target-{i}"), at(600)))
+        .collect();
+    let moves =
+        futures::future::join_all(targets.iter().map(|t| store.rekey_flow("flow-2", t, t0())))
+            .await;
+    assert_eq!(
+        moves.into_iter().filter(|m| *m.as_ref().unwrap()).count(),
+        1
+    );
+
+    // An expired flow does not move.
+    store.insert_flow(&flow("flow-3", at(10))).await.unwrap();
+    assert!(
+        !store
+            .rekey_flow("flow-3", &flow("upstream-3", at(600)), at(11))
+            .await
+            .unwrap()
+    );
+}
+
 pub(super) async fn a_signing_key_inserted_twice_is_kept_once_and_keys_list_newest_first(
     store: &dyn Store,
 ) {

@@ -116,16 +116,16 @@ pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dy
     };
 
     assert_eq!(
-        store.redeem_code("code-1", at(5)).await.unwrap(),
+        store.redeem_code("code-1", at(5), None).await.unwrap(),
         CodeRedemption::Redeemed(spent.clone())
     );
     // The replay reports the first redemption's time, and is still recognised after expiry.
     assert_eq!(
-        store.redeem_code("code-1", at(6)).await.unwrap(),
+        store.redeem_code("code-1", at(6), None).await.unwrap(),
         CodeRedemption::Replayed(spent.clone())
     );
     assert_eq!(
-        store.redeem_code("code-1", at(120)).await.unwrap(),
+        store.redeem_code("code-1", at(120), None).await.unwrap(),
         CodeRedemption::Replayed(spent.clone())
     );
     assert_eq!(store.get_code("code-1").await.unwrap(), Some(spent));
@@ -133,7 +133,7 @@ pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dy
 
 pub(super) async fn an_unknown_code_is_unknown(store: &dyn Store) {
     assert_eq!(
-        store.redeem_code("nope", t0()).await.unwrap(),
+        store.redeem_code("nope", t0(), None).await.unwrap(),
         CodeRedemption::Unknown
     );
 }
@@ -146,16 +146,16 @@ pub(super) async fn an_expired_code_is_unknown(store: &dyn Store) {
         .unwrap();
 
     assert_eq!(
-        store.redeem_code("code-1", at(60)).await.unwrap(),
+        store.redeem_code("code-1", at(60), None).await.unwrap(),
         CodeRedemption::Unknown
     );
     assert_eq!(
-        store.redeem_code("code-1", at(61)).await.unwrap(),
+        store.redeem_code("code-1", at(61), None).await.unwrap(),
         CodeRedemption::Unknown
     );
     // Refused, not spent: a clock before expiry still finds it unspent.
     assert!(matches!(
-        store.redeem_code("code-1", at(59)).await.unwrap(),
+        store.redeem_code("code-1", at(59), None).await.unwrap(),
         CodeRedemption::Redeemed(_)
     ));
 }
@@ -168,7 +168,7 @@ pub(super) async fn concurrent_redemptions_spend_a_code_once(store: &dyn Store) 
         .unwrap();
 
     let outcomes =
-        futures::future::join_all((0..8).map(|_| store.redeem_code("code-1", t0()))).await;
+        futures::future::join_all((0..8).map(|_| store.redeem_code("code-1", t0(), None))).await;
 
     let outcomes: Vec<_> = outcomes.into_iter().map(Result::unwrap).collect();
     let redeemed = outcomes
@@ -180,6 +180,62 @@ pub(super) async fn concurrent_redemptions_spend_a_code_once(store: &dyn Store) 
         .filter(|o| matches!(o, CodeRedemption::Replayed(_)))
         .count();
     assert_eq!((redeemed, replayed), (1, 7));
+}
+
+pub(super) async fn a_refresh_token_is_stored_with_the_code_it_spends_and_only_then(
+    store: &dyn Store,
+) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .insert_code(&code("code-1", "grant-1", at(60)))
+        .await
+        .unwrap();
+    let first = refresh_token("refresh-1", "grant-1", at(3600));
+    assert!(matches!(
+        store
+            .redeem_code("code-1", t0(), Some(&first))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    assert_eq!(
+        store.get_refresh_token("refresh-1").await.unwrap(),
+        Some(first)
+    );
+    // A replay stores nothing.
+    let second = refresh_token("refresh-2", "grant-1", at(3600));
+    assert!(matches!(
+        store
+            .redeem_code("code-1", at(1), Some(&second))
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed(_)
+    ));
+    assert_eq!(store.get_refresh_token("refresh-2").await.unwrap(), None);
+}
+
+pub(super) async fn a_grant_and_its_code_are_stored_together_or_not_at_all(store: &dyn Store) {
+    let grant = seeded_grant(store, "grant-1").await;
+    store
+        .insert_code(&code("code-taken", "grant-1", at(60)))
+        .await
+        .unwrap();
+    let mut another = grant.clone();
+    another.id = "grant-2".to_owned();
+    // The code's hash exists already: neither row is written.
+    assert!(matches!(
+        store
+            .insert_grant_with_code(&another, &code("code-taken", "grant-2", at(60)))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_grant("grant-2").await.unwrap(), None);
+    store
+        .insert_grant_with_code(&another, &code("code-2", "grant-2", at(60)))
+        .await
+        .unwrap();
+    assert_eq!(store.get_grant("grant-2").await.unwrap(), Some(another));
+    assert!(store.get_code("code-2").await.unwrap().is_some());
 }
 
 pub(super) async fn a_refresh_token_rotates_once_and_remembers_its_successor(store: &dyn Store) {
@@ -287,7 +343,7 @@ pub(super) async fn revoking_a_grant_is_idempotent_and_removes_what_it_issued(st
         .insert_code(&code("code-unspent", "grant-1", at(60)))
         .await
         .unwrap();
-    store.redeem_code("code-spent", at(1)).await.unwrap();
+    store.redeem_code("code-spent", at(1), None).await.unwrap();
 
     store.revoke_grant("grant-1", at(10)).await.unwrap();
     store.revoke_grant("grant-1", at(20)).await.unwrap();
@@ -301,11 +357,14 @@ pub(super) async fn revoking_a_grant_is_idempotent_and_removes_what_it_issued(st
     assert_eq!(store.get_refresh_token("rt-1").await.unwrap(), None);
     assert_eq!(store.get_refresh_token("rt-2").await.unwrap(), None);
     assert_eq!(
-        store.redeem_code("code-unspent", at(11)).await.unwrap(),
+        store
+            .redeem_code("code-unspent", at(11), None)
+            .await
+            .unwrap(),
         CodeRedemption::Unknown
     );
     assert!(matches!(
-        store.redeem_code("code-spent", at(11)).await.unwrap(),
+        store.redeem_code("code-spent", at(11), None).await.unwrap(),
         CodeRedemption::Replayed(_)
     ));
 
@@ -421,11 +480,11 @@ pub(super) async fn purging_deletes_only_expired_rows_and_counts_them(store: &dy
     assert!(store.get_flow("flow-live", now).await.unwrap().is_some());
     assert_eq!(store.take_flow("flow-expired", t0()).await.unwrap(), None);
     assert_eq!(
-        store.redeem_code("code-expired", t0()).await.unwrap(),
+        store.redeem_code("code-expired", t0(), None).await.unwrap(),
         CodeRedemption::Unknown
     );
     assert!(matches!(
-        store.redeem_code("code-live", now).await.unwrap(),
+        store.redeem_code("code-live", now, None).await.unwrap(),
         CodeRedemption::Redeemed(_)
     ));
     assert_eq!(store.get_refresh_token("rt-expired").await.unwrap(), None);

@@ -1,0 +1,78 @@
+//! The inserts that run alone or inside a transaction with others (a grant with its code, a
+//! redeemed code with its refresh token): each statement written once, bound here.
+
+use sqlx::query::Query;
+
+use super::engine::{Bind, Engine, Ts};
+use super::{AuthorizationCode, Grant, RefreshToken};
+
+/// The statements' arguments, as each engine holds them.
+type Insert<'q, DB> = Query<'q, DB, <DB as sqlx::Database>::Arguments>;
+
+pub(super) fn grant<DB: Engine>(grant: &Grant) -> Insert<'_, DB>
+where
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+    Ts: Bind<DB>,
+    Option<Ts>: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO grants (id, user_id, client_id, provider, scope, resource,
+             upstream_access_token_enc, upstream_refresh_token_enc, upstream_id_token_enc,
+             upstream_expires_at, created_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(grant.id.clone())
+    .bind(grant.user_id.clone())
+    .bind(grant.client_id.clone())
+    .bind(grant.provider.clone())
+    .bind(grant.scope.clone())
+    .bind(grant.resource.clone())
+    .bind(grant.upstream.access_token_enc.clone())
+    .bind(grant.upstream.refresh_token_enc.clone())
+    .bind(grant.upstream.id_token_enc.clone())
+    .bind(grant.upstream.expires_at.map(Ts))
+    .bind(Ts(grant.created_at))
+    .bind(grant.revoked_at.map(Ts))
+}
+
+pub(super) fn code<DB: Engine>(code: &AuthorizationCode) -> Insert<'_, DB>
+where
+    String: Bind<DB>,
+    Ts: Bind<DB>,
+    Option<Ts>: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, grant_id, client_id, redirect_uri,
+             code_challenge, expires_at, redeemed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(code.code_hash.clone())
+    .bind(code.grant_id.clone())
+    .bind(code.client_id.clone())
+    .bind(code.redirect_uri.clone())
+    .bind(code.code_challenge.clone())
+    .bind(Ts(code.expires_at))
+    .bind(code.redeemed_at.map(Ts))
+}
+
+pub(super) fn refresh_token<DB: Engine>(token: &RefreshToken) -> Insert<'_, DB>
+where
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+    Ts: Bind<DB>,
+    Option<Ts>: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, client_id, created_at, expires_at,
+             rotated_at, successor_enc)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(token.token_hash.clone())
+    .bind(token.grant_id.clone())
+    .bind(token.client_id.clone())
+    .bind(Ts(token.created_at))
+    .bind(Ts(token.expires_at))
+    .bind(token.rotated_at.map(Ts))
+    .bind(token.successor_enc.clone())
+}
