@@ -256,16 +256,12 @@ async fn with_require_upstream_session_a_grant_ends_when_its_upstream_token_does
     for required in [false, true] {
         let f = Fixture::with(&format!("require_upstream_session = {required}\n")).await;
         let client = f.register().await;
-        let state = f.approve(&client, "orders:invoices:read", t0()).await;
         // A provider that issues no refresh token: the upstream session cannot be renewed.
         let mut once = identity("ada@example.com", t0() + Duration::hours(1));
         once.tokens.refresh_token = None;
-        *f.provider.exchange.lock().unwrap() = Some(Ok(once));
-        let back = f
-            .callback(&format!("code=upstream-code&state={state}"), BROWSER, t0())
-            .await
-            .unwrap();
-        let code = query_param(&back, "code").unwrap();
+        let code = f
+            .sign_in_as(&client, "orders:invoices:read", once, t0())
+            .await;
         let tokens = f
             .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
             .await
@@ -302,17 +298,16 @@ async fn claims_a_refreshed_id_token_carries_decide_the_roles_from_then_on() {
     )
     .await;
     let client = f.register().await;
-    let state = f
-        .approve(&client, "orders:invoices:read orders:invoices:write", t0())
-        .await;
     let mut ada = identity("ada@example.com", t0() + Duration::hours(1));
     ada.claims = serde_json::json!({"groups": ["platform"]});
-    *f.provider.exchange.lock().unwrap() = Some(Ok(ada));
-    let back = f
-        .callback(&format!("code=upstream-code&state={state}"), BROWSER, t0())
-        .await
-        .unwrap();
-    let code = query_param(&back, "code").unwrap();
+    let code = f
+        .sign_in_as(
+            &client,
+            "orders:invoices:read orders:invoices:write",
+            ada,
+            t0(),
+        )
+        .await;
     let tokens = f
         .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
         .await

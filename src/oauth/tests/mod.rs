@@ -279,11 +279,20 @@ impl Fixture {
 
     /// The whole browser leg for `client_id`: authorize, consent, callback. Returns the code.
     async fn sign_in(&self, client_id: &str, scope: &str, now: DateTime<Utc>) -> String {
+        let ada = identity("ada@example.com", now + chrono::Duration::hours(1));
+        self.sign_in_as(client_id, scope, ada, now).await
+    }
+
+    /// [`Self::sign_in`] with the provider vouching for `who`.
+    async fn sign_in_as(
+        &self,
+        client_id: &str,
+        scope: &str,
+        who: Identity,
+        now: DateTime<Utc>,
+    ) -> String {
         let state = self.approve(client_id, scope, now).await;
-        *self.provider.exchange.lock().unwrap() = Some(Ok(identity(
-            "ada@example.com",
-            now + chrono::Duration::hours(1),
-        )));
+        *self.provider.exchange.lock().unwrap() = Some(Ok(who));
         let back = self
             .callback(&format!("code=upstream-code&state={state}"), BROWSER, now)
             .await
