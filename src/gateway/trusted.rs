@@ -6,7 +6,6 @@
 //! the issuer's JWKS (by discovery, or `jwks_uri`), kept in memory and fetched again when a
 //! token names an unknown `kid`, at most once a minute.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -170,22 +169,8 @@ impl TrustedIssuers {
                 .map(str::to_lowercase),
         });
         if self.access.uses_roles() {
-            let mut roles = BTreeSet::new();
-            for (path, by_value) in &settings.claim_roles.0 {
-                let value = path
-                    .segments()
-                    .iter()
-                    .try_fold(&claims, |v, segment| v.get(segment));
-                let values = value.into_iter().flat_map(|v| match v {
-                    Value::String(s) => vec![s.as_str()],
-                    Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
-                    _ => Vec::new(),
-                });
-                roles.extend(values.filter_map(|v| by_value.get(v).cloned()));
-            }
-            let roles: Vec<String> = roles.into_iter().collect();
-            let entitled = self.access.roles("", &roles, &Value::Null);
-            caller = caller.within(self.access.entitlement_of_roles("", &entitled));
+            let roles = self.access.roles_of_claims(&settings.claim_roles, &claims);
+            caller = caller.within(self.access.entitlement_of_roles("", &roles));
         }
         Ok(caller)
     }

@@ -194,12 +194,18 @@ impl AccessPolicy {
             {
                 roles.insert(role.to_owned());
             }
-            for (path, by_value) in &rules.claim_roles.0 {
-                for value in claim_values(claims, path) {
-                    roles.extend(by_value.get(value).cloned());
-                }
-            }
+            roles.extend(mapped_roles(&rules.claim_roles, claims));
         }
+        roles
+    }
+
+    /// The roles of a caller known by a token's claims alone (a trusted issuer's): the default
+    /// role and those `mappings` give. Only roles defined under `[roles]` count.
+    pub fn roles_of_claims(&self, mappings: &ClaimRoles, claims: &Value) -> BTreeSet<String> {
+        let mut roles: BTreeSet<String> = self.settings.default_role.iter().cloned().collect();
+        roles.extend(
+            mapped_roles(mappings, claims).filter(|role| self.settings.roles.contains_key(role)),
+        );
         roles
     }
 
@@ -288,6 +294,16 @@ impl AccessPolicy {
         }
         Value::Object(kept)
     }
+}
+
+/// The roles `mappings` give for the claim values in `claims`.
+fn mapped_roles<'m>(
+    mappings: &'m ClaimRoles,
+    claims: &'m Value,
+) -> impl Iterator<Item = String> + 'm {
+    mappings.0.iter().flat_map(move |(path, by_value)| {
+        claim_values(claims, path).filter_map(|value| by_value.get(value).cloned())
+    })
 }
 
 fn matches_a_rule(admission: &Admission, who: &Candidate<'_>) -> bool {
