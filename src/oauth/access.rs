@@ -12,6 +12,7 @@ use crate::config::{
     AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, ProviderSettings,
     UserAdmission,
 };
+use crate::store::Person;
 use crate::upstream::dev::DEV_ROLE_CLAIM;
 
 /// Why a person may not sign in (or go on), as the audit trail records it.
@@ -251,6 +252,15 @@ impl AccessPolicy {
                 .collect(),
             cap: None,
         }
+    }
+
+    /// What `person` may be granted through `provider` today: their assigned roles, the default
+    /// role, and those the claims kept with their identity there give.
+    pub fn entitlement_of_person(&self, provider: &str, person: &Person) -> Entitlement {
+        let no_claims = Value::Object(Map::new());
+        let claims = person.identity.as_ref().map_or(&no_claims, |i| &i.claims);
+        let roles = self.roles(provider, &person.roles, claims);
+        self.entitlement_of_roles(provider, &roles)
     }
 
     /// The most anyone signing in through `provider` could be granted: what the consent page

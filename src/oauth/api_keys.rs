@@ -72,9 +72,6 @@ pub async fn owner_entitlement(
     let Some(person) = store.person(user_id, provider).await? else {
         return Ok(None);
     };
-    let no_claims = serde_json::Value::Object(serde_json::Map::new());
-    let claims = person.identity.as_ref().map_or(&no_claims, |i| &i.claims);
-    let roles = access.roles(provider, &person.roles, claims);
-    let entitlement = access.entitlement_of_roles(provider, &roles);
+    let entitlement = access.entitlement_of_person(provider, &person);
     Ok(Some((person, entitlement)))
 }

@@ -184,8 +184,9 @@ async fn still_admitted(
     if let Err(refusal) = server.access.admit(&grant.provider, candidate) {
         return Ok(Err(refusal));
     }
-    let roles = server.access.roles(&grant.provider, &person.roles, claims);
-    Ok(Ok(server.access.entitlement(&grant.provider, &roles)))
+    Ok(Ok(server
+        .access
+        .entitlement_of_person(&grant.provider, &person)))
 }
 
 /// A refresh may ask for fewer scopes than the grant holds, never more (RFC 6749 §6).
