@@ -134,7 +134,10 @@ pub async fn finish(
 ) -> Result<Url, FlowError> {
     let params = Params::parse(raw_query).map_err(|_| FlowError::FlowGone)?;
     let upstream_state = params.get("state").ok_or(FlowError::FlowGone)?;
-    let Some(flow) = server.store.take_flow(upstream_state, now).await? else {
+    // The flow is read, not consumed, until the browser proves it is the one that started it:
+    // a request from any other (a forged or leaked callback URL) must not end the person's
+    // sign-in.
+    let Some(flow) = server.store.get_flow(upstream_state, now).await? else {
         tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
         return Err(FlowError::FlowGone);
     };
@@ -150,6 +153,11 @@ pub async fn finish(
     {
         tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
         return Err(FlowError::ForeignBrowser);
+    }
+    // Now it is spent, once: a second request with the same state (a reload, a race) finds
+    // nothing.
+    if server.store.take_flow(upstream_state, now).await?.is_none() {
+        return Err(FlowError::FlowGone);
     }
     if let Some(upstream_error) = params.get("error") {
         server.auditor.record(

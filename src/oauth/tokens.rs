@@ -218,7 +218,7 @@ impl KeySet {
             return Ok(AccessClaims::clone(&claims));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::ES256 {
+        if header.alg != Algorithm::ES256 || !is_access_token_type(header.typ.as_deref()) {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
@@ -271,6 +271,16 @@ impl KeySet {
         }
         Ok(claims)
     }
+}
+
+/// RFC 9068 §4: an access token's `typ` is `at+jwt` (or the full `application/at+jwt`,
+/// compared case-insensitively). Anything else Portcullis signs with the same key (a backend
+/// assertion, say) is not an access token and must never pass for one.
+fn is_access_token_type(typ: Option<&str>) -> bool {
+    typ.is_some_and(|typ| {
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        typ.eq_ignore_ascii_case("at+jwt")
+    })
 }
 
 /// A new `jti`.
@@ -398,6 +408,33 @@ mod tests {
             ),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn only_tokens_typed_as_access_tokens_are_accepted() {
+        let (keys, _) = keys();
+        let now = Utc::now();
+        let (iss, aud) = ("https://as.example.com", "https://as.example.com/mcp");
+        for typ in ["JWT", "portcullis-assertion+jwt", "at+jwt+x"] {
+            let token = keys.sign(&claims(now), typ).unwrap();
+            assert_eq!(
+                keys.verify(&token, iss, aud, now),
+                Err(TokenError::Invalid),
+                "{typ}"
+            );
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(keys.kid.clone());
+        header.typ = None;
+        let untyped = jsonwebtoken::encode(&header, &claims(now), &keys.signing).unwrap();
+        assert_eq!(
+            keys.verify(&untyped, iss, aud, now),
+            Err(TokenError::Invalid)
+        );
+        for typ in ["at+jwt", "application/at+jwt", "AT+JWT"] {
+            let token = keys.sign(&claims(now), typ).unwrap();
+            assert!(keys.verify(&token, iss, aud, now).is_ok(), "{typ}");
+        }
     }
 
     #[test]

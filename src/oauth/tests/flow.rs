@@ -227,4 +227,19 @@ async fn an_upstream_refusal_or_outage_goes_back_to_the_client() {
         )
         .await;
     assert_eq!(foreign.unwrap_err(), FlowError::ForeignBrowser);
+    // The foreign request did not spend the person's sign-in: their own browser finishes it,
+    // once.
+    *f.provider.exchange.lock().unwrap() = Some(Ok(identity(
+        "ada@example.com",
+        t0() + chrono::Duration::hours(1),
+    )));
+    let back = f
+        .callback(&format!("code=c&state={state}"), BROWSER, t0())
+        .await
+        .unwrap();
+    assert!(query_param(&back, "code").is_some(), "{back}");
+    let again = f
+        .callback(&format!("code=c&state={state}"), BROWSER, t0())
+        .await;
+    assert_eq!(again.unwrap_err(), FlowError::FlowGone);
 }
