@@ -175,6 +175,7 @@ impl Application {
             verifier,
             identity,
             access: access.clone(),
+            store: store.clone(),
             auditor: auditor.clone(),
             clock: clock.clone(),
         })?);
@@ -270,6 +271,7 @@ impl Application {
 /// Keeps the revocation view fresh and purges expired rows.
 async fn background_tasks(state: AppState) {
     let max_token_age = crate::config::chrono_duration(state.settings.tokens.access_ttl);
+    let retention = Lifetimes::from(&state.settings.tokens).retention();
     let mut ticks: u64 = 0;
     let mut interval = tokio::time::interval(REVOCATION_POLL);
     loop {
@@ -283,7 +285,7 @@ async fn background_tasks(state: AppState) {
         }
         // About once a minute.
         if ticks.is_multiple_of(12) {
-            match state.store.purge_expired(state.now()).await {
+            match state.store.purge_expired(state.now(), &retention).await {
                 Ok(0) => {}
                 Ok(rows) => tracing::debug!(rows, "purged expired rows"),
                 Err(error) => tracing::warn!(%error, "purging expired rows failed"),

@@ -26,6 +26,8 @@ pub struct Caller {
     scopes: Vec<String>,
     /// For an API key: what its owner may do now, which bounds the key's scopes.
     within: Option<Entitlement>,
+    /// For Portcullis' own access tokens: the grant (sign-in) they were issued from.
+    grant: Option<String>,
 }
 
 impl Caller {
@@ -40,7 +42,23 @@ impl Caller {
             claims,
             scopes,
             within: None,
+            grant: None,
         }
+    }
+
+    /// The caller of one of Portcullis' own access tokens, issued from the grant `claims.sid`.
+    pub fn of_grant(claims: AccessClaims) -> Self {
+        let grant = Some(claims.sid.clone());
+        Self {
+            grant,
+            ..Self::new(claims)
+        }
+    }
+
+    /// The grant the caller's token was issued from, when it is one of Portcullis' own (API
+    /// keys and trusted issuers' tokens come from none).
+    pub fn grant(&self) -> Option<&str> {
+        self.grant.as_deref()
     }
 
     /// The caller behind an API key, for a request to `resource`: the key's owner, with the
@@ -185,7 +203,7 @@ impl TokenVerifier {
         }
         match self.keys.verify(token, &self.issuer, &resource.uri, now) {
             Ok(claims) if !self.revocations.is_revoked(&claims.jti, &claims.sid) => {
-                Ok(Caller::new(claims))
+                Ok(Caller::of_grant(claims))
             }
             Ok(claims) => {
                 self.auditor.record(

@@ -218,6 +218,7 @@ async fn admit(
         gateway
             .gate
             .authorize(caller, request, &route, request_id)
+            .await
             .map_err(|error| (error, request.id.clone()))?;
     }
     Ok((bytes, incoming))

@@ -12,7 +12,7 @@ use super::message::{Method, Request};
 use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::oauth::access::AccessPolicy;
-use crate::store::{AuditEvent, AuditKind, Decision};
+use crate::store::{AuditEvent, AuditKind, Decision, DynStore};
 
 /// Where a request goes, as its endpoint resolved it.
 #[derive(Debug, Clone)]
@@ -37,14 +37,16 @@ pub struct Gate {
     auditor: Auditor,
     clock: Clock,
     access: Arc<AccessPolicy>,
+    store: DynStore,
 }
 
 impl Gate {
-    pub fn new(auditor: Auditor, clock: Clock, access: Arc<AccessPolicy>) -> Self {
+    pub fn new(auditor: Auditor, clock: Clock, access: Arc<AccessPolicy>, store: DynStore) -> Self {
         Self {
             auditor,
             clock,
             access,
+            store,
         }
     }
 
@@ -74,8 +76,10 @@ impl Gate {
     }
 
     /// Decides whether `caller` may send `request` to `route`. A refusal is audited here,
-    /// once, and answered by the endpoint with a step-up challenge.
-    pub fn authorize(
+    /// once, and answered by the endpoint with a step-up challenge; the caller's grant is
+    /// marked for step-up first, so that a client which refreshes on the 403 (rather than
+    /// authorizing again) is told to authorize again (see the refresh grant).
+    pub async fn authorize(
         &self,
         caller: &Caller,
         request: &Request,
@@ -106,6 +110,14 @@ impl Gate {
                         backend.id()
                     )),
             ),
+        }
+        if let Some(grant) = caller.grant()
+            && let Err(error) = self
+                .store
+                .request_step_up(grant, required, self.clock.now())
+                .await
+        {
+            tracing::warn!(%error, "recording a step-up request failed");
         }
         Err(GatewayError::Forbidden {
             required: required.to_owned(),

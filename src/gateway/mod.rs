@@ -61,6 +61,7 @@ use crate::config::{BackendTransport, Settings};
 use crate::oauth::access::AccessPolicy;
 use crate::oauth::resource::{ResourceSpec, Resources};
 use crate::paths::{self, PublicUrl};
+use crate::store::DynStore;
 pub use backend::{Backend, Transport};
 use caller::TokenVerifier;
 use endpoint::{Endpoint, Served, Serves};
@@ -114,6 +115,8 @@ pub struct GatewayParts<'a> {
     pub identity: Arc<IdentityForwarder>,
     /// For refusals that name the role which would grant the missing scope.
     pub access: Arc<AccessPolicy>,
+    /// Where a refusal asks for a step-up of the caller's grant.
+    pub store: DynStore,
     pub auditor: Auditor,
     pub clock: Clock,
 }
@@ -152,6 +155,7 @@ impl Gateway {
             verifier,
             identity,
             access,
+            store,
             auditor,
             clock,
         } = parts;
@@ -225,7 +229,7 @@ impl Gateway {
             backends,
             endpoints,
             verifier,
-            gate: Gate::new(auditor, clock.clone(), access),
+            gate: Gate::new(auditor, clock.clone(), access, store),
             identity,
             http,
             clock,

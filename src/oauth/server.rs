@@ -30,7 +30,29 @@ pub struct Lifetimes {
     pub session: chrono::Duration,
 }
 
+/// How long after a refusal at the gateway a refresh of the grant answers the step-up (clients
+/// that refresh on a 403 do it at once).
+const STEP_UP_WINDOW: chrono::Duration = chrono::Duration::minutes(2);
+
+impl Lifetimes {
+    /// The step-up window (see [`crate::store::Store::request_step_up`]).
+    pub fn step_up(&self) -> chrono::Duration {
+        STEP_UP_WINDOW
+    }
+
+    /// What the periodic purge keeps: a redeemed code until the tokens it gave have expired,
+    /// a rotated token's successor through the grace window, step-up requests through theirs.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            redeemed_codes: self.access + self.code,
+            refresh_grace: self.refresh_grace,
+            step_up: STEP_UP_WINDOW,
+        }
+    }
+}
+
 use crate::config::chrono_duration;
+use crate::store::Retention;
 
 impl From<&TokenSettings> for Lifetimes {
     fn from(tokens: &TokenSettings) -> Self {

@@ -230,6 +230,23 @@ pub trait Store: Directory + KeyStore {
     ) -> StoreResult<bool>;
     async fn delete_refresh_token(&self, token_hash: &str) -> StoreResult<()>;
 
+    // Step-up requests: a grant's token was refused `scope` at the gateway.
+    /// Records (or replaces) the grant's step-up request. Nothing is recorded for a grant that
+    /// does not exist.
+    async fn request_step_up(
+        &self,
+        grant_id: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Removes the grant's step-up request and returns its scope when it was made at or after
+    /// `since`.
+    async fn take_step_up(
+        &self,
+        grant_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<String>>;
+
     // Revoked access tokens (RFC 7009), kept until they would have expired anyway.
     async fn revoke_access_token(
         &self,
@@ -256,11 +273,27 @@ pub trait Store: Directory + KeyStore {
     /// `filter.limit`.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 
-    /// Deletes expired flows, codes, refresh tokens and revoked-token rows. Returns rows deleted.
+    /// Deletes expired flows, codes, refresh tokens, revoked-token rows and step-up requests,
+    /// and clears the successors of tokens rotated before the grace window. Redeemed codes are
+    /// kept for `keep.redeemed_codes` after redemption, so that a late replay is still
+    /// recognised (and revokes its grant). Returns rows deleted or cleared.
     ///
     /// Audit events are not touched: they do not expire, and retention of the audit trail is
     /// out of scope for now (an operator prunes `audit_events` by `time` if they must).
-    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    async fn purge_expired(&self, now: DateTime<Utc>, keep: &Retention) -> StoreResult<u64>;
+}
+
+/// How long [`Store::purge_expired`] keeps what is spent but still worth recognising.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// A redeemed code is kept this long after redemption: at least an access token's life,
+    /// so a replay while the first code's tokens live still revokes them.
+    pub redeemed_codes: chrono::Duration,
+    /// A rotated refresh token's successor is kept (encrypted) this long, to answer concurrent
+    /// duplicates the same; then it is cleared.
+    pub refresh_grace: chrono::Duration,
+    /// A step-up request is answered by a refresh within this window.
+    pub step_up: chrono::Duration,
 }
 
 /// The store in use, shared by every handler.

@@ -20,7 +20,7 @@ use super::rows::{
 };
 use super::{
     AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Directory, Flow, FlowData,
-    Grant, KeyStore, RefreshToken, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
+    Grant, KeyStore, RefreshToken, Retention, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
 };
 
 /// [`Store`] on a pool of either engine; `SqliteStore` and `PostgresStore` name the two.
@@ -339,6 +339,40 @@ where
         Ok(())
     }
 
+    async fn request_step_up(
+        &self,
+        grant_id: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO step_ups (grant_id, scope, requested_at)
+             SELECT id, $2, $3 FROM grants WHERE id = $1
+             ON CONFLICT (grant_id) DO UPDATE
+                 SET scope = excluded.scope, requested_at = excluded.requested_at",
+        )
+        .bind(grant_id)
+        .bind(scope)
+        .bind(Ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_step_up(
+        &self,
+        grant_id: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<String>> {
+        let taken: Option<(String, DateTime<Utc>)> = sqlx::query_as(
+            "DELETE FROM step_ups WHERE grant_id = $1 RETURNING scope, requested_at",
+        )
+        .bind(grant_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(taken.filter(|(_, at)| *at >= since).map(|(scope, _)| scope))
+    }
+
     async fn revoke_access_token(
         &self,
         jti: &str,
@@ -420,16 +454,35 @@ where
         rows.into_iter().map(AuditEvent::try_from).collect()
     }
 
-    async fn purge_expired(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+    async fn purge_expired(&self, now: DateTime<Utc>, keep: &Retention) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let mut deleted = 0;
-        for sql in [
-            "DELETE FROM flows WHERE expires_at <= $1",
-            "DELETE FROM authorization_codes WHERE expires_at <= $1",
-            "DELETE FROM refresh_tokens WHERE expires_at <= $1",
-            "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
+        for (sql, cutoff) in [
+            ("DELETE FROM flows WHERE expires_at <= $1", now),
+            (
+                "DELETE FROM authorization_codes WHERE expires_at <= $1 AND redeemed_at IS NULL",
+                now,
+            ),
+            (
+                "DELETE FROM authorization_codes WHERE redeemed_at <= $1",
+                now - keep.redeemed_codes,
+            ),
+            ("DELETE FROM refresh_tokens WHERE expires_at <= $1", now),
+            (
+                "UPDATE refresh_tokens SET successor_enc = NULL
+                 WHERE successor_enc IS NOT NULL AND rotated_at <= $1",
+                now - keep.refresh_grace,
+            ),
+            (
+                "DELETE FROM revoked_access_tokens WHERE expires_at <= $1",
+                now,
+            ),
+            (
+                "DELETE FROM step_ups WHERE requested_at <= $1",
+                now - keep.step_up,
+            ),
         ] {
-            let result = sqlx::query(sql).bind(Ts(now)).execute(&mut *tx).await?;
+            let result = sqlx::query(sql).bind(Ts(cutoff)).execute(&mut *tx).await?;
             deleted += DB::rows_affected(&result);
         }
         tx.commit().await?;

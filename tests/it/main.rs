@@ -47,6 +47,8 @@ mod sdk_gateway;
 mod stdio;
 /// Stdio backends behind the gateway.
 mod stdio_gateway;
+/// Step-up for clients that refresh when refused a scope.
+mod step_up;
 /// The store conformance suite, on SQLite and Postgres.
 mod store;
 /// What the tests share: databases, the IdP, the app, real MCP peers.

@@ -1,7 +1,7 @@
 //! The TypeScript MCP SDK client through the gateway to a real backend (server-everything over
 //! Streamable HTTP): its own sign-in with the basic scope the 401 names, tools listed and called
-//! through `/mcp/{id}` and `/mcp`, a streamed result, a denied call answered by step-up, and a
-//! refresh. No hand-made OAuth: the SDK does all of it.
+//! through `/mcp/{id}` and `/mcp`, a streamed result, a denied call answered by step-up (the
+//! SDK refreshing first, as it does), and a refresh. No hand-made OAuth: the SDK does all of it.
 
 use serde_json::{Value, json};
 
@@ -45,7 +45,6 @@ forward = ["identity-headers"]
         json!([
             {"listTools": {}},
             {"callTool": {"name": "echo", "arguments": {"message": "through the gateway"}}},
-            {"forgetRefreshToken": {}},
             {"callTool": {"name": "trigger-long-running-operation", "arguments": {"duration": 0.6, "steps": 3}},
              "progress": true, "expectStepUp": true},
             {"forceRefresh": {}},
@@ -77,12 +76,15 @@ forward = ["identity-headers"]
         "{echo:#}"
     );
 
-    // A call that needs more: 403 insufficient_scope, a new sign-in asking for what the client
-    // had plus what the call needs, and the retried call streams its progress through.
-    let stepped = step(&lines, 3);
+    // A call that needs more: 403 insufficient_scope. The SDK, unmodified and holding its
+    // refresh token, refreshes first; that refresh is refused (`invalid_grant`), so it signs in
+    // again asking for what it had plus what the call needs, and the retried call streams its
+    // progress through.
+    let stepped = step(&lines, 2);
     assert_eq!(stepped["ok"], true, "{stepped:#}");
     let step_up = &stepped["stepUp"];
     assert_eq!(step_up["challenged"], true, "{stepped:#}");
+    assert_eq!(step_up["refreshTried"], true, "{stepped:#}");
     assert_eq!(step_up["reauthorized"], true, "{stepped:#}");
     assert_eq!(
         step_up["requestedScope"], "ev:admin:call ev:tools:call",
@@ -97,7 +99,7 @@ forward = ["identity-headers"]
     );
 
     // A refresh behind the client's back keeps it working.
-    let refreshed = step(&lines, 5);
+    let refreshed = step(&lines, 4);
     assert_eq!(refreshed["ok"], true, "{refreshed:#}");
     assert_eq!(refreshed["auth"]["refreshed"], true, "{refreshed:#}");
     assert_eq!(
@@ -106,12 +108,12 @@ forward = ["identity-headers"]
     );
 
     // The aggregate endpoint: its own sign-in, the built-in tools and the backend's, namespaced.
-    let aggregate = tool_names(step(&lines, 6));
+    let aggregate = tool_names(step(&lines, 5));
     assert!(
         aggregate.contains(&"whoami".to_owned()) && aggregate.contains(&"ev__echo".to_owned()),
         "{aggregate:?}"
     );
-    let aggregated = step(&lines, 7);
+    let aggregated = step(&lines, 6);
     assert_eq!(
         aggregated["result"]["content"][0]["text"], "Echo: aggregated",
         "{aggregated:#}"

@@ -87,6 +87,8 @@ conformance!(
     revoked_access_tokens_are_listed_since_a_time_and_keep_the_first_revocation,
     a_signing_key_inserted_twice_is_kept_once_and_keys_list_newest_first,
     purging_deletes_only_expired_rows_and_counts_them,
+    purging_keeps_redeemed_codes_and_clears_successors_after_their_windows,
+    a_step_up_request_is_taken_once_within_its_window,
     timestamps_round_trip_to_the_microsecond,
     expiry_within_one_second_compares_as_time,
     an_audit_event_reads_back_with_every_field,

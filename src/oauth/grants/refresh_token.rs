@@ -48,7 +48,8 @@ pub(super) async fn exchange(
             "the session has reached its maximum lifetime; sign in again",
         ));
     }
-    let scope = admitted_scope(server, &grant, params, now).await?;
+    let (scope, entitlement) = admitted_scope(server, &grant, params, now).await?;
+    step_up(server, &grant, &entitlement, now).await?;
     if record.rotated_at.is_some() {
         return answer_rotated(server, &grant, &record, &scope, now).await;
     }
@@ -73,7 +74,7 @@ pub(super) async fn exchange(
     } else {
         // The provider vouched for the person afresh: their groups and roles as it says now.
         renew_claims(server, &grant).await?;
-        admitted_scope(server, &grant, params, now).await?
+        admitted_scope(server, &grant, params, now).await?.0
     };
     let successor = new_refresh_token(server, &grant, client, now).await?;
     if !server
@@ -102,18 +103,21 @@ pub(super) async fn exchange(
 }
 
 /// The scope of the next token: what the request asks of the grant, within what the person may
-/// do today. A person no longer admitted ends the grant. A removed role narrows the token; the
-/// grant keeps what was consented to, so a role given back restores it.
+/// do today (returned too). A person no longer admitted ends the grant. A removed role narrows
+/// the token; the grant keeps what was consented to, so a role given back restores it.
 async fn admitted_scope(
     server: &AuthorizationServer,
     grant: &Grant,
     params: &Params,
     now: DateTime<Utc>,
-) -> Result<String, OAuthError> {
+) -> Result<(String, Entitlement), OAuthError> {
     match still_admitted(server, grant).await? {
-        Ok(entitlement) => Ok(entitlement
-            .restrict(&Scopes::parse(&narrowed_scope(grant, params)?)?)
-            .to_string()),
+        Ok(entitlement) => Ok((
+            entitlement
+                .restrict(&Scopes::parse(&narrowed_scope(grant, params)?)?)
+                .to_string(),
+            entitlement,
+        )),
         Err(refusal) => {
             revoke_grant(server, &grant.id, "the person is no longer admitted", now).await?;
             tracing::warn!(target: "security", event = "refresh.refused", grant_id = %grant.id, %refusal);
@@ -122,6 +126,40 @@ async fn admitted_scope(
             ))
         }
     }
+}
+
+/// Step-up for clients that refresh when a call is refused for want of a scope (the TypeScript
+/// SDK 1.x, and with it mcp-remote, the Inspector and Claude Code, typescript-sdk#2255): a
+/// refresh returns the grant's scopes again, and the call is refused again. So when the gateway
+/// refused this grant's token a scope within the last moments, and the person may have that
+/// scope but the grant was not consented to it, the refresh answers `invalid_grant` and ends the
+/// grant: the client drops its tokens and authorizes again, asking for the scope the 403 named,
+/// and the person consents to it. A scope the person may not have changes nothing here: asking
+/// again would not help.
+async fn step_up(
+    server: &AuthorizationServer,
+    grant: &Grant,
+    entitlement: &Entitlement,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    let since = now - server.lifetimes.step_up();
+    let Some(wanted) = server.store.take_step_up(&grant.id, since).await? else {
+        return Ok(());
+    };
+    let consented = Scopes::parse(&grant.scope)?;
+    if consented.covers(&wanted) || !entitlement.covers(&wanted) {
+        return Ok(());
+    }
+    revoke_grant(
+        server,
+        &grant.id,
+        "step-up: the client must authorize again for a wider scope",
+        now,
+    )
+    .await?;
+    Err(OAuthError::invalid_grant(format!(
+        "this grant does not include the scope {wanted}; authorize again asking for it"
+    )))
 }
 
 /// Keeps the claims of the grant's new id_token with the identity it came through. A claim the

@@ -16,7 +16,7 @@ use crate::support::recorder::{self, Recorder};
 
 /// A gateway with the recorder as backend `rec`; the person may call `rec` tools and `echo`,
 /// but not the `admin-*` tools.
-pub(super) async fn gateway(forward: &str, extra: &str) -> (TestApp, Recorder) {
+pub(crate) async fn gateway(forward: &str, extra: &str) -> (TestApp, Recorder) {
     gateway_on(Db::Sqlite, forward, extra).await
 }
 

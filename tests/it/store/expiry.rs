@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use portcullis::store::{CodeRedemption, Store};
 
-use super::fixtures::{code, flow, refresh_token, revoked_jtis, seeded_grant, t0};
+use super::fixtures::{KEEP, code, flow, refresh_token, revoked_jtis, seeded_grant, t0};
 
 /// A whole second (no fraction at all), a minute after `t0()`.
 fn whole() -> DateTime<Utc> {
@@ -64,8 +64,8 @@ pub(super) async fn expiry_within_one_second_compares_as_time(store: &dyn Store)
     ));
 
     // Purging a fraction after the whole second takes exactly the four whole-second rows.
-    assert_eq!(store.purge_expired(just_before).await.unwrap(), 0);
-    assert_eq!(store.purge_expired(between).await.unwrap(), 4);
+    assert_eq!(store.purge_expired(just_before, &KEEP).await.unwrap(), 0);
+    assert_eq!(store.purge_expired(between, &KEEP).await.unwrap(), 4);
     assert!(visible(store, "flow-half", between).await);
     assert_eq!(store.get_refresh_token("rt-whole").await.unwrap(), None);
     assert!(store.get_refresh_token("rt-half").await.unwrap().is_some());

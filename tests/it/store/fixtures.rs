@@ -2,12 +2,19 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use portcullis::store::{
-    Attach, AuthorizationCode, Client, Flow, FlowData, Grant, RefreshToken, SignedIn,
+    Attach, AuthorizationCode, Client, Flow, FlowData, Grant, RefreshToken, Retention, SignedIn,
     SigningKeyRecord, Store, UpstreamTokens,
 };
 use serde_json::json;
 
 /// A fixed instant carrying microseconds, which both databases keep exactly.
+/// A purge's retention: an hour for redeemed codes, a minute of refresh grace, two of step-up.
+pub(super) const KEEP: Retention = Retention {
+    redeemed_codes: Duration::hours(1),
+    refresh_grace: Duration::minutes(1),
+    step_up: Duration::minutes(2),
+};
+
 pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap() + Duration::microseconds(123_456)
 }

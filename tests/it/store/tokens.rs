@@ -5,7 +5,7 @@ use portcullis::store::{
     AuthorizationCode, CodeRedemption, Grant, RefreshToken, Store, StoreError, UpstreamTokens,
 };
 
-use super::fixtures::{at, code, flow, refresh_token, revoked_jtis, seeded_grant, t0};
+use super::fixtures::{KEEP, at, code, flow, refresh_token, revoked_jtis, seeded_grant, t0};
 
 pub(super) async fn a_grant_reads_back_with_its_upstream_tokens(store: &dyn Store) {
     let grant = seeded_grant(store, "grant-1").await;
@@ -474,8 +474,8 @@ pub(super) async fn purging_deletes_only_expired_rows_and_counts_them(store: &dy
         .await
         .unwrap();
 
-    assert_eq!(store.purge_expired(now).await.unwrap(), 5);
-    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+    assert_eq!(store.purge_expired(now, &KEEP).await.unwrap(), 5);
+    assert_eq!(store.purge_expired(now, &KEEP).await.unwrap(), 0);
 
     assert!(store.get_flow("flow-live", now).await.unwrap().is_some());
     assert_eq!(store.take_flow("flow-expired", t0()).await.unwrap(), None);
@@ -494,4 +494,97 @@ pub(super) async fn purging_deletes_only_expired_rows_and_counts_them(store: &dy
         store.get_grant("grant-1").await.unwrap().is_some(),
         "grants are not purged"
     );
+}
+
+pub(super) async fn purging_keeps_redeemed_codes_and_clears_successors_after_their_windows(
+    store: &dyn Store,
+) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .insert_code(&code("code-spent", "grant-1", at(60)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.redeem_code("code-spent", at(10), None).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    store
+        .insert_refresh_token(&refresh_token("rt-1", "grant-1", at(86_400)))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .rotate_refresh_token("rt-1", "gAAAAA-successor", at(10))
+            .await
+            .unwrap()
+    );
+
+    // Past the code's expiry but within the retention: a replay is still recognised, and the
+    // successor still answers a duplicate within the grace window.
+    assert_eq!(store.purge_expired(at(65), &KEEP).await.unwrap(), 0);
+    assert!(matches!(
+        store.redeem_code("code-spent", at(65), None).await.unwrap(),
+        CodeRedemption::Replayed(code) if code.grant_id == "grant-1"
+    ));
+    let rotated = store.get_refresh_token("rt-1").await.unwrap().unwrap();
+    assert_eq!(rotated.successor_enc.as_deref(), Some("gAAAAA-successor"));
+
+    // After the grace window the successor's ciphertext is cleared; the rotation is kept, so a
+    // reuse is still recognised as one.
+    assert_eq!(store.purge_expired(at(71), &KEEP).await.unwrap(), 1);
+    let rotated = store.get_refresh_token("rt-1").await.unwrap().unwrap();
+    assert_eq!(
+        (rotated.rotated_at, rotated.successor_enc),
+        (Some(at(10)), None)
+    );
+    assert!(
+        store.get_code("code-spent").await.unwrap().is_some(),
+        "kept for an access token's life"
+    );
+
+    // An hour after redemption the code goes.
+    assert_eq!(store.purge_expired(at(3610), &KEEP).await.unwrap(), 1);
+    assert_eq!(store.get_code("code-spent").await.unwrap(), None);
+}
+
+pub(super) async fn a_step_up_request_is_taken_once_within_its_window(store: &dyn Store) {
+    seeded_grant(store, "grant-1").await;
+    store
+        .request_step_up("grant-1", "tools:read", at(10))
+        .await
+        .unwrap();
+    store
+        .request_step_up("grant-1", "tools:write", at(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_step_up("grant-1", at(15)).await.unwrap(),
+        Some("tools:write".to_owned()),
+        "the latest request replaces the earlier"
+    );
+    assert_eq!(store.take_step_up("grant-1", at(0)).await.unwrap(), None);
+
+    // Too old: taken but not answered.
+    store
+        .request_step_up("grant-1", "tools:write", at(30))
+        .await
+        .unwrap();
+    assert_eq!(store.take_step_up("grant-1", at(31)).await.unwrap(), None);
+    assert_eq!(store.take_step_up("grant-1", at(0)).await.unwrap(), None);
+
+    // No grant, nothing recorded (and no error); a purge removes stale requests.
+    store
+        .request_step_up("no-such-grant", "tools:write", at(40))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_step_up("no-such-grant", at(0)).await.unwrap(),
+        None
+    );
+    store
+        .request_step_up("grant-1", "tools:write", at(40))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired(at(161), &KEEP).await.unwrap(), 1);
+    assert_eq!(store.take_step_up("grant-1", at(0)).await.unwrap(), None);
 }
