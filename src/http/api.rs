@@ -142,7 +142,10 @@ pub async fn protected_resource_metadata(
     State(state): State<AppState>,
     path: Option<Path<String>>,
 ) -> Response {
-    let resource_path = path.map(|Path(p)| format!("/{p}"));
+    // `/mcp/` is `/mcp`: clients add or drop the trailing slash of a resource.
+    let resource_path = path
+        .map(|Path(p)| format!("/{}", p.trim_end_matches('/')))
+        .filter(|p| p != "/");
     let prefix = state.public.prefix();
     let resource = match resource_path {
         None => state.auth.resources.default_resource(),

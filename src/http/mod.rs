@@ -97,8 +97,22 @@ pub fn router(state: AppState, extra: Router) -> Router {
     let routes = if prefix.is_empty() {
         app.merge(well_known)
     } else {
-        // Behind a reverse proxy at a path: the app below it, discovery at the origin's root.
-        Router::new().nest(&prefix, app).merge(well_known)
+        // Behind a reverse proxy at a path: the app below it, discovery at the origin's root,
+        // including the bare root documents that clients which drop the issuer's path probe.
+        let root = Router::new()
+            .route(
+                paths::AUTHORIZATION_SERVER_METADATA,
+                get(api::authorization_server_metadata),
+            )
+            .route(
+                paths::OPENID_CONFIGURATION,
+                get(api::authorization_server_metadata),
+            )
+            .with_state(state.clone());
+        Router::new()
+            .nest(&prefix, app)
+            .merge(well_known)
+            .merge(root)
     };
     let cors = CorsLayer::new()
         .allow_origin(Any)

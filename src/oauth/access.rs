@@ -45,6 +45,17 @@ pub struct Candidate<'a> {
     pub known: bool,
 }
 
+/// Scopes of OAuth and OpenID Connect themselves, never a resource's: clients add them to any
+/// request (`offline_access` for a refresh token, `openid` out of habit).
+const PROTOCOL_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
 /// What a person may be granted: the union of their roles' scope patterns, within a cap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entitlement {
@@ -67,31 +78,31 @@ impl Entitlement {
     }
 
     /// What a sign-in grants on a resource that supports `supported`, when the client asked
-    /// for `requested`:
+    /// for `requested`. Scopes that are not the resource's (`offline_access`, `openid`: claude.ai
+    /// asks only `offline_access`) do not count as asking: a client that asked for none of the
+    /// resource's scopes asked for nothing.
     /// - [`GrantMode::Entitlement`]: the resource scopes the client asked for, or all of them
-    ///   when it asked for none of the resource's own (claude.ai asks only `offline_access`),
-    ///   within the entitlement;
-    /// - [`GrantMode::Requested`]: what it asked for, or the resource's scopes when it asked for
-    ///   nothing, within the entitlement.
+    ///   when it asked for nothing, within the entitlement;
+    /// - [`GrantMode::Requested`]: what it asked for of the resource (a pattern such as
+    ///   `rec:*:call` counts when it covers one of the resource's scopes), or the resource's
+    ///   scopes when it asked for nothing, within the entitlement. The difference is in what the
+    ///   401 tells clients to ask for: the basic scopes here, nothing there.
     pub fn grant(&self, mode: GrantMode, requested: &Scopes, supported: &[String]) -> Scopes {
-        let wanted = match mode {
-            GrantMode::Entitlement => {
-                let of_resource = Scopes::from_items(
-                    requested
-                        .iter()
-                        .filter(|s| supported.iter().any(|r| r == s))
-                        .map(str::to_owned),
-                );
-                if of_resource.is_empty() {
-                    Scopes::from_items(supported.iter().cloned())
-                } else {
-                    of_resource
-                }
-            }
-            GrantMode::Requested if requested.is_empty() => {
-                Scopes::from_items(supported.iter().cloned())
-            }
-            GrantMode::Requested => requested.clone(),
+        let asks_for = |s: &str| {
+            // A resource that names no scopes of its own takes what was asked at its word.
+            !PROTOCOL_SCOPES.contains(&s)
+                && (supported.is_empty()
+                    || match mode {
+                        GrantMode::Entitlement => supported.iter().any(|r| r == s),
+                        GrantMode::Requested => supported.iter().any(|r| pattern_covers(s, r)),
+                    })
+        };
+        let of_resource =
+            Scopes::from_items(requested.iter().filter(|s| asks_for(s)).map(str::to_owned));
+        let wanted = if of_resource.is_empty() {
+            Scopes::from_items(supported.iter().cloned())
+        } else {
+            of_resource
         };
         self.restrict(&wanted)
     }

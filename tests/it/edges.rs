@@ -214,10 +214,31 @@ async fn a_public_url_with_a_path_prefix_is_used_for_every_advertised_url() {
         .unwrap();
     assert_eq!(prm["resource"], format!("{issuer}/mcp"));
     assert_eq!(prm["authorization_servers"], json!([issuer]));
+    // The trailing-slash and root forms name the same resource.
+    for url in [
+        format!("{origin}/.well-known/oauth-protected-resource/auth/mcp/"),
+        format!("{origin}/.well-known/oauth-protected-resource"),
+    ] {
+        let same: Value = app
+            .http
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(same, prm, "{url}");
+    }
+    // Path-inserted (RFC 8414 §3.1), path-appended (OpenID Discovery) and bare root: clients
+    // probe all three.
     for url in [
         format!("{origin}/.well-known/oauth-authorization-server/auth"),
         format!("{origin}/.well-known/openid-configuration/auth"),
         format!("{issuer}/.well-known/openid-configuration"),
+        format!("{issuer}/.well-known/oauth-authorization-server"),
+        format!("{origin}/.well-known/oauth-authorization-server"),
+        format!("{origin}/.well-known/openid-configuration"),
     ] {
         let metadata: Value = app
             .http

@@ -31,6 +31,8 @@ mod gateway;
 mod github;
 /// The test IdP on its own.
 mod idp;
+/// What real clients send, accepted as they send it.
+mod leniency;
 /// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
 /// Who may sign in and what each person may do: admission, identities, roles, refresh.

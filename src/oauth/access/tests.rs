@@ -248,8 +248,19 @@ fn a_grant_is_the_entitlement_unless_the_client_asks_for_less() {
         engineer
             .grant(GrantMode::Requested, &ask("offline_access"), &supported)
             .to_string(),
-        "",
-        "least privilege: only what was asked"
+        "deploys:prod:read tickets:queue:read tickets:queue:write",
+        "asking for none of the resource's scopes is asking for nothing"
+    );
+    assert_eq!(
+        engineer
+            .grant(
+                GrantMode::Requested,
+                &ask("openid tickets:*:read offline_access"),
+                &supported
+            )
+            .to_string(),
+        "tickets:*:read",
+        "least privilege: only what was asked of the resource, patterns included"
     );
     assert_eq!(
         engineer

@@ -48,7 +48,7 @@ max_response_bytes = 65536
     (app, backend)
 }
 
-pub(super) fn rec_url(app: &TestApp) -> String {
+pub(crate) fn rec_url(app: &TestApp) -> String {
     app.url("/mcp/rec")
 }
 
