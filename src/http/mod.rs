@@ -30,8 +30,8 @@ async fn stylesheet() -> impl IntoResponse {
     )
 }
 
-/// The routes below the public base URL's path.
-fn app_routes() -> Router<AppState> {
+/// The authorization server's metadata, as RFC 8414 and OpenID Discovery name it.
+fn discovery_routes() -> Router<AppState> {
     Router::new()
         .route(
             paths::AUTHORIZATION_SERVER_METADATA,
@@ -41,6 +41,11 @@ fn app_routes() -> Router<AppState> {
             paths::OPENID_CONFIGURATION,
             get(api::authorization_server_metadata),
         )
+}
+
+/// The routes below the public base URL's path.
+fn app_routes() -> Router<AppState> {
+    discovery_routes()
         .route(paths::JWKS, get(api::jwks))
         .route(paths::REGISTER, post(api::register))
         .route(paths::AUTHORIZE, get(pages::authorize))
@@ -99,16 +104,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
     } else {
         // Behind a reverse proxy at a path: the app below it, discovery at the origin's root,
         // including the bare root documents that clients which drop the issuer's path probe.
-        let root = Router::new()
-            .route(
-                paths::AUTHORIZATION_SERVER_METADATA,
-                get(api::authorization_server_metadata),
-            )
-            .route(
-                paths::OPENID_CONFIGURATION,
-                get(api::authorization_server_metadata),
-            )
-            .with_state(state.clone());
+        let root = discovery_routes().with_state(state.clone());
         Router::new()
             .nest(&prefix, app)
             .merge(well_known)

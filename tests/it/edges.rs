@@ -219,15 +219,7 @@ async fn a_public_url_with_a_path_prefix_is_used_for_every_advertised_url() {
         format!("{origin}/.well-known/oauth-protected-resource/auth/mcp/"),
         format!("{origin}/.well-known/oauth-protected-resource"),
     ] {
-        let same: Value = app
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let same = app.get_json(&url).await;
         assert_eq!(same, prm, "{url}");
     }
     // Path-inserted (RFC 8414 §3.1), path-appended (OpenID Discovery) and bare root: clients
@@ -240,15 +232,7 @@ async fn a_public_url_with_a_path_prefix_is_used_for_every_advertised_url() {
         format!("{origin}/.well-known/oauth-authorization-server"),
         format!("{origin}/.well-known/openid-configuration"),
     ] {
-        let metadata: Value = app
-            .http
-            .get(&url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata = app.get_json(&url).await;
         assert_eq!(metadata["issuer"], issuer.as_str(), "{url}");
         assert_eq!(metadata["token_endpoint"], format!("{issuer}/token"));
     }
