@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::gateway::gateway;
-use crate::support::app::{TestApp, TestClient};
+use crate::support::app::{Db, TestApp, TestClient};
 
 async fn signed_in(app: &TestApp, login: &str) -> (TestClient, Value) {
     app.tokens_for_resource(login, Some("rec:tools:call"), Some(app.url("/mcp/rec")))
@@ -93,4 +93,37 @@ async fn refusals_the_person_cannot_get_past_old_ones_and_none_leave_refresh_alo
     let (status, tokens) = refresh(&app, &client, &tokens).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(call(&app, &tokens, "add").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn in_the_default_grant_mode_a_role_given_after_sign_in_is_reached_by_signing_in_again() {
+    let (app, _backend) =
+        crate::people::app_with(Db::Sqlite, "default_role = \"reader\"\n", "", false).await;
+    let (client, tokens) = crate::people::tokens(&app, "corp", "gus").await;
+    assert_eq!(tokens["scope"], "rec:tools:call");
+
+    // An operator makes gus an engineer. His grant was consented to as a reader: a refresh
+    // keeps it so, until a call needs more.
+    let store = app.state.store.clone();
+    let gus = store
+        .users_by_email("gus@example.com")
+        .await
+        .unwrap()
+        .remove(0);
+    let now = app.clock.now();
+    assert!(store.add_user_role(&gus.id, "engineer", now).await.unwrap());
+    let (status, tokens) = refresh(&app, &client, &tokens).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["scope"], "rec:tools:call");
+
+    assert_eq!(call(&app, &tokens, "echo").await, StatusCode::FORBIDDEN);
+    let (status, body) = refresh(&app, &client, &tokens).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    let (_, again) = crate::people::tokens(&app, "corp", "gus").await;
+    assert_eq!(again["scope"], "rec:echo:call rec:tools:call");
+    assert_eq!(call(&app, &again, "echo").await, StatusCode::OK);
 }
