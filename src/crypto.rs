@@ -9,6 +9,9 @@ use subtle::ConstantTimeEq;
 #[derive(Clone)]
 pub struct Secrets {
     fernet: std::sync::Arc<fernet::MultiFernet>,
+    /// For tags that bind a value to its holder (HMAC-SHA256), derived from the first Fernet
+    /// key: the same on every instance, and new when that key is rotated.
+    tagging: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -32,9 +35,25 @@ impl Secrets {
         if parsed.is_empty() {
             return Err(0);
         }
+        let derived = Sha256::new()
+            .chain_update(b"portcullis tagging key v1\0")
+            .chain_update(keys[0].trim().as_bytes())
+            .finalize();
         Ok(Self {
             fernet: std::sync::Arc::new(fernet::MultiFernet::new(parsed)),
+            tagging: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &derived),
         })
+    }
+
+    /// A short tag (128 bits of HMAC-SHA256, URL-safe base64) over `parts`, each length-prefixed
+    /// so that no two lists of parts share a message.
+    pub fn tag(&self, parts: &[&str]) -> String {
+        let mut context = aws_lc_rs::hmac::Context::with_key(&self.tagging);
+        for part in parts {
+            context.update(&(part.len() as u64).to_be_bytes());
+            context.update(part.as_bytes());
+        }
+        URL_SAFE_NO_PAD.encode(&context.sign().as_ref()[..16])
     }
 
     /// A new random Fernet key, URL-safe base64.

@@ -176,6 +176,7 @@ impl Application {
             identity,
             access: access.clone(),
             store: store.clone(),
+            secrets: secrets.clone(),
             auditor: auditor.clone(),
             clock: clock.clone(),
         })?);

@@ -63,6 +63,10 @@ pub enum GatewayError {
     /// The backend's answer does not have the shape MCP requires.
     #[error("the backend's answer is malformed")]
     Malformed,
+    /// The request names a session that is not the caller's (or that this gateway never handed
+    /// out): HTTP 404, as for an ended session, so the client starts a new one.
+    #[error("Session not found")]
+    SessionNotFound,
 }
 
 /// `; the role R grants it` (or `roles R, S grant`), or nothing when no role does.
@@ -78,7 +82,7 @@ impl GatewayError {
     pub fn rpc_code(&self) -> i64 {
         match self {
             Self::Parse => code::PARSE_ERROR,
-            Self::InvalidRequest(_) => code::INVALID_REQUEST,
+            Self::InvalidRequest(_) | Self::SessionNotFound => code::INVALID_REQUEST,
             Self::InvalidParams(_) => code::INVALID_PARAMS,
             Self::MethodNotFound(_) => code::METHOD_NOT_FOUND,
             Self::Forbidden { .. } => code::FORBIDDEN,
@@ -99,6 +103,7 @@ impl GatewayError {
         match self {
             Self::Parse | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SignInEnded => StatusCode::UNAUTHORIZED,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout if relayed => StatusCode::GATEWAY_TIMEOUT,

@@ -40,6 +40,8 @@ mod proxy;
 mod relay;
 /// The shared HTTP answers: 401, step-up 403, JSON-RPC errors.
 mod respond;
+/// Backend sessions bound to the person who opened them.
+mod sessions;
 /// Server-Sent Events: splitting, reading and writing events.
 pub mod sse;
 /// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
@@ -58,6 +60,7 @@ use url::Url;
 use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::{BackendTransport, Settings};
+use crate::crypto::Secrets;
 use crate::oauth::access::AccessPolicy;
 use crate::oauth::resource::{ResourceSpec, Resources};
 use crate::paths::{self, PublicUrl};
@@ -117,6 +120,8 @@ pub struct GatewayParts<'a> {
     pub access: Arc<AccessPolicy>,
     /// Where a refusal asks for a step-up of the caller's grant.
     pub store: DynStore,
+    /// Tags backend session ids with their owner.
+    pub secrets: Secrets,
     pub auditor: Auditor,
     pub clock: Clock,
 }
@@ -136,6 +141,7 @@ pub struct Gateway {
     max_body_bytes: usize,
     /// `Host` values accepted (DNS rebinding protection).
     allowed_hosts: Vec<String>,
+    secrets: Secrets,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -156,6 +162,7 @@ impl Gateway {
             identity,
             access,
             store,
+            secrets,
             auditor,
             clock,
         } = parts;
@@ -235,6 +242,7 @@ impl Gateway {
             clock,
             max_body_bytes: settings.limits.max_mcp_body_bytes,
             allowed_hosts,
+            secrets,
         })
     }
 

@@ -20,24 +20,25 @@ use super::error::GatewayError;
 use super::identity::{ForwardError, REQUEST_ID};
 use super::message::{Incoming, Method as McpMethod};
 use super::relay::Relay;
-use super::{Gateway, respond};
+use super::{Gateway, respond, sessions};
 use crate::oauth::upstream_tokens::UpstreamRefreshError;
 
-/// Request headers a backend may see from the client (never `Authorization` or cookies).
-const PASSED_TO_BACKEND: [HeaderName; 5] = [
+/// Request headers a backend may see from the client (never `Authorization` or cookies). The
+/// session id, and with it `Last-Event-ID`, pass only once the session is the caller's own.
+const PASSED_TO_BACKEND: [HeaderName; 3] = [
     header::ACCEPT,
     header::CONTENT_TYPE,
-    HeaderName::from_static("mcp-session-id"),
-    HeaderName::from_static("last-event-id"),
     HeaderName::from_static("mcp-protocol-version"),
 ];
 
-/// Response headers the client may see from the backend.
-const PASSED_TO_CLIENT: [HeaderName; 3] = [
+/// Response headers the client may see from the backend (the session id, tagged, besides).
+const PASSED_TO_CLIENT: [HeaderName; 2] = [
     header::CONTENT_TYPE,
-    HeaderName::from_static("mcp-session-id"),
     HeaderName::from_static("mcp-protocol-version"),
 ];
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// One authorized HTTP exchange with a proxied backend.
 pub struct Exchange {
@@ -124,6 +125,29 @@ impl Exchange {
                 headers.insert(name.clone(), value.clone());
             }
         }
+        if let Some(presented) = parts.headers.get(MCP_SESSION_ID) {
+            let owner = &self.caller.claims.sub;
+            let secrets = &self.gateway.secrets;
+            let Some(session) =
+                sessions::unbind(secrets, self.backend.id(), owner, presented.as_bytes())
+            else {
+                tracing::warn!(target: "security", event = "session.foreign", backend = %self.backend.id());
+                self.record.deny("a session id that is not the caller's");
+                return respond::error(
+                    &GatewayError::SessionNotFound,
+                    &first_id,
+                    true,
+                    &self.backend.resource,
+                    None,
+                );
+            };
+            if let Ok(value) = HeaderValue::from_str(&session) {
+                headers.insert(MCP_SESSION_ID, value);
+            }
+            if let Some(last_event) = parts.headers.get(LAST_EVENT_ID) {
+                headers.insert(LAST_EVENT_ID, last_event.clone());
+            }
+        }
 
         // A call has a deadline; a GET stream of server messages lives as long as the client
         // wants.
@@ -168,6 +192,16 @@ impl Exchange {
             if let Some(value) = response.headers().get(name) {
                 out_headers.insert(name.clone(), value.clone());
             }
+        }
+        let opened = response
+            .headers()
+            .get(MCP_SESSION_ID)
+            .and_then(|v| v.to_str().ok());
+        if let Some(bound) = opened.and_then(|session| {
+            let owner = &self.caller.claims.sub;
+            sessions::bind(&self.gateway.secrets, self.backend.id(), owner, session)
+        }) {
+            out_headers.insert(MCP_SESSION_ID, bound);
         }
         if let Ok(value) = HeaderValue::from_str(&self.request_id) {
             out_headers.insert(REQUEST_ID, value);

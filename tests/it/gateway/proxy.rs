@@ -231,28 +231,71 @@ async fn without_forwarding_the_backend_learns_only_the_request_id() {
 }
 
 #[tokio::test]
-async fn mcp_sessions_pass_through_the_gateway() {
+async fn mcp_sessions_pass_through_the_gateway_bound_to_the_person_who_opened_them() {
     let (app, backend) = gateway(r#"[]"#, "").await;
     let token = token_for_rec(&app, "session").await;
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}});
     let response = app.mcp(&rec_url(&app), Some(&token), init).await;
-    assert_eq!(response.headers()["mcp-session-id"], "session-from-backend");
-    let next = app
-        .http
-        .post(rec_url(&app))
-        .bearer_auth(&token)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", "session-from-backend")
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(session.starts_with("session-from-backend."), "{session}");
+    let send = |method: reqwest::Method, token: &str, session: &str| {
+        app.http
+            .request(method, rec_url(&app))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("last-event-id", "stream-1_7")
+            .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .send()
+    };
+    let next = send(reqwest::Method::POST, &token, &session).await.unwrap();
     assert_eq!(next.status(), StatusCode::ACCEPTED);
     let seen = backend.last();
     assert_eq!(seen.headers["mcp-session-id"], "session-from-backend");
     assert_eq!(seen.headers["mcp-protocol-version"], "2025-06-18");
+    assert_eq!(seen.headers["last-event-id"], "stream-1_7");
+
+    // Someone else's token with that session id, or the backend's bare id, or an id with a
+    // forged tag: an unknown session, on every method, and the backend sees none of it.
+    let other = token_for_rec(&app, "intruder").await;
+    let forged = format!("session-from-backend.{}", "A".repeat(22));
+    let before = backend.bodies().len();
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+    ] {
+        for (token, session) in [
+            (&other, session.as_str()),
+            (&token, "session-from-backend"),
+            (&token, forged.as_str()),
+        ] {
+            let refused = send(method.clone(), token, session).await.unwrap();
+            assert_eq!(
+                refused.status(),
+                StatusCode::NOT_FOUND,
+                "{method} {session}"
+            );
+            let body = rpc_body(refused).await;
+            assert_eq!(body["error"]["message"], "Session not found", "{body}");
+        }
+    }
+    assert_eq!(backend.bodies().len(), before);
+
+    // Its owner may end it.
+    let ended = send(reqwest::Method::DELETE, &token, &session)
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        backend.last().headers["mcp-session-id"],
+        "session-from-backend"
+    );
 }
 
 #[tokio::test]

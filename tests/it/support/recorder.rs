@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
 use serde_json::{Value, json};
 
 /// One request as the backend saw it.
@@ -131,7 +131,7 @@ pub async fn spawn() -> Recorder {
     let state = seen.clone();
     let app = Router::new().route(
         "/mcp",
-        post(move |headers: HeaderMap, body: Bytes| {
+        any(move |headers: HeaderMap, body: Bytes| {
             let state = state.clone();
             async move { handle(state, headers, body).await }
         }),
