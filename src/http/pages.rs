@@ -305,7 +305,9 @@ pub async fn authorize(
         Err(AuthorizeError::Redirect(url)) => return redirect(url.as_str()),
         Err(AuthorizeError::Page(error)) => return error_page(&state, &error),
     };
-    if existing.is_none() {
+    // With remembered consent the cookie is set again, so that it lives as long as an
+    // approval given now.
+    if existing.is_none() || state.auth.remember_consent > chrono::Duration::zero() {
         set_browser_cookie(&state, &mut response, &secret);
     }
     response

@@ -30,6 +30,9 @@ use crate::store::{Client, DynStore, StoreError};
 const FAILURE_MEMORY: Duration = Duration::from_secs(30);
 /// The most documents kept.
 const MAX_DOCUMENTS: u64 = 10_000;
+/// The most fetches at once: a flood of `/authorize` requests naming new URLs waits here rather
+/// than opening connections without bound.
+const MAX_CONCURRENT_FETCHES: usize = 16;
 
 /// Where a client's metadata came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,7 @@ struct Documents {
     cache: moka::future::Cache<String, Arc<Cached>>,
     /// URLs whose fetch failed lately, with the reason.
     failures: moka::future::Cache<String, Arc<ClientErrorKind>>,
+    fetches: tokio::sync::Semaphore,
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +119,7 @@ impl Clients {
                     .max_capacity(MAX_DOCUMENTS)
                     .time_to_live(FAILURE_MEMORY)
                     .build(),
+                fetches: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
             })
         } else {
             None
@@ -234,6 +239,11 @@ impl Documents {
         url: &Url,
         now: DateTime<Utc>,
     ) -> Result<Client, ClientErrorKind> {
+        let _permit = self
+            .fetches
+            .acquire()
+            .await
+            .map_err(|_| ClientErrorKind::Unavailable("shutting down".into()))?;
         let fetched = self
             .fetcher
             .fetch(url, now.into())
