@@ -22,6 +22,7 @@ use crate::gateway::identity::IdentityForwarder;
 use crate::gateway::trusted::TrustedIssuers;
 use crate::gateway::{self, Gateway, GatewayParts};
 use crate::oauth::access::AccessPolicy;
+use crate::oauth::cimd::Clients;
 use crate::oauth::revocation::RevocationView;
 use crate::oauth::server::{AuthorizationServer, Lifetimes};
 use crate::oauth::tokens::{KeySet, install_crypto_provider};
@@ -193,6 +194,8 @@ impl Application {
         let auth = Arc::new(AuthorizationServer {
             public: public.clone(),
             store: store.clone(),
+            clients: Arc::new(Clients::new(store.clone(), &settings.cimd)?),
+            remember_consent: crate::config::chrono_duration(settings.consent.remember_for),
             secrets,
             keys: keys.clone(),
             access,

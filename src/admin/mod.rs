@@ -184,18 +184,28 @@ pub enum GrantsCommand {
         /// Only this client's.
         #[arg(long = "client", value_name = "CLIENT_ID")]
         client_id: Option<String>,
+        /// Only those issued through this redirect URI (with --client: one installation of a
+        /// client identified by a metadata document).
+        #[arg(long, requires = "client_id")]
+        redirect_uri: Option<String>,
         /// Revoked grants too.
         #[arg(long)]
         all: bool,
     },
-    /// Revokes one grant, or every active grant of a person: their tokens are refused by every
-    /// instance within seconds and their refresh tokens are deleted.
-    #[command(group(clap::ArgGroup::new("which").required(true).args(["grant_id", "user"])))]
+    /// Revokes one grant, every active grant of a person, or every active grant of a client
+    /// through one redirect URI: their tokens are refused by every instance within seconds,
+    /// their refresh tokens are deleted, and a remembered consent for them ends.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["grant_id", "user", "client_id"])))]
     Revoke {
         grant_id: Option<String>,
         /// Every active grant of this person: their id or their email.
         #[arg(long)]
         user: Option<String>,
+        /// Every active grant of this client issued through --redirect-uri.
+        #[arg(long = "client", value_name = "CLIENT_ID", requires = "redirect_uri")]
+        client_id: Option<String>,
+        #[arg(long, requires = "client_id")]
+        redirect_uri: Option<String>,
     },
 }
 
@@ -286,16 +296,32 @@ pub async fn run(admin: &Admin<'_>, command: &Command, out: &mut dyn Write) -> A
                 GrantsCommand::List {
                     user,
                     client_id,
+                    redirect_uri,
                     all,
                 } => {
-                    grants::list(admin, user.as_deref(), client_id.as_deref(), *all, &mut out).await
+                    let which = grants::Which {
+                        user: user.as_deref(),
+                        client_id: client_id.as_deref(),
+                        redirect_uri: redirect_uri.as_deref(),
+                        all: *all,
+                    };
+                    grants::list(admin, &which, &mut out).await
                 }
-                GrantsCommand::Revoke { grant_id, user } => match (grant_id, user) {
-                    (Some(grant_id), _) => grants::revoke_one(admin, grant_id, &mut out).await,
-                    (None, Some(user)) => grants::revoke_all_of(admin, user, &mut out).await,
-                    // clap requires one of the two.
-                    (None, None) => Err(AdminError::Refused(
-                        "name a grant, or a person with --user".to_owned(),
+                GrantsCommand::Revoke {
+                    grant_id,
+                    user,
+                    client_id,
+                    redirect_uri,
+                } => match (grant_id, user, client_id, redirect_uri) {
+                    (Some(grant_id), ..) => grants::revoke_one(admin, grant_id, &mut out).await,
+                    (None, Some(user), ..) => grants::revoke_all_of(admin, user, &mut out).await,
+                    (None, None, Some(client_id), Some(redirect_uri)) => {
+                        grants::revoke_installation(admin, client_id, redirect_uri, &mut out).await
+                    }
+                    // clap requires one of them.
+                    _ => Err(AdminError::Refused(
+                        "name a grant, a person with --user, or --client with --redirect-uri"
+                            .to_owned(),
                     )),
                 },
             }

@@ -187,6 +187,9 @@ pub(super) struct GrantView {
     pub client_id: String,
     pub provider: String,
     pub resource: String,
+    /// Where the client's installation receives its codes: with a metadata document client,
+    /// what tells its installations apart.
+    pub redirect_uri: Option<String>,
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
@@ -201,6 +204,7 @@ impl GrantView {
             client_id: grant.client_id.clone(),
             provider: grant.provider.clone(),
             resource: grant.resource.clone(),
+            redirect_uri: grant.redirect_uri.clone(),
             scope: grant.scope.clone(),
             created_at: grant.created_at,
             revoked_at: grant.revoked_at,

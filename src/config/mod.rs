@@ -21,6 +21,8 @@ use url::Url;
 mod access;
 /// `[[backends]]` and `[gateway]`.
 mod backends;
+/// `[cimd]` and `[consent]`: clients identified by a metadata document, remembered consent.
+mod clients;
 /// `[[trusted_issuers]]`.
 mod issuers;
 /// The identity providers people run, as presets of OpenID Connect.
@@ -34,6 +36,7 @@ pub use access::{
 pub use backends::{
     BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
 };
+pub use clients::{CimdHosts, CimdSettings, ConsentSettings};
 pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use presets::{Quirks, SubjectFrom};
 pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
@@ -86,6 +89,9 @@ pub struct Settings {
     /// The MCP servers behind the gateway.
     pub backends: Vec<BackendSettings>,
     pub gateway: GatewaySettings,
+    /// Clients identified by a metadata document URL.
+    pub cimd: CimdSettings,
+    pub consent: ConsentSettings,
 }
 
 /// Lifetimes of what Portcullis issues.
@@ -155,6 +161,10 @@ struct RawSettings {
     #[serde(default)]
     backends: Vec<backends::RawBackend>,
     gateway: backends::RawGateway,
+    #[serde(default)]
+    cimd: clients::RawCimd,
+    #[serde(default)]
+    consent: clients::RawConsent,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -293,6 +303,8 @@ impl Settings {
         let trusted_issuers = issuers::parse(raw.trusted_issuers, &access)?;
         let gateway = backends::parse_gateway(raw.gateway)?;
         let backends = backends::parse(raw.backends, &gateway)?;
+        let cimd = clients::parse_cimd(raw.cimd, raw.bind, raw.public_base_url.as_ref())?;
+        let consent = clients::parse_consent(raw.consent)?;
         let settings = Settings {
             bind: raw.bind,
             public_base_url: raw.public_base_url,
@@ -308,6 +320,8 @@ impl Settings {
             trusted_issuers,
             backends,
             gateway,
+            cimd,
+            consent,
         };
         if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use crate::crypto::random_token;
 use crate::oauth::authorize::{self, AuthorizeError, AuthorizeOutcome};
 use crate::oauth::callback;
-use crate::oauth::consent::{self, ConsentView, ProviderView};
+use crate::oauth::consent::{self, ConsentStep, ConsentView, ProviderView};
 use crate::oauth::error::FlowError;
 use crate::oauth::params::Params;
 use crate::paths;
@@ -103,6 +103,16 @@ fn page_copy(error: &FlowError) -> (StatusCode, &'static str, Cow<'static, str>)
             bad,
             "Unknown application",
             "The application asking you to sign in is not registered here.".into(),
+        ),
+        FlowError::ClientRefused(why) => (
+            bad,
+            "This application is not accepted here",
+            format!("The application identifies itself by an address whose description cannot be used: {}. You have not been signed in.", why).into(),
+        ),
+        FlowError::ClientUnavailable(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The application could not be checked",
+            format!("Portcullis could not read the application's description ({why}). {again}").into(),
         ),
         FlowError::MissingRedirectUri => (
             bad,
@@ -225,6 +235,14 @@ fn set_browser_cookie(state: &AppState, response: &mut Response, secret: &str) {
     if state.public.is_https() {
         cookie = cookie.secure(true);
     }
+    // A remembered consent lives in this browser: the cookie outlives the browser session as
+    // long as the approval does.
+    if let Ok(remember) =
+        cookie::time::Duration::try_from(state.auth.remember_consent.to_std().unwrap_or_default())
+        && remember > cookie::time::Duration::ZERO
+    {
+        cookie = cookie.max_age(remember);
+    }
     if let Ok(value) = HeaderValue::from_str(&cookie.build().to_string()) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -287,7 +305,9 @@ pub async fn authorize(
         Err(AuthorizeError::Redirect(url)) => return redirect(url.as_str()),
         Err(AuthorizeError::Page(error)) => return error_page(&state, &error),
     };
-    if existing.is_none() {
+    // With remembered consent the cookie is set again, so that it lives as long as an
+    // approval given now.
+    if existing.is_none() || state.auth.remember_consent > chrono::Duration::zero() {
         set_browser_cookie(&state, &mut response, &secret);
     }
     response
@@ -300,7 +320,7 @@ pub async fn provider_page(
 ) -> Response {
     let result = async {
         let flow = flow_of_query(&state, &headers, query.as_deref()).await?;
-        consent::provider_view(&state.auth, &flow).await
+        consent::provider_view(&state.auth, &flow, state.now()).await
     }
     .await;
     match result {
@@ -349,19 +369,22 @@ pub async fn consent_page(
         if flow.data.provider.is_none() {
             return Ok(Err(flow.id));
         }
-        consent::consent_view(&state.auth, &flow).await.map(Ok)
+        consent::consent_step(&state.auth, &flow, state.now())
+            .await
+            .map(Ok)
     }
     .await;
     match result {
-        Ok(Ok(view)) => html(
+        Ok(Ok(ConsentStep::Ask(view))) => html(
             StatusCode::OK,
             ConsentPage {
                 base_path: base_path(&state),
                 action: state.public.url(paths::AUTHORIZE_CONSENT),
-                view,
+                view: *view,
             }
             .render(),
         ),
+        Ok(Ok(ConsentStep::Remembered(upstream))) => redirect(upstream.as_str()),
         // No provider chosen yet: the person skipped the provider page.
         Ok(Err(flow_id)) => flow_page(&state, paths::AUTHORIZE_PROVIDER, &flow_id),
         Err(error) => error_page(&state, &error),

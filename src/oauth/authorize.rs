@@ -76,10 +76,11 @@ pub async fn start(
     let params = Params::parse(raw_query).map_err(|e| FlowError::InvalidRequest(e.description))?;
     let client_id = params.get("client_id").ok_or(FlowError::MissingClientId)?;
     let client = server
-        .store
-        .get_client(client_id)
-        .await?
-        .ok_or(FlowError::UnknownClient)?;
+        .clients
+        .resolve(client_id, now)
+        .await
+        .map_err(FlowError::from)?
+        .client;
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if redirect::matches_registered(&client.redirect_uris, uri) => uri.to_owned(),
         Some(_) => return Err(FlowError::UnregisteredRedirectUri.into()),
@@ -155,6 +156,7 @@ pub async fn start(
             csrf: random_token(32),
             provider: provider.clone(),
             upstream: None,
+            remembered_user: None,
         },
     };
     server.store.insert_flow(&flow).await?;

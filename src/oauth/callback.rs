@@ -226,6 +226,9 @@ pub async fn finish(
     };
 
     let Admitted { user, roles } = admit(server, &flow, provider_id, &identity, now).await?;
+    if let Err(error) = super::consent::after_sign_in(server, &flow, &user.id, now).await {
+        return back_to_client(server, &flow, error);
+    }
     let granted = super::consent::scopes_for(
         server,
         &flow,
@@ -239,6 +242,7 @@ pub async fn finish(
         provider: provider_id.to_owned(),
         scope: granted.to_string(),
         resource: flow.data.resource.clone(),
+        redirect_uri: Some(flow.data.redirect_uri.clone()),
         upstream: server.upstream.encrypt(&identity.tokens),
         created_at: now,
         revoked_at: None,

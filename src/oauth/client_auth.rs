@@ -1,10 +1,13 @@
 //! Client authentication at the token, revocation and introspection endpoints
 //! (RFC 6749 §2.3.1, RFC 7591 `token_endpoint_auth_method`).
 
+use chrono::{DateTime, Utc};
+
+use super::cimd::Clients;
 use super::error::OAuthError;
 use super::params::Params;
 use crate::crypto::{constant_time_eq, sha256_hex};
-use crate::store::{Client, Store};
+use crate::store::Client;
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2 `token_endpoint_auth_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +42,14 @@ pub struct BasicCredentials {
     pub client_secret: String,
 }
 
-/// Authenticates the client with exactly the method it registered. Every failure is the same
-/// `invalid_client`, so the answer does not tell which part was wrong.
+/// Authenticates the client with exactly the method it registered (a metadata document client
+/// is always public: `none`). Every failure is the same `invalid_client`, so the answer does
+/// not tell which part was wrong.
 pub async fn authenticate(
-    store: &dyn Store,
+    clients: &Clients,
     basic: Option<&BasicCredentials>,
     params: &Params,
+    now: DateTime<Utc>,
 ) -> Result<Client, OAuthError> {
     let body_secret = params.get("client_secret");
     if basic.is_some() && body_secret.is_some() {
@@ -75,10 +80,7 @@ pub async fn authenticate(
         ),
         _ => (params.require("client_id")?, None, AuthMethod::None),
     };
-    let client = store
-        .get_client(client_id)
-        .await?
-        .ok_or_else(OAuthError::invalid_client)?;
+    let client = clients.resolve(client_id, now).await?.client;
     // The method it registered, exactly: a client that registered a secret cannot drop it.
     if AuthMethod::parse(&client.token_endpoint_auth_method) != Some(method) {
         return Err(OAuthError::invalid_client());

@@ -9,6 +9,7 @@ use url::Url;
 
 use super::access::Entitlement;
 use super::authorize::error_redirect;
+use super::cimd::{ClientKind, ResolvedClient};
 use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
 use super::scope::Scopes;
@@ -16,7 +17,7 @@ use super::server::AuthorizationServer;
 use crate::crypto::{constant_time_eq, pkce_s256, random_token, sha256_hex};
 use crate::paths;
 use crate::store::{AuditEvent, AuditKind, Decision};
-use crate::store::{Client, Flow, UpstreamLeg};
+use crate::store::{Client, Consent, Flow, UpstreamLeg};
 use crate::upstream::AuthorizationRequest;
 
 /// What the consent page shows.
@@ -27,6 +28,13 @@ pub struct ConsentView {
     pub client_name: String,
     pub client_id: String,
     pub redirect_host: String,
+    /// The client is identified by a metadata document at the URL `client_id`.
+    pub document_client: bool,
+    /// A well-known client (a pinned document) or one from a host the operator trusts.
+    pub verified: bool,
+    /// A metadata document client whose every redirect URI is on this computer: any program
+    /// here could claim to be it.
+    pub local_only: bool,
     /// What the token will carry.
     pub scopes: Vec<String>,
     /// What the client asked for that this provider may not grant.
@@ -99,12 +107,17 @@ fn check_csrf(flow: &Flow, form: &Params) -> Result<(), FlowError> {
     }
 }
 
-async fn client_of(server: &AuthorizationServer, flow: &Flow) -> Result<Client, FlowError> {
-    server
-        .store
-        .get_client(&flow.data.client_id)
-        .await?
-        .ok_or(FlowError::FlowGone)
+async fn client_of(
+    server: &AuthorizationServer,
+    flow: &Flow,
+    now: DateTime<Utc>,
+) -> Result<ResolvedClient, FlowError> {
+    match server.clients.resolve(&flow.data.client_id, now).await {
+        Ok(resolved) => Ok(resolved),
+        // Deleted since the flow began.
+        Err(super::cimd::ClientError::Unknown) => Err(FlowError::FlowGone),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn display_name(client: &Client) -> String {
@@ -117,8 +130,9 @@ fn display_name(client: &Client) -> String {
 pub async fn provider_view(
     server: &AuthorizationServer,
     flow: &Flow,
+    now: DateTime<Utc>,
 ) -> Result<ProviderView, FlowError> {
-    let client = client_of(server, flow).await?;
+    let client = client_of(server, flow, now).await?.client;
     Ok(ProviderView {
         flow_id: flow.id.clone(),
         csrf: flow.data.csrf.clone(),
@@ -157,11 +171,117 @@ pub async fn choose_provider(
     Ok(flow.id)
 }
 
-pub async fn consent_view(
+/// What the consent step does: show the page, or, when this person approved the same client,
+/// redirect URI, resource and scopes in this browser before (remembered consent), go on.
+#[derive(Debug)]
+pub enum ConsentStep {
+    Ask(Box<ConsentView>),
+    /// Where to send the browser: the upstream provider.
+    Remembered(Url),
+}
+
+/// The consent step of `flow`: the page, or straight on when the approval is remembered.
+pub async fn consent_step(
     server: &AuthorizationServer,
     flow: &Flow,
+    now: DateTime<Utc>,
+) -> Result<ConsentStep, FlowError> {
+    let resolved = client_of(server, flow, now).await?;
+    if let Some(consent) = remembered(server, flow, now).await? {
+        let mut flow = flow.clone();
+        flow.data.remembered_user = Some(consent.user_id);
+        tracing::info!(target: "audit", event = "consent.remembered", client_id = %flow.data.client_id, redirect_uri = %flow.data.redirect_uri);
+        return send_upstream(server, flow, now)
+            .await
+            .map(ConsentStep::Remembered);
+    }
+    consent_view(server, flow, resolved).map(|view| ConsentStep::Ask(Box::new(view)))
+}
+
+/// The approval of this browser for the flow's client, redirect URI and resource, if it covers
+/// every scope asked for now.
+async fn remembered(
+    server: &AuthorizationServer,
+    flow: &Flow,
+    now: DateTime<Utc>,
+) -> Result<Option<Consent>, FlowError> {
+    if server.remember_consent <= chrono::Duration::zero() {
+        return Ok(None);
+    }
+    let Some(consent) = server
+        .store
+        .remembered_consent(
+            &flow.data.browser_hash,
+            &flow.data.client_id,
+            &flow.data.redirect_uri,
+            &flow.data.resource,
+            now,
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let approved = Scopes::parse(&consent.scope).unwrap_or_default();
+    Ok(requested_scopes(flow)
+        .is_subset(&approved)
+        .then_some(consent))
+}
+
+/// After the upstream sign-in, before anything is granted: a remembered approval holds only for
+/// the person who gave it, and an explicit approval is remembered when the operator wants it.
+pub async fn after_sign_in(
+    server: &AuthorizationServer,
+    flow: &Flow,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    let data = &flow.data;
+    match data.remembered_user.as_deref() {
+        Some(approver) if approver != user_id => {
+            // Someone else signed in in this browser: they approved nothing. The approval is
+            // forgotten so that the next attempt asks.
+            tracing::warn!(target: "security", event = "consent.remembered_for_another", client_id = %data.client_id);
+            server
+                .store
+                .forget_consent(
+                    &data.browser_hash,
+                    &data.client_id,
+                    &data.redirect_uri,
+                    &data.resource,
+                )
+                .await?;
+            Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the person who signed in has not approved this application; connect again",
+            ))
+        }
+        Some(_) => Ok(()),
+        None if server.remember_consent > chrono::Duration::zero() => {
+            server
+                .store
+                .remember_consent(&Consent {
+                    browser_hash: data.browser_hash.clone(),
+                    client_id: data.client_id.clone(),
+                    redirect_uri: data.redirect_uri.clone(),
+                    resource: data.resource.clone(),
+                    user_id: user_id.to_owned(),
+                    scope: requested_scopes(flow).to_string(),
+                    created_at: now,
+                    expires_at: now + server.remember_consent,
+                })
+                .await?;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+fn consent_view(
+    server: &AuthorizationServer,
+    flow: &Flow,
+    resolved: ResolvedClient,
 ) -> Result<ConsentView, FlowError> {
-    let client = client_of(server, flow).await?;
+    let ResolvedClient { client, kind } = resolved;
     let provider = flow
         .data
         .provider
@@ -181,12 +301,21 @@ pub async fn consent_view(
             })
         })
         .unwrap_or_default();
+    let document_client = matches!(kind, ClientKind::Document { .. });
+    let local_only = document_client
+        && client
+            .redirect_uris
+            .iter()
+            .all(|uri| super::redirect::is_loopback(uri));
     Ok(ConsentView {
         flow_id: flow.id.clone(),
         csrf: flow.data.csrf.clone(),
         client_name: display_name(&client),
         client_id: client.client_id,
         redirect_host,
+        document_client,
+        verified: matches!(kind, ClientKind::Document { verified: true }),
+        local_only,
         scopes: granted.iter().map(str::to_owned).collect(),
         withheld: requested
             .iter()
@@ -230,7 +359,7 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Url, FlowError> {
     let flow_id = form.get("flow").ok_or(FlowError::FlowGone)?;
-    let mut flow = flow_for_browser(server, flow_id, browser_secret, now).await?;
+    let flow = flow_for_browser(server, flow_id, browser_secret, now).await?;
     check_csrf(&flow, form)?;
     let approve = match form.get("decision") {
         Some("approve") => true,
@@ -239,11 +368,6 @@ pub async fn decide(
             return Err(FlowError::InvalidForm("choose approve or deny"));
         }
     };
-    let provider_id = flow.data.provider.clone().ok_or(FlowError::FlowGone)?;
-    let provider = server
-        .providers
-        .get(&provider_id)
-        .ok_or(FlowError::FlowGone)?;
     if !approve {
         // Taking the flow makes the decision single-use even under a double submit.
         let flow = server
@@ -265,7 +389,20 @@ pub async fn decide(
         )
         .ok_or(FlowError::Internal);
     }
+    send_upstream(server, flow, now).await
+}
 
+/// Moves the approved flow to the upstream leg and returns the provider's authorization URL.
+async fn send_upstream(
+    server: &AuthorizationServer,
+    mut flow: Flow,
+    now: DateTime<Utc>,
+) -> Result<Url, FlowError> {
+    let provider_id = flow.data.provider.clone().ok_or(FlowError::FlowGone)?;
+    let provider = server
+        .providers
+        .get(&provider_id)
+        .ok_or(FlowError::FlowGone)?;
     let upstream_state = random_token(32);
     let nonce = random_token(24);
     let verifier = random_token(48);

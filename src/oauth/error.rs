@@ -110,6 +110,12 @@ pub enum FlowError {
     MissingClientId,
     #[error("the client is not registered")]
     UnknownClient,
+    /// A metadata document `client_id` that is refused or whose document is unusable.
+    #[error("the client's metadata document was refused: {0}")]
+    ClientRefused(String),
+    /// A metadata document that could not be fetched, with no copy at hand.
+    #[error("the client's metadata document could not be fetched: {0}")]
+    ClientUnavailable(String),
     #[error("the request names no redirect_uri")]
     MissingRedirectUri,
     #[error("the redirect_uri is not one the client registered")]

@@ -21,7 +21,7 @@ pub async fn introspect(
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
     let params = Params::parse(body)?;
-    let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
+    let client = client_auth::authenticate(&server.clients, basic, &params, now).await?;
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
 
@@ -88,7 +88,7 @@ pub async fn revoke(
     now: DateTime<Utc>,
 ) -> Result<(), OAuthError> {
     let params = Params::parse(body)?;
-    let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
+    let client = client_auth::authenticate(&server.clients, basic, &params, now).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint")
         && hint != "access_token"

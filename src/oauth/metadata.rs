@@ -37,6 +37,9 @@ pub fn authorization_server(server: &AuthorizationServer) -> Value {
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": scopes,
         "authorization_response_iss_parameter_supported": true,
+        // draft-ietf-oauth-client-id-metadata-document §6; with `none` among the token
+        // endpoint's methods (above), claude.ai uses it instead of registering.
+        "client_id_metadata_document_supported": server.clients.documents_supported(),
         // For clients that read this document as OpenID configuration.
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],

@@ -9,6 +9,8 @@ pub mod api_keys;
 pub mod authorize;
 /// The upstream provider's redirect back: exchange, grant, the client's code.
 pub mod callback;
+/// Who a `client_id` is: registered, or a Client ID Metadata Document fetched from its URL.
+pub mod cimd;
 /// Client authentication at the token, revocation and introspection endpoints.
 pub mod client_auth;
 /// The provider-choice and consent steps.

@@ -39,6 +39,12 @@ fn is_loopback_host(url: &Url) -> bool {
             .is_some_and(|h| h.eq_ignore_ascii_case("localhost"))
 }
 
+/// True for an `http` redirect URI on a loopback host: one that returns to a program on the
+/// person's own computer (RFC 8252 §7.3).
+pub fn is_loopback(raw: &str) -> bool {
+    Url::parse(raw).is_ok_and(|url| url.scheme() == "http" && is_loopback_host(&url))
+}
+
 /// True when `presented` equals one registered URI exactly, or, for an `http` loopback URI,
 /// equals it in everything but the port.
 pub fn matches_registered(registered: &[String], presented: &str) -> bool {

@@ -21,10 +21,33 @@ struct Request {
     response_types: Option<Vec<String>>,
     client_name: Option<String>,
     scope: Option<String>,
+    application_type: Option<String>,
 }
 
 fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+}
+
+/// OpenID Connect Dynamic Client Registration §2 `application_type`, which MCP clients send
+/// with RFC 7591 registrations: a `web` client is on a server and returns to https addresses,
+/// never to a loopback one; a `native` client runs on the person's device and returns to a
+/// loopback port or an https address it claims (RFC 8252 §7.2, §7.3). Absent, no rule beyond
+/// RFC 7591's is applied: many clients that omit it register loopback redirects.
+fn check_application_type(
+    application_type: Option<&str>,
+    redirect_uris: &[String],
+) -> Result<(), OAuthError> {
+    match application_type {
+        None | Some("native") => Ok(()),
+        Some("web") => match redirect_uris.iter().find(|uri| redirect::is_loopback(uri)) {
+            Some(uri) => Err(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+                format!("a web application cannot return to a loopback address: {uri}"),
+            )),
+            None => Ok(()),
+        },
+        Some(_) => Err(metadata_error("application_type must be web or native")),
+    }
 }
 
 /// Client metadata (RFC 7591 §2) after validation: what [`register`] stores, before the server
@@ -75,6 +98,8 @@ pub fn parse_metadata(body: &[u8]) -> Result<ClientMetadata, OAuthError> {
             ));
         }
     }
+
+    check_application_type(request.application_type.as_deref(), &redirect_uris)?;
 
     // RFC 7591 §2: the default is client_secret_basic.
     let auth_method = request
@@ -218,6 +243,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn application_type_is_kept_and_its_redirect_rules_apply() {
+        let native = parse_metadata(
+            br#"{"redirect_uris":["http://127.0.0.1:5555/cb","https://app.example/cb"],"application_type":"native"}"#,
+        )
+        .unwrap();
+        assert_eq!(native.extra["application_type"], "native");
+        let web = parse_metadata(
+            br#"{"redirect_uris":["https://claude.ai/api/mcp/auth_callback"],"application_type":"web","token_endpoint_auth_method":"client_secret_post"}"#,
+        )
+        .unwrap();
+        assert_eq!(web.extra["application_type"], "web");
+        assert_eq!(web.token_endpoint_auth_method, "client_secret_post");
+    }
+
+    #[test]
     fn metadata_is_validated_and_defaulted_without_a_store() {
         let metadata = parse_metadata(
             br#"{"redirect_uris":["http://127.0.0.1/cb"],"scope":"b a","client_id":"mine","logo_uri":"x"}"#,
@@ -240,6 +280,22 @@ mod tests {
             (
                 br#"{"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"]}"#,
                 ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                br#"{"redirect_uris":["https://a.example/cb"],"application_type":"desktop"}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                br#"{"redirect_uris":["https://a.example/cb"],"application_type":7}"#,
+                ErrorCode::InvalidClientMetadata,
+            ),
+            (
+                br#"{"redirect_uris":["https://a.example/cb","http://127.0.0.1/cb"],"application_type":"web"}"#,
+                ErrorCode::InvalidRedirectUri,
+            ),
+            (
+                br#"{"redirect_uris":["http://localhost:8080/cb"],"application_type":"web"}"#,
+                ErrorCode::InvalidRedirectUri,
             ),
         ] {
             assert_eq!(parse_metadata(body).unwrap_err().code, code);

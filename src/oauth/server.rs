@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::access::AccessPolicy;
+use super::cimd::Clients;
 use super::resource::Resources;
 use super::revocation::RevocationView;
 use super::tokens::KeySet;
@@ -72,6 +73,10 @@ impl From<&TokenSettings> for Lifetimes {
 pub struct AuthorizationServer {
     pub public: PublicUrl,
     pub store: DynStore,
+    /// Registered clients and clients identified by a metadata document.
+    pub clients: Arc<Clients>,
+    /// How long an approval spares the consent page (zero: always ask).
+    pub remember_consent: chrono::Duration,
     pub secrets: Secrets,
     pub keys: Arc<KeySet>,
     pub providers: Providers,

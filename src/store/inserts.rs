@@ -19,8 +19,8 @@ where
     sqlx::query(
         "INSERT INTO grants (id, user_id, client_id, provider, scope, resource,
              upstream_access_token_enc, upstream_refresh_token_enc, upstream_id_token_enc,
-             upstream_expires_at, created_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             upstream_expires_at, created_at, revoked_at, redirect_uri)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(grant.id.clone())
     .bind(grant.user_id.clone())
@@ -34,6 +34,7 @@ where
     .bind(grant.upstream.expires_at.map(Ts))
     .bind(Ts(grant.created_at))
     .bind(grant.revoked_at.map(Ts))
+    .bind(grant.redirect_uri.clone())
 }
 
 pub(super) fn code<DB: Engine>(code: &AuthorizationCode) -> Insert<'_, DB>

@@ -8,6 +8,8 @@
 
 /// The audit trail's statements built at run time (multi-row insert, filtered listing).
 mod audit;
+/// Remembered consent: the [`ConsentStore`] part.
+mod consents;
 /// What each engine says for itself, and the timestamp each binds its own way.
 mod engine;
 /// The inserts that run alone or in a transaction with others, each written once.
@@ -153,11 +155,38 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn touch_api_key(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
+/// Remembered approvals (`[consent] remember_for_secs`). `consents.rs` implements it.
+///
+/// Revoking a grant ([`Store::revoke_grant`]) also forgets the approvals of its person, client
+/// and redirect URI, so `portcullis grants revoke` ends a remembered consent.
+#[async_trait]
+pub trait ConsentStore: Send + Sync + 'static {
+    /// Records (or replaces) the approval for its browser, client, redirect URI and resource.
+    async fn remember_consent(&self, consent: &Consent) -> StoreResult<()>;
+    /// The unexpired approval for this browser, client, redirect URI and resource.
+    async fn remembered_consent(
+        &self,
+        browser_hash: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        resource: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Consent>>;
+    /// Deletes the approval for this browser, client, redirect URI and resource.
+    async fn forget_consent(
+        &self,
+        browser_hash: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        resource: &str,
+    ) -> StoreResult<()>;
+}
+
 /// Persistence for every piece of Portcullis' state.
 ///
 /// `now` is always passed in; implementations never read the clock.
 #[async_trait]
-pub trait Store: Directory + KeyStore {
+pub trait Store: Directory + KeyStore + ConsentStore {
     /// Applies this database's pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
     /// A cheap round trip, for `/health/ready`.
@@ -195,7 +224,8 @@ pub trait Store: Directory + KeyStore {
     /// Replaces the encrypted upstream tokens (after an upstream refresh).
     async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()>;
     /// Marks the grant revoked (idempotent: the first `revoked_at` stays) and deletes its
-    /// refresh tokens and unredeemed codes.
+    /// refresh tokens and unredeemed codes, and the remembered approvals of its person, client
+    /// and redirect URI.
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()>;
     /// Grants revoked at or after `since`, for the in-memory revocation view.
     async fn grants_revoked_since(
@@ -273,10 +303,10 @@ pub trait Store: Directory + KeyStore {
     /// `filter.limit`.
     async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
 
-    /// Deletes expired flows, codes, refresh tokens, revoked-token rows and step-up requests,
-    /// and clears the successors of tokens rotated before the grace window. Redeemed codes are
-    /// kept for `keep.redeemed_codes` after redemption, so that a late replay is still
-    /// recognised (and revokes its grant). Returns rows deleted or cleared.
+    /// Deletes expired flows, codes, refresh tokens, revoked-token rows, step-up requests and
+    /// remembered approvals, and clears the successors of tokens rotated before the grace
+    /// window. Redeemed codes are kept for `keep.redeemed_codes` after redemption, so that a
+    /// late replay is still recognised (and revokes its grant). Returns rows deleted or cleared.
     ///
     /// Audit events are not touched: they do not expire, and retention of the audit trail is
     /// out of scope for now (an operator prunes `audit_events` by `time` if they must).

@@ -138,6 +138,10 @@ pub struct FlowData {
     pub provider: Option<String>,
     /// Set when the person approved and was sent upstream.
     pub upstream: Option<UpstreamLeg>,
+    /// Set when the consent page was skipped because this person approved the same request in
+    /// this browser before: the callback goes on only if the same person signs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remembered_user: Option<String>,
 }
 
 /// Portcullis' own state for the upstream leg.
@@ -167,9 +171,28 @@ pub struct Grant {
     /// Space-separated scopes granted.
     pub scope: String,
     pub resource: String,
+    /// The redirect URI the grant was issued through: what tells apart the installations of a
+    /// client identified by a metadata document, which share one `client_id`. `None` for grants
+    /// issued before it was kept.
+    pub redirect_uri: Option<String>,
     pub upstream: UpstreamTokens,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A remembered approval: the person approved the client (`client_id` and redirect URI) for the
+/// resource and scopes in the browser whose binding cookie hashes to `browser_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub browser_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub resource: String,
+    pub user_id: String,
+    /// Space-separated scopes approved.
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -152,7 +152,7 @@ macro_rules! grant_columns {
     () => {
         "id, user_id, client_id, provider, scope, resource, upstream_access_token_enc, \
          upstream_refresh_token_enc, upstream_id_token_enc, upstream_expires_at, created_at, \
-         revoked_at"
+         revoked_at, redirect_uri"
     };
 }
 pub(super) use grant_columns;
@@ -171,6 +171,7 @@ pub(super) struct GrantRow {
     upstream_expires_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    redirect_uri: Option<String>,
 }
 
 impl From<GrantRow> for Grant {
@@ -182,6 +183,7 @@ impl From<GrantRow> for Grant {
             provider: row.provider,
             scope: row.scope,
             resource: row.resource,
+            redirect_uri: row.redirect_uri,
             upstream: UpstreamTokens {
                 access_token_enc: row.upstream_access_token_enc,
                 refresh_token_enc: row.upstream_refresh_token_enc,

@@ -31,7 +31,7 @@ pub struct SqlStore<DB: Database> {
 #[async_trait]
 impl<DB: Engine> Store for SqlStore<DB>
 where
-    Self: Directory + KeyStore,
+    Self: Directory + KeyStore + super::ConsentStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'a> &'a str: Bind<DB>,
     String: Bind<DB>,
@@ -225,6 +225,16 @@ where
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        // The approval that would skip the consent page for this person, client and redirect
+        // URI goes with the grant (a grant from before redirect URIs were kept ends them all).
+        sqlx::query(
+            "DELETE FROM consents WHERE EXISTS (SELECT 1 FROM grants g WHERE g.id = $1
+                 AND g.user_id = consents.user_id AND g.client_id = consents.client_id
+                 AND (g.redirect_uri IS NULL OR g.redirect_uri = consents.redirect_uri))",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -481,6 +491,7 @@ where
                 "DELETE FROM step_ups WHERE requested_at <= $1",
                 now - keep.step_up,
             ),
+            ("DELETE FROM consents WHERE expires_at <= $1", now),
         ] {
             let result = sqlx::query(sql).bind(Ts(cutoff)).execute(&mut *tx).await?;
             deleted += DB::rows_affected(&result);

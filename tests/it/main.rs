@@ -17,6 +17,8 @@ macro_rules! on_both {
 mod api_keys;
 /// `portcullis audit` as an operator runs it.
 mod audit_cli;
+/// Clients identified by a metadata document; dynamic registration as real clients use it.
+mod cimd;
 /// The `portcullis` command: configuration layering and its messages.
 mod cli;
 /// The development sign-in, the upstream refresh, a public URL with a path.

@@ -96,6 +96,7 @@ async fn grant(store: &dyn Store, id: &str, user: &User, client_id: &str, minute
         provider: "dev".to_owned(),
         scope: "tools:call".to_owned(),
         resource: "https://mcp.example/mcp".to_owned(),
+        redirect_uri: None,
         upstream: Default::default(),
         created_at: Utc::now() - Duration::minutes(minutes_ago),
         revoked_at: None,

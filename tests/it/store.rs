@@ -3,6 +3,8 @@
 
 /// The audit trail: events read back whole, filtered, newest first.
 mod audit;
+/// Remembered approvals, and the redirect URI a grant keeps.
+mod consents;
 /// Expiry compared with `now` as times, within one second.
 mod expiry;
 /// The rows the cases store, at fixed times.
@@ -19,6 +21,7 @@ mod tokens;
 use portcullis::store::Store;
 
 use audit::*;
+use consents::*;
 use expiry::*;
 use fixtures::{client, seeded_grant};
 use people::*;
@@ -99,6 +102,10 @@ conformance!(
     audit_events_list_newest_first_up_to_the_limit,
     batches_of_500_and_more_audit_events_are_inserted,
     a_batch_with_a_duplicate_id_inserts_nothing,
+    a_grant_keeps_the_redirect_uri_it_was_issued_through,
+    a_consent_is_found_for_its_browser_client_redirect_and_resource_until_it_expires,
+    revoking_a_grant_forgets_the_consents_of_its_person_client_and_redirect,
+    purging_deletes_expired_consents,
 );
 
 async fn migrating_again_is_harmless_and_ping_answers(store: &dyn Store) {

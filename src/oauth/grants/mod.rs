@@ -50,7 +50,7 @@ pub async fn token(
 ) -> Result<Value, OAuthError> {
     let params = Params::parse(body)?;
     let grant_type = params.require("grant_type")?;
-    let client = client_auth::authenticate(server.store.as_ref(), basic, &params).await?;
+    let client = client_auth::authenticate(&server.clients, basic, &params, now).await?;
     let grant_type = GrantType::parse(grant_type).ok_or_else(|| {
         OAuthError::new(
             ErrorCode::UnsupportedGrantType,

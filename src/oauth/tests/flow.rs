@@ -72,9 +72,14 @@ async fn consent_is_bound_to_the_browser_checked_against_csrf_and_usable_once() 
         .consent_flow(&client, "&scope=orders%3Ainvoices%3Aread", t0())
         .await;
     let flow_id = flow.id.clone();
-    let view = consent::consent_view(&f.server, &flow).await.unwrap();
+    let consent::ConsentStep::Ask(view) =
+        consent::consent_step(&f.server, &flow, t0()).await.unwrap()
+    else {
+        panic!("remembered consent is off: the page is shown");
+    };
     assert_eq!(view.scopes, ["orders:invoices:read"]);
     assert_eq!(view.redirect_host, "app.example.com");
+    assert!(!view.document_client && !view.verified && !view.local_only);
 
     let other_browser = consent::flow_for_browser(
         &f.server,

@@ -15,6 +15,7 @@ use url::Url;
 
 use super::access::AccessPolicy;
 use super::authorize::{self, AuthorizeOutcome};
+use super::cimd::Clients;
 use super::params::Params;
 use super::resource::{GrantMode, ResourceSpec, Resources};
 use super::revocation::RevocationView;
@@ -184,6 +185,8 @@ impl Fixture {
         );
         let server = AuthorizationServer {
             public,
+            clients: Arc::new(Clients::new(store.clone(), &settings.cimd).unwrap()),
+            remember_consent: chrono::Duration::zero(),
             store,
             secrets,
             keys,

@@ -67,6 +67,7 @@ pub(super) fn flow(id: &str, expires_at: DateTime<Utc>) -> Flow {
             csrf: "csrf-1".to_owned(),
             provider: None,
             upstream: None,
+            remembered_user: None,
         },
     }
 }
@@ -97,6 +98,7 @@ pub(super) async fn seeded_grant(store: &dyn Store, id: &str) -> Grant {
         provider: "dev".to_owned(),
         scope: "tools:call".to_owned(),
         resource: "https://mcp.example/mcp".to_owned(),
+        redirect_uri: Some("http://127.0.0.1/cb".to_owned()),
         upstream: upstream_tokens(),
         created_at: t0(),
         revoked_at: None,

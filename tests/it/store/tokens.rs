@@ -57,6 +57,7 @@ pub(super) async fn a_grant_for_an_unknown_user_is_refused(store: &dyn Store) {
         provider: "dev".to_owned(),
         scope: String::new(),
         resource: "https://mcp.example/mcp".to_owned(),
+        redirect_uri: None,
         upstream: UpstreamTokens::default(),
         created_at: t0(),
         revoked_at: None,
