@@ -44,6 +44,21 @@ const record = (line) => {
   if (options.record) appendFileSync(options.record, `${JSON.stringify({ ...asked, ...line })}\n`);
 };
 
+// GETs the redirect. A client may open the browser before its callback server listens again
+// (mcp-remote 0.15.1 does on a step-up, when the person is rarely that fast): a refused
+// connection is retried for a few seconds, as a person reloads the page.
+async function deliver(redirect) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await fetch(redirect);
+    } catch (error) {
+      if (error?.cause?.code !== "ECONNREFUSED" || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 try {
   if (!asked.redirect_uri) throw new Error("the authorization URL has no redirect_uri");
   const back = await new Browser(options.email, options.provider).authorize(url, asked.redirect_uri);
@@ -51,7 +66,7 @@ try {
   redirect.search = back.toString();
   if (back.get("error")) record({ error: back.get("error"), error_description: back.get("error_description") });
   if (options.deliver) {
-    const response = await fetch(redirect);
+    const response = await deliver(redirect);
     await response.body?.cancel();
     if (!back.get("error")) record({ delivered: response.status });
     if (response.status >= 400) throw new Error(`the client's callback answered ${response.status}`);
