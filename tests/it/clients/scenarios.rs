@@ -196,6 +196,37 @@ pub async fn steps_up(driver: Driver, backend: Backend) {
     gateway.app.stop().await;
 }
 
+/// In the default grant mode (the person's whole entitlement unless the client asks for less):
+/// a tool that needs more than the basic scope works, whatever the client asked for at first;
+/// when the client asked for less and is refused, it steps up by itself.
+pub async fn calls_beyond_the_basic_scope(driver: Driver, backend: Backend) {
+    let gateway = Gateway::start(backend, Grant::Entitlement).await;
+    let lines = driver
+        .run(
+            &gateway.ev,
+            "entitled@example.com",
+            json!([
+                {"callTool": {"name": "trigger-long-running-operation",
+                              "arguments": {"duration": 0.2, "steps": 2}},
+                 "expectStepUp": true},
+                {"callTool": {"name": "echo", "arguments": {"message": "and the basic one"}}},
+            ]),
+        )
+        .await;
+
+    signed_in_once(&lines, &gateway.ev);
+    let admin = step(&lines, 0);
+    assert!(
+        text(ok(admin)).starts_with("Long running operation completed"),
+        "{admin:#}"
+    );
+    if admin["stepUp"]["challenged"] == true {
+        assert_eq!(admin["stepUp"]["reauthorized"], true, "{admin:#}");
+    }
+    assert_eq!(text(ok(step(&lines, 1))), "Echo: and the basic one");
+    gateway.app.stop().await;
+}
+
 /// Claude Code's Client ID Metadata Document: loopback redirect URIs on any port. Portcullis ships
 /// it pinned, for when the URL cannot be fetched (here: never, there is no internet).
 const CLAUDE_CODE: &str = "https://claude.ai/oauth/claude-code-client-metadata";
@@ -230,8 +261,8 @@ pub async fn signs_in_with_a_client_id_metadata_document(driver: Driver, backend
 }
 
 /// The tests every scripted client gets, for `$driver`: sign-in, list, call and refresh against
-/// each backend, and step-up against server-everything over HTTP and the 2026-era backend over
-/// stdio. What is still missing in Portcullis for them is said once here, with the failure seen:
+/// each backend, step-up against server-everything over HTTP and the 2026-era backend over
+/// stdio, and a call beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
 /// `era: [...]` are the attributes of the tests against server-everything (a client that speaks
 /// 2026-07-28 expects it offered there too), `step_up: [...]` those of the step-up against it.
 macro_rules! client_tests {
@@ -268,6 +299,10 @@ macro_rules! client_tests {
         #[ignore = needs_the_stdio_bridge!()]
         async fn steps_up_with_a_2026_backend_over_stdio() {
             steps_up($driver, ModernStdio).await;
+        }
+        #[tokio::test]
+        async fn calls_beyond_the_basic_scope_with_everything_over_http() {
+            $crate::clients::scenarios::calls_beyond_the_basic_scope($driver, EverythingHttp).await;
         }
     };
 }
