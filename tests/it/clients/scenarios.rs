@@ -144,23 +144,37 @@ pub async fn signs_in_lists_calls_and_refreshes(driver: Driver, backend: Backend
 /// needs more, is refused with 403 `insufficient_scope`, and by itself ends up with a token that
 /// has both, holding on to its refresh token throughout.
 pub async fn steps_up(driver: Driver, backend: Backend) {
+    steps_up_at(driver, backend, false).await;
+}
+
+/// [`steps_up`] on `/mcp`, where the backend's tools are `ev__…`.
+pub async fn steps_up_on_the_aggregate(driver: Driver, backend: Backend) {
+    steps_up_at(driver, backend, true).await;
+}
+
+async fn steps_up_at(driver: Driver, backend: Backend, aggregate: bool) {
     let gateway = Gateway::start(backend, Grant::Requested).await;
+    let (endpoint, prefix) = if aggregate {
+        (&gateway.mcp, "ev__")
+    } else {
+        (&gateway.ev, "")
+    };
     let lines = driver
         .run(
-            &gateway.ev,
+            endpoint,
             "step-up@example.com",
             json!([
-                {"callTool": {"name": "echo", "arguments": {"message": "basic"}}},
-                {"callTool": {"name": "trigger-long-running-operation",
+                {"callTool": {"name": format!("{prefix}echo"), "arguments": {"message": "basic"}}},
+                {"callTool": {"name": format!("{prefix}trigger-long-running-operation"),
                               "arguments": {"duration": 0.2, "steps": 2}},
                  "expectStepUp": true},
-                {"callTool": {"name": "echo", "arguments": {"message": "still there"}}},
+                {"callTool": {"name": format!("{prefix}echo"), "arguments": {"message": "still there"}}},
                 {"tokens": {}},
             ]),
         )
         .await;
 
-    let first = scopes(&signed_in_once(&lines, &gateway.ev)["scope"]);
+    let first = scopes(&signed_in_once(&lines, endpoint)["scope"]);
     assert!(
         first.contains(&"ev:tools:call") && !first.contains(&"ev:admin:call"),
         "the first sign-in asks for the basic scope: {first:?}"
@@ -261,10 +275,10 @@ pub async fn signs_in_with_a_client_id_metadata_document(driver: Driver, backend
 }
 
 /// The tests every scripted client gets, for `$driver`: sign-in, list, call and refresh against
-/// each backend, step-up against server-everything over HTTP and the 2026-era backend over
-/// stdio, and a call beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
+/// each backend, step-up against server-everything over HTTP (on `/mcp/ev` and on `/mcp`) and
+/// the 2026-era backend over stdio, and a call beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
 /// `era: [...]` are the attributes of the tests against server-everything (a client that speaks
-/// 2026-07-28 expects it offered there too), `step_up: [...]` those of the step-up against it.
+/// 2026-07-28 expects it offered there too), `step_up: [...]` those of the step-ups against it.
 macro_rules! client_tests {
     ($driver:expr, era: [$($era:meta)?], step_up: [$($step_up:meta)?]) => {
         use $crate::clients::Backend::*;
@@ -299,6 +313,11 @@ macro_rules! client_tests {
         #[ignore = needs_the_stdio_bridge!()]
         async fn steps_up_with_a_2026_backend_over_stdio() {
             steps_up($driver, ModernStdio).await;
+        }
+        #[tokio::test]
+        $(#[$step_up])?
+        async fn steps_up_on_the_aggregate_with_everything_over_http() {
+            $crate::clients::scenarios::steps_up_on_the_aggregate($driver, EverythingHttp).await;
         }
         #[tokio::test]
         async fn calls_beyond_the_basic_scope_with_everything_over_http() {
