@@ -3,6 +3,7 @@
 //
 //   node scripts/mcp/client.mjs --server URL --steps STEPS [--email EMAIL] [--provider ID]
 //        [--sdk 1|2] [--client-metadata-url URL] [--redirect-port N] [--via mcp-remote]
+//        [--elicit RESULT]
 //
 // --sdk 1 (the default) is `@modelcontextprotocol/sdk` 1.32.2 from this directory's node
 // modules; --sdk 2 is `@modelcontextprotocol/client` 2.4.0 from scripts/clients' (see
@@ -18,6 +19,10 @@
 // scripts/clients/mcp-remote.mjs. The client then speaks stdio to mcp-remote, `auth` reports the
 // authorizations the browser carried out, and `forceRefresh` / `tokens` work on mcp-remote's
 // tokens file.
+// --elicit RESULT (JSON, e.g. {"action":"accept","content":{"name":"Ada"}}) declares the
+// elicitation capability (form mode) and answers every elicitation request with RESULT, as a
+// person filling the form would; each step line then lists the `elicitations` the client was
+// asked during it (message and the fields asked for).
 //
 // STEPS is a JSON array, given inline (an argument starting with `[`) or as a file path.
 // The SDK does all of OAuth: discovery (RFC 9728, RFC 8414), dynamic registration (RFC 7591),
@@ -63,6 +68,7 @@ const { values: options } = parseArgs({
     sdk: { type: "string", default: "1" },
     "client-metadata-url": { type: "string" },
     via: { type: "string" },
+    elicit: { type: "string" },
   },
 });
 if (options.via !== undefined && options.via !== "mcp-remote") {
@@ -70,15 +76,19 @@ if (options.via !== undefined && options.via !== "mcp-remote") {
   process.exit(2);
 }
 const remote = options.via === "mcp-remote" ? await import("../clients/mcp-remote.mjs") : undefined;
-const { StdioClientTransport } = remote ? await import("@modelcontextprotocol/sdk/client/stdio.js") : {};
+const { StdioClientTransport } = remote ? await import("./sdk1.mjs") : {};
 if (!["1", "2"].includes(options.sdk)) {
   console.error(`--sdk is 1 or 2, not ${options.sdk}`);
   process.exit(2);
 }
-const { Client, StreamableHTTPClientTransport, UnauthorizedError } =
+const { Client, StreamableHTTPClientTransport, UnauthorizedError, onElicitation } =
   options.sdk === "2" ? await import("../clients/sdk2.mjs") : await import("./sdk1.mjs");
 // What `new Client` gets besides the capabilities: 2.x negotiates the era only when asked to.
 const clientOptions = options.sdk === "2" ? { versionNegotiation: { mode: "auto" } } : {};
+const elicitAnswer = options.elicit === undefined ? undefined : JSON.parse(options.elicit);
+const capabilities = elicitAnswer ? { elicitation: { form: {} } } : {};
+// Every elicitation request the client answered, in order.
+const elicitations = [];
 if (!options.server) {
   console.error("usage: client.mjs --server URL --steps JSON|FILE [--email EMAIL]");
   process.exit(2);
@@ -303,7 +313,13 @@ async function reconnect(connection) {
           authProvider: connection.provider,
           fetch: wire.fetch,
         });
-    const client = new Client({ name: "portcullis-sdk-test", version: "0.0.0" }, { capabilities: {}, ...clientOptions });
+    const client = new Client({ name: "portcullis-sdk-test", version: "0.0.0" }, { capabilities, ...clientOptions });
+    if (elicitAnswer) {
+      onElicitation(client, (params) => {
+        elicitations.push({ message: params.message, fields: Object.keys(params.requestedSchema?.properties ?? {}) });
+        return elicitAnswer;
+      });
+    }
     try {
       await client.connect(transport);
       connection.client = client;
@@ -477,6 +493,7 @@ async function main() {
     if (step.server) line.server = step.server;
     const mark = wire.mark();
     if (remote) wire.tick();
+    const asked = elicitations.length;
     const extra = {};
     try {
       if (!name) throw new Error(`unknown step ${JSON.stringify(step)}`);
@@ -488,6 +505,7 @@ async function main() {
       line.error = describeError(error);
     }
     Object.assign(line, extra);
+    if (elicitAnswer) line.elicitations = elicitations.slice(asked);
     syncRemote(connections.get(server));
     line.auth = wire.since(mark, connections.get(server)?.provider.authorizations ?? []);
     emit(line);

@@ -1,7 +1,7 @@
 """A real MCP client for Portcullis' tests, built on the Python MCP SDK 2.x (`mcp` on PyPI).
 
     scripts/clients/py/.venv/bin/python scripts/clients/py/client.py --server URL --steps STEPS
-        [--email EMAIL] [--client-metadata-url URL] [--redirect-port N]
+        [--email EMAIL] [--client-metadata-url URL] [--redirect-port N] [--elicit RESULT]
 
 The SDK does all of OAuth (`mcp.client.auth.OAuthClientProvider`: discovery, registration or a
 Client ID Metadata Document URL, PKCE, `resource`, the code exchange, refresh before an expired
@@ -21,6 +21,9 @@ carry "server": URL for another MCP endpoint, which gets its own registration an
                                 refreshes before its next request, as it does in real use
     {"tokens": {}}              scope, expiry, whether a refresh token is held, the access token
                                 (only this step's line carries a token; none is ever logged)
+--elicit RESULT (JSON, e.g. {"action": "accept", "content": {"name": "Ada"}}) gives the client an
+`elicitation_callback` (so it declares the capability) that answers every elicitation request
+with RESULT; each step line then lists the `elicitations` asked during it.
 Exit status 0 when every step ran, whatever each reported.
 """
 
@@ -38,6 +41,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx2
+from mcp import types
 from mcp.client import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
@@ -115,8 +119,9 @@ class MemoryStorage:
 class Connection:
     """One MCP endpoint: its OAuth provider, its HTTP client and the SDK's `Client`."""
 
-    def __init__(self, url: str, options: argparse.Namespace, wire: Wire) -> None:
+    def __init__(self, url: str, options: argparse.Namespace, wire: Wire, elicitations: list[dict[str, Any]]) -> None:
         self.url = url
+        self.elicitations = elicitations
         self.options = options
         self.wire = wire
         self.storage = MemoryStorage()
@@ -184,10 +189,18 @@ class Connection:
             raise RuntimeError("no authorization came back")
         return callback
 
+    async def elicit(self, _context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        """The person filling the form: records what was asked, answers with --elicit."""
+        schema = getattr(params, "requested_schema", None) or {}
+        properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+        self.elicitations.append({"message": params.message, "fields": list(properties)})
+        return types.ElicitResult.model_validate(json.loads(self.options.elicit))
+
     async def open(self, stack: Any) -> Client:
         if self.client is None:
+            callback = {"elicitation_callback": self.elicit} if self.options.elicit else {}
             self.client = await stack.enter_async_context(
-                Client(streamable_http_client(self.url, http_client=self.http), mode="auto")
+                Client(streamable_http_client(self.url, http_client=self.http), mode="auto", **callback)
             )
         return self.client
 
@@ -258,17 +271,19 @@ async def main() -> None:
     parser.add_argument("--email", default="py@example.com")
     parser.add_argument("--client-metadata-url")
     parser.add_argument("--redirect-port", default="33420")
+    parser.add_argument("--elicit")
     options = parser.parse_args()
     steps = json.loads(options.steps if options.steps.lstrip().startswith("[") else Path(options.steps).read_text())
 
     from contextlib import AsyncExitStack
 
     wire = Wire()
+    elicitations: list[dict[str, Any]] = []
     connections: dict[str, Connection] = {}
 
     def connection_for(url: str) -> Connection:
         if url not in connections:
-            connections[url] = Connection(url, options, wire)
+            connections[url] = Connection(url, options, wire, elicitations)
         return connections[url]
 
     def emit(line: dict[str, Any]) -> None:
@@ -304,6 +319,7 @@ async def main() -> None:
                 line["server"] = server
             connection = connection_for(server)
             mark = len(wire.events)
+            asked = len(elicitations)
             extra: dict[str, Any] = {}
             try:
                 if name is None:
@@ -313,6 +329,8 @@ async def main() -> None:
             except Exception as error:  # noqa: BLE001 - reported per step
                 line.update(ok=False, error=describe(error))
             line.update(extra)
+            if options.elicit:
+                line["elicitations"] = elicitations[asked:]
             line["auth"] = wire.since(mark, connection.authorizations)
             emit(line)
 

@@ -20,14 +20,22 @@ macro_rules! needs_the_http_bridge {
     () => {
         "needs the 2025-to-2026 bridge on /mcp/{http backend}, issue 8: the 2026-era backend \
          answers the relayed initialize with -32022 `Unsupported protocol version: 2025-11-25` \
-         (the TS SDKs and the Inspector fail to connect with it, the Python SDK likewise, \
-         mcp-remote exits: `MCP error -32000: Connection closed`)"
+         (the TS SDKs and the Inspector fail to connect with it, the Python SDK likewise or with \
+         `Server disconnected without sending a response.`, mcp-remote exits: `MCP error \
+         -32000: Connection closed`)"
     };
 }
 macro_rules! needs_the_stdio_bridge {
     () => {
         "needs the stdio facade to speak 2026-07-28 to its backend, issue 8: tools/list on \
          /mcp/ev is empty and tools/call answers -32001 `the backend is unavailable`"
+    };
+}
+macro_rules! needs_stdio_server_requests {
+    () => {
+        "needs server-to-client requests from stdio backends relayed to the client, issue 8: \
+         server-everything, started without the client's elicitation capability, answers \
+         `MCP error -32602: Tool trigger-elicitation-request not found`"
     };
 }
 macro_rules! needs_cimd {

@@ -241,6 +241,52 @@ pub async fn calls_beyond_the_basic_scope(driver: Driver, backend: Backend) {
     gateway.app.stop().await;
 }
 
+/// What the person answers a server's question with (server-everything asks for a `name`, the
+/// 2026-era backend for `confirm`).
+const ANSWER: &str = r#"{"action":"accept","content":{"name":"Ada","confirm":true}}"#;
+
+/// A tool that asks the person something while it runs (a 2025-era server sends an
+/// `elicitation/create` request, a 2026-era one answers `input_required`, MRTR): the question
+/// reaches the client, whichever era each side speaks, and the answer reaches the tool.
+pub async fn answers_a_servers_question(driver: Driver, backend: Backend) {
+    let gateway = Gateway::start(backend, Grant::Entitlement).await;
+    let (tool, arguments, expected) = match backend {
+        Backend::EverythingHttp | Backend::EverythingStdio => {
+            ("trigger-elicitation-request", json!({}), "- Name: Ada")
+        }
+        Backend::ModernHttp | Backend::ModernStdio => {
+            ("confirm", json!({"action": "deploy"}), "Confirmed: deploy")
+        }
+    };
+    let lines = driver
+        .run_with(
+            &gateway.ev,
+            "asked@example.com",
+            json!([{"callTool": {"name": tool, "arguments": arguments}}]),
+            &["--elicit", ANSWER],
+        )
+        .await;
+
+    signed_in_once(&lines, &gateway.ev);
+    let call = step(&lines, 0);
+    let texts: Vec<&str> = ok(call)["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{call:#}"))
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains(expected)),
+        "the answer reached the tool: {call:#}"
+    );
+    assert_eq!(
+        call["elicitations"].as_array().map(Vec::len),
+        Some(1),
+        "the client was asked once: {call:#}"
+    );
+    gateway.app.stop().await;
+}
+
 /// Claude Code's Client ID Metadata Document: loopback redirect URIs on any port. Portcullis ships
 /// it pinned, for when the URL cannot be fetched (here: never, there is no internet).
 const CLAUDE_CODE: &str = "https://claude.ai/oauth/claude-code-client-metadata";
@@ -276,7 +322,8 @@ pub async fn signs_in_with_a_client_id_metadata_document(driver: Driver, backend
 
 /// The tests every scripted client gets, for `$driver`: sign-in, list, call and refresh against
 /// each backend, step-up against server-everything over HTTP (on `/mcp/ev` and on `/mcp`) and
-/// the 2026-era backend over stdio, and a call beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
+/// the 2026-era backend over stdio, a question a tool asks the person (elicitation, MRTR)
+/// against each backend, and a call beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
 /// `era: [...]` are the attributes of the tests against server-everything (a client that speaks
 /// 2026-07-28 expects it offered there too), `step_up: [...]` those of the step-ups against it.
 macro_rules! client_tests {
@@ -318,6 +365,25 @@ macro_rules! client_tests {
         $(#[$step_up])?
         async fn steps_up_on_the_aggregate_with_everything_over_http() {
             $crate::clients::scenarios::steps_up_on_the_aggregate($driver, EverythingHttp).await;
+        }
+        #[tokio::test]
+        async fn answers_a_servers_question_with_everything_over_http() {
+            $crate::clients::scenarios::answers_a_servers_question($driver, EverythingHttp).await;
+        }
+        #[tokio::test]
+        #[ignore = needs_stdio_server_requests!()]
+        async fn answers_a_servers_question_with_everything_over_stdio() {
+            $crate::clients::scenarios::answers_a_servers_question($driver, EverythingStdio).await;
+        }
+        #[tokio::test]
+        #[ignore = needs_the_http_bridge!()]
+        async fn answers_a_servers_question_with_a_2026_backend_over_http() {
+            $crate::clients::scenarios::answers_a_servers_question($driver, ModernHttp).await;
+        }
+        #[tokio::test]
+        #[ignore = needs_the_stdio_bridge!()]
+        async fn answers_a_servers_question_with_a_2026_backend_over_stdio() {
+            $crate::clients::scenarios::answers_a_servers_question($driver, ModernStdio).await;
         }
         #[tokio::test]
         async fn calls_beyond_the_basic_scope_with_everything_over_http() {
