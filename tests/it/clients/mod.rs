@@ -38,6 +38,12 @@ macro_rules! needs_stdio_server_requests {
          `MCP error -32602: Tool trigger-elicitation-request not found`"
     };
 }
+macro_rules! needs_the_backends_own_introduction {
+    () => {
+        "needs the stdio facade to answer with the backend's own server info and instructions, \
+         issue 8: it introduces itself as `portcullis`, `Tools behind the Portcullis gateway.`"
+    };
+}
 macro_rules! needs_cimd {
     () => {
         "needs CIMD (client_id_metadata_document_supported and the pinned Claude Code document), \

@@ -241,6 +241,36 @@ pub async fn calls_beyond_the_basic_scope(driver: Driver, backend: Backend) {
     gateway.app.stop().await;
 }
 
+/// Connecting to `/mcp/ev` introduces the backend itself: its own server info and instructions
+/// (`initialize` or `server/discover`), even when Portcullis runs it over stdio.
+pub async fn meets_the_backend_itself(driver: Driver, backend: Backend) {
+    let gateway = Gateway::start(backend, Grant::Entitlement).await;
+    let lines = driver
+        .run(&gateway.ev, "introduced@example.com", json!([]))
+        .await;
+    signed_in_once(&lines, &gateway.ev);
+    let connect = step(&lines, -1);
+    let (name, instructions) = match backend {
+        Backend::EverythingHttp | Backend::EverythingStdio => {
+            ("mcp-servers/everything", "# Everything Server")
+        }
+        Backend::ModernHttp | Backend::ModernStdio => {
+            ("portcullis-test-modern", "A 2026-07-28-era test server")
+        }
+    };
+    assert_eq!(
+        connect["result"]["serverVersion"]["name"], name,
+        "{connect:#}"
+    );
+    assert!(
+        connect["result"]["instructions"]
+            .as_str()
+            .is_some_and(|i| i.starts_with(instructions)),
+        "{connect:#}"
+    );
+    gateway.app.stop().await;
+}
+
 /// What the person answers a server's question with (server-everything asks for a `name`, the
 /// 2026-era backend for `confirm`).
 const ANSWER: &str = r#"{"action":"accept","content":{"name":"Ada","confirm":true}}"#;
@@ -323,7 +353,8 @@ pub async fn signs_in_with_a_client_id_metadata_document(driver: Driver, backend
 /// The tests every scripted client gets, for `$driver`: sign-in, list, call and refresh against
 /// each backend, step-up against server-everything over HTTP (on `/mcp/ev` and on `/mcp`) and
 /// the 2026-era backend over stdio, a question a tool asks the person (elicitation, MRTR)
-/// against each backend, and a call beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
+/// against each backend, the stdio backends' own server info and instructions, and a call
+/// beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
 /// `era: [...]` are the attributes of the tests against server-everything (a client that speaks
 /// 2026-07-28 expects it offered there too), `step_up: [...]` those of the step-ups against it.
 macro_rules! client_tests {
@@ -384,6 +415,16 @@ macro_rules! client_tests {
         #[ignore = needs_the_stdio_bridge!()]
         async fn answers_a_servers_question_with_a_2026_backend_over_stdio() {
             $crate::clients::scenarios::answers_a_servers_question($driver, ModernStdio).await;
+        }
+        #[tokio::test]
+        #[ignore = needs_the_backends_own_introduction!()]
+        async fn meets_everything_itself_over_stdio() {
+            $crate::clients::scenarios::meets_the_backend_itself($driver, EverythingStdio).await;
+        }
+        #[tokio::test]
+        #[ignore = needs_the_stdio_bridge!()]
+        async fn meets_a_2026_backend_itself_over_stdio() {
+            $crate::clients::scenarios::meets_the_backend_itself($driver, ModernStdio).await;
         }
         #[tokio::test]
         async fn calls_beyond_the_basic_scope_with_everything_over_http() {
