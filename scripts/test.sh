@@ -59,17 +59,35 @@ command -v node >/dev/null || die "Node.js (20 or later) is needed for the test 
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 ((node_major >= 20)) || die "Node.js 20 or later is needed for the test IdP and MCP peers, found $(node --version)"
 
-install_node_modules() { # dir what: npm ci when node_modules is missing or older than the lockfile
-    local dir=$1 what=$2
+install_node_modules() { # dir what [command]: npm ci (or `install`) when node_modules is missing or older than the lockfile
+    local dir=$1 what=$2 command=${3:-ci}
     if [[ ! -d $dir/node_modules || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
-        log "installing the node modules of $what (npm ci in ${dir#"$ROOT/"})"
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        log "installing the node modules of $what (npm $command in ${dir#"$ROOT/"})"
+        (cd "$dir" && npm "$command" --no-audit --no-fund --loglevel=error >&2)
     fi
 }
 IDP_DIR="$ROOT/scripts/idp"
 install_node_modules "$IDP_DIR" "the test IdP"
 # The real MCP peers the tests start themselves: the TypeScript SDK client, server-everything.
 install_node_modules "$ROOT/scripts/mcp" "the MCP peers"
+# The other real clients (TypeScript SDK 2.x, mcp-remote, the Inspector CLI, the conformance
+# suite with its own Node 22) and the 2026-era backend.
+# `npm install`, which installs the locked versions too: `npm ci` refuses this lockfile because a
+# Windows-only optional dependency of vite (under the Inspector), napi-windows-process-start-time,
+# is not in the registry, so no lockfile can list it.
+install_node_modules "$ROOT/scripts/clients" "the real MCP clients" install
+# The Python MCP SDK, in a virtualenv: pip install when it is missing or older than its pinned
+# requirements; `installed` marks a finished install (tests/it/support/prereq.rs reads it too).
+PY_DIR="$ROOT/scripts/clients/py"
+if [[ ! -f $PY_DIR/.venv/installed || $PY_DIR/requirements.txt -nt $PY_DIR/.venv/installed ]]; then
+    command -v python3 >/dev/null || die "Python 3.10 or later is needed for the Python MCP SDK client (scripts/clients/py)"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+        || die "Python 3.10 or later is needed for the Python MCP SDK client, found $(python3 --version)"
+    log "installing the Python MCP SDK (pip in ${PY_DIR#"$ROOT/"}/.venv)"
+    python3 -m venv "$PY_DIR/.venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$PY_DIR/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$PY_DIR/requirements.txt" >&2
+    touch "$PY_DIR/.venv/installed"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Build before starting anything, so a compile error is reported plainly and fast.

@@ -2,6 +2,27 @@
 // A real MCP client for Portcullis' tests, built on the TypeScript MCP SDK.
 //
 //   node scripts/mcp/client.mjs --server URL --steps STEPS [--email EMAIL] [--provider ID]
+//        [--sdk 1|2] [--client-metadata-url URL] [--redirect-port N] [--via mcp-remote]
+//        [--elicit RESULT]
+//
+// --sdk 1 (the default) is `@modelcontextprotocol/sdk` 1.32.2 from this directory's node
+// modules; --sdk 2 is `@modelcontextprotocol/client` 2.4.0 from scripts/clients' (see
+// sdk2.mjs there), with version negotiation on (`mode: 'auto'`: it probes `server/discover` and
+// speaks 2026-07-28 when offered), as its users turn it on. Both are driven the same way; the
+// differences are the SDKs' own: 2.x checks `iss` in `finishAuth(callbackParams)`, stamps tokens
+// with the issuer, unions scopes on step-up and skips the refresh when widening (SEP-2350).
+// --client-metadata-url gives the SDK a Client ID Metadata Document URL (CIMD): the SDK then
+// uses it as its client_id instead of registering, when the server advertises
+// `client_id_metadata_document_supported`.
+// --via mcp-remote puts mcp-remote 0.15.1 between this client and the server, as people run it
+// (a stdio server their client spawns, doing OAuth itself with the browser it opens): see
+// scripts/clients/mcp-remote.mjs. The client then speaks stdio to mcp-remote, `auth` reports the
+// authorizations the browser carried out, and `forceRefresh` / `tokens` work on mcp-remote's
+// tokens file.
+// --elicit RESULT (JSON, e.g. {"action":"accept","content":{"name":"Ada"}}) declares the
+// elicitation capability (form mode) and answers every elicitation request with RESULT, as a
+// person filling the form would; each step line then lists the `elicitations` the client was
+// asked during it (message and the fields asked for).
 //
 // STEPS is a JSON array, given inline (an argument starting with `[`) or as a file path.
 // The SDK does all of OAuth: discovery (RFC 9728, RFC 8414), dynamic registration (RFC 7591),
@@ -35,10 +56,6 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-
 import { Browser } from "./browser.mjs";
 
 const { values: options } = parseArgs({
@@ -48,8 +65,30 @@ const { values: options } = parseArgs({
     email: { type: "string", default: "sdk@example.com" },
     provider: { type: "string", default: "dev" },
     "redirect-port": { type: "string", default: "33419" },
+    sdk: { type: "string", default: "1" },
+    "client-metadata-url": { type: "string" },
+    via: { type: "string" },
+    elicit: { type: "string" },
   },
 });
+if (options.via !== undefined && options.via !== "mcp-remote") {
+  console.error(`--via takes mcp-remote, not ${options.via}`);
+  process.exit(2);
+}
+const remote = options.via === "mcp-remote" ? await import("../clients/mcp-remote.mjs") : undefined;
+const { StdioClientTransport } = remote ? await import("./sdk1.mjs") : {};
+if (!["1", "2"].includes(options.sdk)) {
+  console.error(`--sdk is 1 or 2, not ${options.sdk}`);
+  process.exit(2);
+}
+const { Client, StreamableHTTPClientTransport, UnauthorizedError, onElicitation } =
+  options.sdk === "2" ? await import("../clients/sdk2.mjs") : await import("./sdk1.mjs");
+// What `new Client` gets besides the capabilities: 2.x negotiates the era only when asked to.
+const clientOptions = options.sdk === "2" ? { versionNegotiation: { mode: "auto" } } : {};
+const elicitAnswer = options.elicit === undefined ? undefined : JSON.parse(options.elicit);
+const capabilities = elicitAnswer ? { elicitation: { form: {} } } : {};
+// Every elicitation request the client answered, in order.
+const elicitations = [];
 if (!options.server) {
   console.error("usage: client.mjs --server URL --steps JSON|FILE [--email EMAIL]");
   process.exit(2);
@@ -74,6 +113,11 @@ class Wire {
 
   mark() {
     return this.events.length;
+  }
+
+  // A marker with no status: moves `mark` on when nothing went over the wire (via mcp-remote).
+  tick() {
+    this.events.push({ tick: true });
   }
 
   // The OAuth activity since `mark`.
@@ -130,7 +174,7 @@ class TestOAuthProvider {
   constructor(label) {
     this.label = label;
     this.authorizations = []; // every authorization the SDK started: scope, resource, …
-    this.pendingCode = undefined;
+    this.pendingCallback = undefined; // the redirect's query: code, state, iss
     this._clientInformation = undefined;
     this._tokens = undefined;
     this._codeVerifier = undefined;
@@ -140,6 +184,10 @@ class TestOAuthProvider {
 
   get redirectUrl() {
     return REDIRECT_URL;
+  }
+
+  get clientMetadataUrl() {
+    return options["client-metadata-url"];
   }
 
   get clientMetadata() {
@@ -199,7 +247,7 @@ class TestOAuthProvider {
   }
 
   // The person's part. The SDK then throws UnauthorizedError from the request that needed it;
-  // the caller hands `pendingCode` to `transport.finishAuth` and reconnects.
+  // the caller hands `pendingCallback` to `transport.finishAuth` and reconnects.
   async redirectToAuthorization(authorizationUrl) {
     const url = new URL(authorizationUrl);
     const record = {
@@ -207,6 +255,7 @@ class TestOAuthProvider {
       scope: url.searchParams.get("scope"),
       resource: url.searchParams.get("resource"),
       prompt: url.searchParams.get("prompt"),
+      client_id: url.searchParams.get("client_id"),
     };
     this.authorizations.push(record);
     note(`${this.label}: authorization requested (scope ${JSON.stringify(record.scope)})`);
@@ -221,13 +270,15 @@ class TestOAuthProvider {
     record.iss = back.get("iss");
     const code = back.get("code");
     if (!code) throw new Error("the redirect came back without a code");
-    this.pendingCode = code;
+    this.pendingCallback = back;
   }
 
-  takeCode() {
-    const code = this.pendingCode;
-    this.pendingCode = undefined;
-    return code;
+  // What `transport.finishAuth` takes: 1.x the code, 2.x the whole callback query (it checks
+  // `iss` against the issuer itself).
+  takeCallback() {
+    const back = this.pendingCallback;
+    this.pendingCallback = undefined;
+    return options.sdk === "2" ? [back] : [back.get("code")];
   }
 }
 
@@ -240,6 +291,9 @@ async function connectTo(serverUrl) {
   let connection = connections.get(serverUrl);
   if (!connection) {
     connection = { url: serverUrl, provider: new TestOAuthProvider(serverUrl), client: undefined };
+    if (remote) {
+      connection.remote = new remote.McpRemote({ email: options.email, callbackPort: await remote.freePort() });
+    }
     connections.set(serverUrl, connection);
   }
   if (!connection.client) await reconnect(connection);
@@ -253,11 +307,19 @@ async function reconnect(connection) {
   await connection.client?.close().catch(() => {});
   connection.client = undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const transport = new StreamableHTTPClientTransport(new URL(connection.url), {
-      authProvider: connection.provider,
-      fetch: wire.fetch,
-    });
-    const client = new Client({ name: "portcullis-sdk-test", version: "0.0.0" }, { capabilities: {} });
+    const transport = connection.remote
+      ? new StdioClientTransport(connection.remote.serverParameters(connection.url))
+      : new StreamableHTTPClientTransport(new URL(connection.url), {
+          authProvider: connection.provider,
+          fetch: wire.fetch,
+        });
+    const client = new Client({ name: "portcullis-sdk-test", version: "0.0.0" }, { capabilities, ...clientOptions });
+    if (elicitAnswer) {
+      onElicitation(client, (params) => {
+        elicitations.push({ message: params.message, fields: Object.keys(params.requestedSchema?.properties ?? {}) });
+        return elicitAnswer;
+      });
+    }
     try {
       await client.connect(transport);
       connection.client = client;
@@ -265,8 +327,8 @@ async function reconnect(connection) {
       return;
     } catch (error) {
       await client.close().catch(() => {});
-      if (!(error instanceof UnauthorizedError) || !connection.provider.pendingCode) throw error;
-      await transport.finishAuth(connection.provider.takeCode());
+      if (!(error instanceof UnauthorizedError) || !connection.provider.pendingCallback) throw error;
+      await transport.finishAuth(...connection.provider.takeCallback());
     }
   }
   throw new Error("still unauthorized after signing in three times");
@@ -278,11 +340,20 @@ async function withAuth(connection, operation) {
   try {
     return await operation(connection.client);
   } catch (error) {
-    if (!(error instanceof UnauthorizedError) || !connection.provider.pendingCode) throw error;
-    await connection.transport.finishAuth(connection.provider.takeCode());
+    if (!(error instanceof UnauthorizedError) || !connection.provider.pendingCallback) throw error;
+    await connection.transport.finishAuth(...connection.provider.takeCallback());
     await reconnect(connection);
     return await operation(connection.client);
   }
+}
+
+// Via mcp-remote: the authorizations its browser carried out, into the connection's record.
+function syncRemote(connection) {
+  if (!connection?.remote) return;
+  for (const { client_id, scope, resource, prompt, error } of connection.remote.newAuthorizations()) {
+    connection.provider.authorizations.push({ mark: wire.mark(), scope, resource, prompt, client_id, error });
+  }
+  wire.tick();
 }
 
 function describeError(error) {
@@ -324,6 +395,7 @@ const runners = {
     const mark = wire.mark();
     const stepUp = () => {
       // What the SDK did about a 403 insufficient_scope (see the comment at the end of the file).
+      syncRemote(connection);
       const challenges = wire.events.slice(mark).filter((e) => e.status === 403 && e.wwwAuthenticate);
       const challenge = challenges[0]?.wwwAuthenticate;
       const scope = challenge?.match(/scope="([^"]*)"/)?.[1] ?? null;
@@ -352,6 +424,10 @@ const runners = {
   },
 
   async forceRefresh(connection) {
+    if (connection.remote) {
+      const tokens = connection.remote.corruptAccessToken(`invalid-${randomBytes(12).toString("hex")}`);
+      return { invalidated: true, hasRefreshToken: Boolean(tokens.refresh_token) };
+    }
     const tokens = connection.provider.tokens();
     if (!tokens) throw new Error("no tokens to invalidate");
     // The SDK keeps no expiry of its own and refreshes only when a request gets a 401: a
@@ -371,7 +447,7 @@ const runners = {
   },
 
   async tokens(connection) {
-    const tokens = connection.provider.tokens();
+    const tokens = connection.remote ? connection.remote.tokens() : connection.provider.tokens();
     if (!tokens) return { present: false };
     return {
       present: true,
@@ -396,13 +472,16 @@ async function main() {
       line.ok = true;
       line.result = {
         serverVersion: connection.client.getServerVersion() ?? null,
-        protocolVersion: connection.transport.protocolVersion ?? null,
+        protocolVersion:
+          connection.client.getNegotiatedProtocolVersion?.() ?? connection.transport.protocolVersion ?? null,
+        instructions: connection.client.getInstructions?.() ?? null,
         client_id: connection.provider.clientInformation()?.client_id ?? null,
       };
     } catch (error) {
       line.ok = false;
       line.error = describeError(error);
     }
+    syncRemote(connections.get(defaultServer));
     line.auth = wire.since(mark, connections.get(defaultServer)?.provider.authorizations ?? []);
     emit(line);
   }
@@ -413,6 +492,8 @@ async function main() {
     const line = { step: name ?? Object.keys(step)[0] ?? null, index };
     if (step.server) line.server = step.server;
     const mark = wire.mark();
+    if (remote) wire.tick();
+    const asked = elicitations.length;
     const extra = {};
     try {
       if (!name) throw new Error(`unknown step ${JSON.stringify(step)}`);
@@ -424,6 +505,8 @@ async function main() {
       line.error = describeError(error);
     }
     Object.assign(line, extra);
+    if (elicitAnswer) line.elicitations = elicitations.slice(asked);
+    syncRemote(connections.get(server));
     line.auth = wire.since(mark, connections.get(server)?.provider.authorizations ?? []);
     emit(line);
   }

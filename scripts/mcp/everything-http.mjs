@@ -17,6 +17,8 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 
+import { stopWithParent } from "./lifetime.mjs";
+
 const { values: args } = parseArgs({
   options: {
     port: { type: "string", default: "0" },
@@ -42,14 +44,7 @@ net.Server.prototype.listen = function (...listenArgs) {
   return listen.apply(this, listenArgs);
 };
 
-if (args["exit-with-parent"]) {
-  const parent = process.ppid;
-  // Orphans are re-parented (to init or a subreaper), which changes ppid.
-  setInterval(() => {
-    if (process.ppid !== parent) process.exit(0);
-  }, 500).unref();
-}
-process.on("SIGTERM", () => process.exit(0));
+stopWithParent(args["exit-with-parent"]);
 
 const require = createRequire(import.meta.url);
 const packageJson = require.resolve("@modelcontextprotocol/server-everything/package.json");

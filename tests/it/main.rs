@@ -21,6 +21,8 @@ mod audit_cli;
 mod cimd;
 /// The `portcullis` command: configuration layering and its messages.
 mod cli;
+/// The real MCP clients, unmodified, against a 2025-era and a 2026-era backend.
+mod clients;
 /// The development sign-in, the upstream refresh, a public URL with a path.
 mod edges;
 /// server-everything spoken to directly, proving the helpers.
@@ -61,9 +63,11 @@ mod support;
 mod trusted;
 
 /// Runs first (the harness starts tests in name order, and `_` sorts before letters): without
-/// node or the node modules of scripts/idp and scripts/mcp, the run stops here, with one message
-/// saying what is missing and to run scripts/test.sh, before the tests that need them.
+/// node, the node modules of scripts/idp, scripts/mcp and scripts/clients, or the Python SDK's
+/// virtualenv, the run stops here, with one message saying what is missing and to run
+/// scripts/test.sh, before the tests that need them.
 #[test]
 fn _prerequisites() {
-    support::prereq::require(&[support::prereq::Need::Idp, support::prereq::Need::Mcp]);
+    use support::prereq::{Need, require};
+    require(&[Need::Idp, Need::Mcp, Need::Clients]);
 }

@@ -23,6 +23,7 @@ pub struct Everything {
     /// The MCP endpoint: `http://127.0.0.1:PORT/mcp`.
     pub url: String,
     pub port: u16,
+    script: String,
     child: Option<Child>,
     // Kept open: closing the pipe's reading end would break a later write to stdout.
     _stdout: Option<Lines<BufReader<ChildStdout>>>,
@@ -35,10 +36,18 @@ pub struct Everything {
 /// launcher (`dist/index.js streamableHttp`, port from `PORT`) listens on every interface, so
 /// that wrapper binds its listening socket to 127.0.0.1 and prints `READY <url>` once it listens.
 pub async fn spawn_http() -> Everything {
-    let (child, stdout, url, port) = start(0).await;
+    spawn_script(format!("{DIR}/everything-http.mjs")).await
+}
+
+/// Starts another HTTP MCP server script that takes `--port N --exit-with-parent` and prints
+/// `READY <url>` once it listens, the way [`spawn_http`] starts server-everything; e.g. the
+/// 2026-era backend (`support::clients::spawn_modern_http`).
+pub async fn spawn_script(script: String) -> Everything {
+    let (child, stdout, url, port) = start(&script, 0).await;
     Everything {
         url,
         port,
+        script,
         child: Some(child),
         _stdout: Some(stdout),
     }
@@ -60,7 +69,7 @@ impl Everything {
     /// Kills the server if it runs, and starts a fresh one (no sessions) on the same port.
     pub async fn restart(&mut self) {
         self.kill();
-        let (child, stdout, url, port) = start(self.port).await;
+        let (child, stdout, url, port) = start(&self.script, self.port).await;
         assert_eq!(port, self.port, "restarted on another port");
         self.url = url;
         self.child = Some(child);
@@ -81,13 +90,12 @@ impl Drop for Everything {
     }
 }
 
-async fn start(port: u16) -> (Child, Lines<BufReader<ChildStdout>>, String, u16) {
-    let script = format!("{DIR}/everything-http.mjs");
+async fn start(script: &str, port: u16) -> (Child, Lines<BufReader<ChildStdout>>, String, u16) {
     prereq::require(&[Need::Mcp]);
     // A port just released may be refused for a moment: try a few times.
     for attempt in 0..20 {
         let mut child = tokio::process::Command::new("node")
-            .arg(&script)
+            .arg(script)
             .args(["--port", &port.to_string(), "--exit-with-parent"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())

@@ -6,6 +6,9 @@
 
 /// The running app, driven as a browser and an MCP client would.
 pub mod app;
+/// The other real MCP clients (TypeScript SDK 2.x, Python SDK 2.x, mcp-remote, the Inspector,
+/// the conformance suite) and the 2026-era backend.
+pub mod clients;
 /// Fresh databases, and the Postgres server they live on.
 pub mod db;
 /// server-everything over Streamable HTTP or stdio.

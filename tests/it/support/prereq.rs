@@ -1,6 +1,7 @@
 //! What the integration suite needs on this machine besides Rust: Node.js 20 or later with the
-//! node modules of `scripts/idp` and `scripts/mcp`, and, for the Postgres tests, the PostgreSQL
-//! server binaries. `scripts/test.sh` installs all of them.
+//! node modules of `scripts/idp`, `scripts/mcp` and `scripts/clients`, the Python MCP SDK's
+//! virtualenv in `scripts/clients/py`, and, for the Postgres tests, the PostgreSQL server
+//! binaries. `scripts/test.sh` installs all of them.
 //!
 //! Each support helper that starts a peer calls [`require`] first. When something is missing the
 //! first such call prints one message, naming everything missing and `scripts/test.sh`, and ends
@@ -22,6 +23,9 @@ pub enum Need {
     Mcp,
     /// A throwaway Postgres cluster: `initdb`, `pg_ctl` and `postgres`.
     Postgres,
+    /// The other real clients and the 2026-era backend: node, `scripts/clients/node_modules`
+    /// and the Python SDK's virtualenv `scripts/clients/py/.venv`.
+    Clients,
 }
 
 /// One thing the machine lacks.
@@ -30,6 +34,8 @@ enum Item {
     Node,
     IdpModules,
     McpModules,
+    ClientModules,
+    PythonClient,
     PostgresBinaries,
 }
 
@@ -37,9 +43,10 @@ impl Item {
     fn wanted_by(self, need: Need) -> bool {
         matches!(
             (self, need),
-            (Item::Node, Need::Idp | Need::Mcp)
+            (Item::Node, Need::Idp | Need::Mcp | Need::Clients)
                 | (Item::IdpModules, Need::Idp)
-                | (Item::McpModules, Need::Mcp)
+                | (Item::McpModules, Need::Mcp | Need::Clients)
+                | (Item::ClientModules | Item::PythonClient, Need::Clients)
                 | (Item::PostgresBinaries, Need::Postgres)
         )
     }
@@ -96,10 +103,17 @@ fn missing() -> &'static [(Item, String)] {
         for (item, dir) in [
             (Item::IdpModules, "scripts/idp"),
             (Item::McpModules, "scripts/mcp"),
+            (Item::ClientModules, "scripts/clients"),
         ] {
             if let Some(problem) = node_modules_problem(&Path::new(ROOT).join(dir)) {
                 missing.push((item, format!("the node modules of {dir} ({problem})")));
             }
+        }
+        if let Some(problem) = venv_problem(&Path::new(ROOT).join("scripts/clients/py")) {
+            missing.push((
+                Item::PythonClient,
+                format!("the Python MCP SDK's virtualenv scripts/clients/py/.venv ({problem})"),
+            ));
         }
         if find_postgres_bin().is_none() {
             missing.push((
@@ -137,6 +151,23 @@ fn node_modules_problem(dir: &Path) -> Option<&'static str> {
         .and_then(|m| m.modified());
     match lockfile {
         Ok(lockfile) if lockfile > installed => Some("older than package-lock.json"),
+        _ => None,
+    }
+}
+
+/// Why the virtualenv in `dir/.venv` cannot be used, the way `scripts/test.sh` decides to
+/// install it: missing, or older than `dir/requirements.txt`.
+fn venv_problem(dir: &Path) -> Option<&'static str> {
+    let marker = dir.join(".venv/installed");
+    let Ok(installed) = marker.metadata().and_then(|m| m.modified()) else {
+        return Some("not installed");
+    };
+    match dir
+        .join("requirements.txt")
+        .metadata()
+        .and_then(|m| m.modified())
+    {
+        Ok(requirements) if requirements > installed => Some("older than requirements.txt"),
         _ => None,
     }
 }
