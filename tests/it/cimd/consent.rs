@@ -112,9 +112,17 @@ async fn a_remembered_approval_skips_the_page_only_for_the_same_request_in_the_s
     // Another person in the same browser (same Portcullis cookie, their own upstream session):
     // the page is skipped, but they approved nothing, so nothing is granted.
     let base = Url::parse(&app.base).unwrap();
-    let cookie = jar.cookies(&base).unwrap();
+    // Cookies are not kept apart by port: the jar also holds the test IdP's, which stay behind.
+    let cookies = jar.cookies(&base).unwrap();
+    let portcullis = cookies
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find(|c| c.starts_with("portcullis-browser="))
+        .unwrap()
+        .to_owned();
     let shared = Arc::new(reqwest::cookie::Jar::default());
-    shared.add_cookie_str(cookie.to_str().unwrap(), &base);
+    shared.add_cookie_str(&portcullis, &base);
     let mallorys = browser_with(&shared);
     let skipped = consent_step(&app, &mallorys, &url_for(&app, &client, READ)).await;
     assert!(matches!(skipped, Step::Upstream(_)));
