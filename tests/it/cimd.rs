@@ -11,6 +11,8 @@ mod dcr;
 mod documents;
 /// Every refusal: the RFC-shaped answer, and nothing fetched that should not be.
 mod refusals;
+/// The TypeScript SDK's client with a metadata document instead of a registration.
+mod sdk;
 /// A document client signing in, refreshing, and what the consent page shows.
 mod sign_in;
 

@@ -112,8 +112,7 @@ async fn a_remembered_approval_skips_the_page_only_for_the_same_request_in_the_s
     // Another person in the same browser (same Portcullis cookie, their own upstream session):
     // the page is skipped, but they approved nothing, so nothing is granted.
     let base = Url::parse(&app.base).unwrap();
-    // Only Portcullis' own cookie: the jar also holds the provider's (cookies ignore ports),
-    // and Mallory signs in at the provider as herself.
+    // Cookies are not kept apart by port: the jar also holds the test IdP's, which stay behind.
     let cookies = jar.cookies(&base).unwrap();
     let portcullis = cookies
         .to_str()
@@ -162,6 +161,49 @@ async fn a_remembered_approval_skips_the_page_only_for_the_same_request_in_the_s
             .all(|g| g.redirect_uri.as_deref() == Some(CALLBACK))
     );
     let dir = tempfile::tempdir().unwrap();
+    let env = [("DATABASE_URL", app.state.settings.database_url.as_str())];
+    let listed = crate::cli::portcullis(
+        dir.path(),
+        &[
+            "grants",
+            "list",
+            "--client",
+            &client_id,
+            "--redirect-uri",
+            CALLBACK,
+            "--json",
+        ],
+        &env,
+    );
+    assert!(listed.status.success(), "{}", crate::cli::text(&listed));
+    let listed: Vec<serde_json::Value> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(listed.len(), grants.len());
+    assert!(
+        listed.iter().all(|g| g["redirect_uri"] == CALLBACK),
+        "{listed:?}"
+    );
+    let other = crate::cli::portcullis(
+        dir.path(),
+        &[
+            "grants",
+            "list",
+            "--client",
+            &client_id,
+            "--redirect-uri",
+            SECOND_CALLBACK,
+        ],
+        &env,
+    );
+    assert!(other.status.success());
+    assert_eq!(
+        String::from_utf8(other.stdout).unwrap().lines().count(),
+        1,
+        "the header only"
+    );
     let output = crate::cli::portcullis(
         dir.path(),
         &[
