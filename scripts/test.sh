@@ -83,7 +83,10 @@ if [[ ! -f $PY_DIR/.venv/installed || $PY_DIR/requirements.txt -nt $PY_DIR/.venv
     command -v python3 >/dev/null || die "Python 3.10 or later is needed for the Python MCP SDK client (scripts/clients/py)"
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
         || die "Python 3.10 or later is needed for the Python MCP SDK client, found $(python3 --version)"
+    # Debian's python3 has venv without ensurepip until python3-venv is installed.
+    python3 -c 'import ensurepip, venv' 2>/dev/null || install_debian_packages python3-venv
     log "installing the Python MCP SDK (pip in ${PY_DIR#"$ROOT/"}/.venv)"
+    rm -rf "$PY_DIR/.venv"
     python3 -m venv "$PY_DIR/.venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
     "$PY_DIR/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$PY_DIR/requirements.txt" >&2
     touch "$PY_DIR/.venv/installed"
