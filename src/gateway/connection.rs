@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::caller::Caller;
+use super::era::ServerFacts;
 
 /// Who is asking, and by when the answer must be there.
 #[derive(Debug, Clone)]
@@ -14,6 +15,21 @@ pub struct CallContext {
     pub caller: Caller,
     pub request_id: String,
     pub deadline: Instant,
+    /// What the client can do (elicitation, sampling, roots), declared to a modern backend on
+    /// the client's behalf: a backend may then ask for it (MRTR), and the client answers.
+    /// Empty for a legacy client, whose requests the gateway cannot carry back to it.
+    pub client_capabilities: Value,
+}
+
+impl CallContext {
+    pub fn new(caller: Caller, request_id: &str, deadline: Instant) -> Self {
+        Self {
+            caller,
+            request_id: request_id.to_owned(),
+            deadline,
+            client_capabilities: Value::Object(serde_json::Map::new()),
+        }
+    }
 }
 
 /// Notifications (`notifications/progress`, `notifications/message`, …) the backend sent while
@@ -70,4 +86,8 @@ pub trait Connection: Send + Sync {
         params: Option<Value>,
         notifications: Option<Notifications>,
     ) -> Result<Value, CallError>;
+
+    /// What the backend says about itself (its era, identity, capabilities and instructions),
+    /// as it told the caller's session or process.
+    async fn facts(&self, ctx: &CallContext) -> Result<ServerFacts, CallError>;
 }

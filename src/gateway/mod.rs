@@ -18,6 +18,8 @@ pub mod caller;
 pub mod connection;
 /// The endpoints, and the one handler every MCP request goes through.
 pub mod endpoint;
+/// The two eras of MCP (`initialize` and sessions; per-request `_meta`) and the bridge.
+pub mod era;
 /// The one error vocabulary: JSON-RPC code, HTTP status, audit outcome.
 pub mod error;
 /// MCP answered by the gateway itself (the aggregate `/mcp`, stdio backends).
@@ -133,6 +135,8 @@ pub struct Gateway {
     max_body_bytes: usize,
     /// `Host` values accepted (DNS rebinding protection).
     allowed_hosts: Vec<String>,
+    /// `Origin` values accepted: the public URL's and those configured.
+    allowed_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -221,6 +225,9 @@ impl Gateway {
         }
         allowed_hosts.push(settings.bind.ip().to_string());
         allowed_hosts.push(settings.bind.to_string());
+        let allowed_origins = std::iter::once(public.base().origin().ascii_serialization())
+            .chain(settings.gateway.allowed_origins.iter().cloned())
+            .collect();
         Ok(Self {
             backends,
             endpoints,
@@ -231,6 +238,7 @@ impl Gateway {
             clock,
             max_body_bytes: settings.limits.max_mcp_body_bytes,
             allowed_hosts,
+            allowed_origins,
         })
     }
 
@@ -244,6 +252,18 @@ impl Gateway {
         self.allowed_hosts.iter().any(|allowed| {
             allowed.eq_ignore_ascii_case(&host)
                 || allowed.trim_matches(['[', ']']) == host.trim_matches(['[', ']'])
+        })
+    }
+
+    /// False when a browser page of a foreign origin sent the request. Clients that are not
+    /// browsers send no `Origin`, and are let through to authentication.
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        headers.get_all(header::ORIGIN).iter().all(|origin| {
+            origin.to_str().is_ok_and(|origin| {
+                self.allowed_origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim_end_matches('/')))
+            })
         })
     }
 

@@ -16,6 +16,8 @@ use tokio::time::Instant;
 use super::audit::CallRecord;
 use super::backend::{Backend, Transport};
 use super::caller::Caller;
+use super::connection::{CallContext, CallError};
+use super::era::{self, Era};
 use super::error::GatewayError;
 use super::identity::{ForwardError, REQUEST_ID};
 use super::message::{Incoming, Method as McpMethod};
@@ -23,13 +25,16 @@ use super::relay::Relay;
 use super::{Gateway, respond};
 use crate::oauth::upstream_tokens::UpstreamRefreshError;
 
-/// Request headers a backend may see from the client (never `Authorization` or cookies).
-const PASSED_TO_BACKEND: [HeaderName; 5] = [
+/// Request headers a backend may see from the client (never `Authorization` or cookies), and
+/// the `Mcp-Param-*` ones (checked by the backend, which knows its tools' schemas).
+const PASSED_TO_BACKEND: [HeaderName; 7] = [
     header::ACCEPT,
     header::CONTENT_TYPE,
     HeaderName::from_static("mcp-session-id"),
     HeaderName::from_static("last-event-id"),
-    HeaderName::from_static("mcp-protocol-version"),
+    era::headers::PROTOCOL_VERSION,
+    era::headers::METHOD,
+    era::headers::NAME,
 ];
 
 /// Response headers the client may see from the backend.
@@ -38,6 +43,20 @@ const PASSED_TO_CLIENT: [HeaderName; 3] = [
     HeaderName::from_static("mcp-session-id"),
     HeaderName::from_static("mcp-protocol-version"),
 ];
+
+/// The era `backend` speaks, probed on behalf of `caller` when not known yet.
+pub async fn backend_era(
+    backend: &Backend,
+    caller: &Caller,
+    request_id: &str,
+) -> Result<Era, CallError> {
+    let Transport::Http { client, .. } = &backend.transport else {
+        return Ok(Era::Legacy);
+    };
+    let deadline = Instant::now() + backend.timeout();
+    let ctx = CallContext::new(caller.clone(), request_id, deadline);
+    client.backend_era(&ctx).await
+}
 
 /// One authorized HTTP exchange with a proxied backend.
 pub struct Exchange {
@@ -85,7 +104,7 @@ impl Exchange {
             .filter(|r| r.method == McpMethod::ToolsList)
             .map(|r| r.id.clone())
             .collect();
-        self.record.tool = incoming.requests().find_map(|r| match &r.method {
+        self.record.tool = incoming.uses().find_map(|r| match &r.method {
             McpMethod::ToolsCall { name } => Some(name.clone()),
             _ => None,
         });
@@ -122,6 +141,11 @@ impl Exchange {
         for name in &PASSED_TO_BACKEND {
             if let Some(value) = parts.headers.get(name) {
                 headers.insert(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in &parts.headers {
+            if name.as_str().starts_with(era::headers::PARAM_PREFIX) {
+                headers.append(name.clone(), value.clone());
             }
         }
 

@@ -46,11 +46,7 @@ fn ctx_within(user: &str, within: Duration) -> CallContext {
         sid: format!("sid-{user}"),
         email: None,
     };
-    CallContext {
-        caller: Caller::new(claims),
-        request_id: "req".into(),
-        deadline: Instant::now() + within,
-    }
+    CallContext::new(Caller::new(claims), "req", Instant::now() + within)
 }
 
 fn ctx(user: &str) -> CallContext {

@@ -124,7 +124,8 @@ impl Link {
             link: self,
             id,
             reason: "the client went away",
-            cancellable: method != "initialize",
+            // Neither may be cancelled: before the handshake ends there is nothing to cancel.
+            cancellable: method != "initialize" && method != "server/discover",
         };
         let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
         if let Some(params) = params {

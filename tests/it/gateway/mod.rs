@@ -6,6 +6,10 @@
 mod aggregate;
 /// Every tool call recorded, allowed or denied; uses beyond tools need the default scope.
 mod audit;
+/// Both eras of MCP, bridged, on every endpoint.
+mod era;
+/// Messages shaped to slip past the gate.
+mod hardening;
 /// `/mcp/{id}` relayed to a Streamable HTTP backend.
 mod proxy;
 
