@@ -42,6 +42,8 @@ mod proxy;
 mod relay;
 /// The shared HTTP answers: 401, step-up 403, JSON-RPC errors.
 mod respond;
+/// Backend sessions bound to the person who opened them.
+mod sessions;
 /// Server-Sent Events: splitting, reading and writing events.
 pub mod sse;
 /// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
@@ -137,6 +139,8 @@ pub struct Gateway {
     allowed_hosts: Vec<String>,
     /// `Origin` values accepted: the public URL's and those configured.
     allowed_origins: Vec<String>,
+    /// Who opened each relayed backend session.
+    sessions: sessions::SessionOwners,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -239,6 +243,7 @@ impl Gateway {
             max_body_bytes: settings.limits.max_mcp_body_bytes,
             allowed_hosts,
             allowed_origins,
+            sessions: sessions::SessionOwners::default(),
         })
     }
 

@@ -69,3 +69,65 @@ async fn a_message_whose_method_is_not_a_string_is_refused() {
         "nothing reached the backend"
     );
 }
+
+#[tokio::test]
+async fn a_backend_session_serves_only_the_person_who_opened_it() {
+    let (app, backend) = gateway(r#"[]"#, "").await;
+    let alice = token_for_rec(&app, "session-alice").await;
+    let mallory = token_for_rec(&app, "session-mallory").await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}});
+    let opened = app.mcp(&rec_url(&app), Some(&alice), init).await;
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let with_session = |method: reqwest::Method, token: &str, session: &str| {
+        app.http
+            .request(method, rec_url(&app))
+            .bearer_auth(token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("mcp-session-id", session)
+    };
+    let before = backend.bodies().len();
+    let stolen_call = with_session(reqwest::Method::POST, &mallory, &session)
+        .json(&super::call(2, "echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stolen_call.status(), StatusCode::NOT_FOUND);
+    let body: Value = stolen_call.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "Session not found");
+    let replay = with_session(reqwest::Method::GET, &mallory, &session)
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::NOT_FOUND);
+    let ended = with_session(reqwest::Method::DELETE, &mallory, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NOT_FOUND);
+    let made_up = with_session(reqwest::Method::POST, &alice, "never-issued")
+        .json(&super::call(3, "echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made_up.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        backend.bodies().len(),
+        before,
+        "nothing reached the backend"
+    );
+
+    let own = with_session(reqwest::Method::POST, &alice, &session)
+        .json(&super::call(4, "echo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert_eq!(backend.last().headers["mcp-session-id"], session.as_str());
+}
