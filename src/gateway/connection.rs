@@ -32,9 +32,27 @@ impl CallContext {
     }
 }
 
-/// Notifications (`notifications/progress`, `notifications/message`, …) the backend sent while
-/// answering a request, as raw JSON-RPC messages. Progress tokens are the caller's own again.
-pub type Notifications = tokio::sync::mpsc::UnboundedSender<Value>;
+/// What the backend sent while answering a request: notifications (`notifications/progress`,
+/// `notifications/message`, …) as raw JSON-RPC messages, progress tokens the caller's own again;
+/// and requests to the client (sampling, elicitation, roots), which the client answers.
+pub type Notifications = tokio::sync::mpsc::UnboundedSender<FromBackend>;
+
+/// One message a backend sent about a request in flight.
+#[derive(Debug)]
+pub enum FromBackend {
+    Notification(Value),
+    /// A request to the client (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`). The client's JSON-RPC response to it goes to `reply`; dropping `reply`
+    /// tells the backend the client could not be asked.
+    Request {
+        message: Value,
+        reply: tokio::sync::oneshot::Sender<Value>,
+    },
+}
+
+/// What a backend may ask of the client while a request is in flight.
+pub const CLIENT_REQUESTS: [&str; 3] =
+    ["sampling/createMessage", "elicitation/create", "roots/list"];
 
 /// Why a request got no result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

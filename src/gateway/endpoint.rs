@@ -12,10 +12,12 @@ use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use serde_json::{Value, json};
 
+use super::asks::Asks;
 use super::audit::Outcome;
 use super::backend::Backend;
 use super::builtin;
 use super::caller::Caller;
+use super::connection::FromBackend;
 use super::era::Era;
 use super::error::GatewayError;
 use super::facade::Dispatched;
@@ -286,10 +288,18 @@ async fn serve_message(
     }
     let request = match incoming.messages.pop() {
         Some(Message::Request(request)) if !request.notification => request,
-        // Notifications and responses to the server: accepted, nothing to answer. A use of
-        // the server sent as a notification passed the gate, but asks for nothing back.
+        // The client's answer to what a backend asked it mid-call.
+        Some(Message::Response(response)) => {
+            if !gateway.asks.answer(&caller.claims.sub, &response) {
+                tracing::debug!("a response to nothing this caller was asked; dropped");
+            }
+            return StatusCode::ACCEPTED.into_response();
+        }
+        // Notifications: accepted, nothing to answer. A use of the server sent as a
+        // notification passed the gate, but asks for nothing back.
         _ => return StatusCode::ACCEPTED.into_response(),
     };
+    let owner = caller.claims.sub.clone();
     let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
     let era = request.era();
     let relayed = Relayed::for_request(&request);
@@ -330,7 +340,10 @@ async fn serve_message(
     let (mut events, body) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(16);
     tokio::spawn(async move {
         // A client that went away stops the relay, not the call: it still ends and is recorded.
-        let mut open = relayed.send(&mut events, &first).await.is_ok();
+        let mut open = relayed
+            .send(&mut events, &gateway.asks, &owner, first)
+            .await
+            .is_ok();
         let (id, dispatched) = loop {
             if let Some(done) = done.take() {
                 break done;
@@ -338,13 +351,17 @@ async fn serve_message(
             tokio::select! {
                 biased;
                 Some(message) = notifications.recv() => {
-                    open = open && relayed.send(&mut events, &message).await.is_ok();
+                    open = open && relayed.send(&mut events, &gateway.asks, &owner, message).await.is_ok();
                 }
                 finished = &mut task => done = Some(finished),
             }
         };
         while let Ok(message) = notifications.try_recv() {
-            open = open && relayed.send(&mut events, &message).await.is_ok();
+            open = open
+                && relayed
+                    .send(&mut events, &gateway.asks, &owner, message)
+                    .await
+                    .is_ok();
         }
         let body = finish(&id, dispatched);
         if open {
@@ -369,6 +386,8 @@ async fn serve_message(
 struct Relayed {
     logs: bool,
     list_changes: bool,
+    /// Requests from the backend (sampling, elicitation, roots) go to the client.
+    client_requests: bool,
 }
 
 impl Relayed {
@@ -382,6 +401,7 @@ impl Relayed {
         Self {
             logs: !modern || asked_for_logs,
             list_changes: !modern,
+            client_requests: !modern,
         }
     }
 
@@ -393,25 +413,46 @@ impl Relayed {
         }
     }
 
-    /// Sends `message` on when the client is to hear of it, rebuilt from its method and params
-    /// (whatever else the backend put in it is about the gateway's hop).
+    /// Sends a backend's message on when the client is to hear of it, rebuilt from its method
+    /// and params (whatever else the backend put in it is about the gateway's hop). A request
+    /// for the client goes to a legacy one under an id of the gateway's (its answer comes back
+    /// through `asks`); a modern client takes no requests on a stream (MCP 2026-07-28 has MRTR
+    /// instead), so the backend is told it could not be asked.
     async fn send(
         self,
         events: &mut futures::channel::mpsc::Sender<Result<Bytes, Infallible>>,
-        message: &Value,
+        asks: &Asks,
+        owner: &str,
+        message: FromBackend,
     ) -> Result<(), ()> {
-        let Some(method) = message.get("method").and_then(Value::as_str) else {
-            return Ok(());
+        let out = match message {
+            FromBackend::Request { message, reply } if self.client_requests => {
+                let mut request = json!({ "jsonrpc": "2.0", "id": Value::Null });
+                for key in ["method", "params"] {
+                    if let Some(value) = message.get(key) {
+                        request[key] = value.clone();
+                    }
+                }
+                asks.ask(owner, request, reply)
+            }
+            // Dropping the reply refuses it.
+            FromBackend::Request { .. } => return Ok(()),
+            FromBackend::Notification(message) => {
+                let Some(method) = message.get("method").and_then(Value::as_str) else {
+                    return Ok(());
+                };
+                if !self.relays(method) {
+                    return Ok(());
+                }
+                let mut notification = json!({ "jsonrpc": "2.0", "method": method });
+                if let Some(params) = message.get("params") {
+                    notification["params"] = params.clone();
+                }
+                notification
+            }
         };
-        if !self.relays(method) {
-            return Ok(());
-        }
-        let mut notification = json!({ "jsonrpc": "2.0", "method": method });
-        if let Some(params) = message.get("params") {
-            notification["params"] = params.clone();
-        }
         events
-            .send(Ok(Bytes::from(sse::sse_event(&notification))))
+            .send(Ok(Bytes::from(sse::sse_event(&out))))
             .await
             .map_err(|_| ())
     }

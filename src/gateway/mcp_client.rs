@@ -17,7 +17,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::connection::{CallContext, CallError, Connection, Notifications};
+use super::connection::{CallContext, CallError, Connection, FromBackend, Notifications};
 use super::era::{self, Era, ServerFacts, headers as mcp_headers};
 use super::identity::IdentityForwarder;
 use super::{jsonrpc, sse};
@@ -263,7 +263,7 @@ impl McpHttpClient {
             && message.get("id").is_none()
             && let Some(sink) = notifications
         {
-            let _ = sink.send(message);
+            let _ = sink.send(FromBackend::Notification(message));
         }
         Ok(None)
     }

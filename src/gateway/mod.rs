@@ -6,6 +6,8 @@
 
 /// API keys as bearer tokens: found by hash, judged with the owner's entitlement.
 pub mod api_keys;
+/// Requests from backends to the client mid-call, and the client's answers routed back.
+mod asks;
 /// One audit record per call: who, which backend and tool, the decision and the outcome.
 pub mod audit;
 /// The MCP servers behind the gateway and how each is reached.
@@ -141,6 +143,8 @@ pub struct Gateway {
     allowed_origins: Vec<String>,
     /// Who opened each relayed backend session.
     sessions: sessions::SessionOwners,
+    /// Backends' requests waiting for a client's answer.
+    asks: asks::Asks,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -244,6 +248,7 @@ impl Gateway {
             allowed_hosts,
             allowed_origins,
             sessions: sessions::SessionOwners::default(),
+            asks: asks::Asks::default(),
         })
     }
 

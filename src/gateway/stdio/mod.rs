@@ -397,6 +397,6 @@ async fn reap(pool: Weak<PoolShared>, every: Duration) {
 
 /// A poisoned lock only means another thread panicked mid-update of plain bookkeeping, which
 /// stays usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

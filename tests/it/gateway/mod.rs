@@ -8,6 +8,8 @@ mod aggregate;
 mod audit;
 /// Both eras of MCP, bridged, on every endpoint.
 mod era;
+/// The gateway as the MCP server of stdio backends: their requests to the client.
+mod facade;
 /// Messages shaped to slip past the gate.
 mod hardening;
 /// `/mcp/{id}` relayed to a Streamable HTTP backend.
