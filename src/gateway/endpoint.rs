@@ -17,13 +17,14 @@ use super::audit::Outcome;
 use super::backend::Backend;
 use super::builtin;
 use super::caller::Caller;
-use super::connection::FromBackend;
+use super::connection::{FromBackend, Notifications};
 use super::era::Era;
 use super::error::GatewayError;
 use super::facade::Dispatched;
 use super::gate::Route;
 use super::identity::REQUEST_ID;
 use super::message::{Incoming, Message, Method, Request};
+use super::mrtr::{self, Call, Next, Resumed};
 use super::{Gateway, era, jsonrpc, proxy, respond, sse};
 use crate::oauth::resource::Resource;
 
@@ -300,69 +301,76 @@ async fn serve_message(
         _ => return StatusCode::ACCEPTED.into_response(),
     };
     let owner = caller.claims.sub.clone();
-    let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
     let era = request.era();
     let relayed = Relayed::for_request(&request);
-    let progress = matches!(request.method, Method::ToolsCall { .. });
-    let task = {
-        let endpoint = endpoint.clone();
-        let gateway = gateway.clone();
-        async move {
-            let sink = progress.then_some(sender);
-            let mut dispatched = endpoint
-                .answer(&gateway.gate, &caller, &request, &request_id, sink)
-                .await;
-            let method = request.method.as_str();
-            dispatched.result = dispatched
-                .result
-                .and_then(|result| era::for_client(era, method, result));
-            (request.id, dispatched)
-        }
-    };
-    if !progress {
-        let (id, dispatched) = task.await;
+    let id = request.id.clone();
+    if !matches!(request.method, Method::ToolsCall { .. }) {
+        let dispatched = dispatch(&gateway, &endpoint, &caller, &request, &request_id, None).await;
         let status = status_of(era, &dispatched);
         return (status, json_response(finish(&id, dispatched))).into_response();
     }
-    let mut task = Box::pin(task);
-    let (first, mut done) = tokio::select! {
-        biased;
-        done = &mut task => match notifications.try_recv() {
-            // Progress sent just before the result still goes out, ahead of it.
-            Ok(first) => (first, Some(done)),
-            Err(_) => {
-                let status = status_of(era, &done.1);
-                return (status, json_response(finish(&done.0, done.1))).into_response();
-            }
-        },
-        Some(first) = notifications.recv() => (first, None),
+    // A tool call may report progress, log, and ask the client things before its result.
+    let mut call = match gateway.parking.resume(&owner, &request) {
+        Some(Ok(call)) => call,
+        Some(Err(Resumed::AskAgain(asked))) => {
+            return json_response(finish(&id, Ok(asked).into()));
+        }
+        Some(Err(Resumed::Unknown)) => {
+            let error = GatewayError::InvalidParams(
+                "requestState names no call waiting for this caller's input".into(),
+            );
+            return respond::error(&error, &id, false, &endpoint.resource, Some(&caller));
+        }
+        None => {
+            let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
+            let (gateway, endpoint, request) = (gateway.clone(), endpoint.clone(), request.clone());
+            let task = tokio::spawn(async move {
+                let sink = Some(sender);
+                dispatch(&gateway, &endpoint, &caller, &request, &request_id, sink).await
+            });
+            Call { task, messages }
+        }
+    };
+    let first = match call.next().await {
+        Next::Done(dispatched) => {
+            let status = status_of(era, &dispatched);
+            return (status, json_response(finish(&id, *dispatched))).into_response();
+        }
+        Next::Message(FromBackend::Request { message, reply })
+            if relayed.asks_as_mrtr(&request, &message) =>
+        {
+            let asked = gateway
+                .parking
+                .park(&owner, &request, call, &message, reply);
+            return json_response(finish(&id, Ok(asked).into()));
+        }
+        Next::Message(first) => first,
     };
     let (mut events, body) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(16);
     tokio::spawn(async move {
+        let asks = &gateway.asks;
         // A client that went away stops the relay, not the call: it still ends and is recorded.
-        let mut open = relayed
-            .send(&mut events, &gateway.asks, &owner, first)
-            .await
-            .is_ok();
-        let (id, dispatched) = loop {
-            if let Some(done) = done.take() {
-                break done;
-            }
-            tokio::select! {
-                biased;
-                Some(message) = notifications.recv() => {
-                    open = open && relayed.send(&mut events, &gateway.asks, &owner, message).await.is_ok();
+        let mut open = relayed.send(&mut events, asks, &owner, first).await.is_ok();
+        let dispatched = loop {
+            match call.next().await {
+                Next::Done(dispatched) => break *dispatched,
+                Next::Message(FromBackend::Request { message, reply })
+                    if relayed.asks_as_mrtr(&request, &message) =>
+                {
+                    let asked = gateway
+                        .parking
+                        .park(&owner, &request, call, &message, reply);
+                    break Ok(asked).into();
                 }
-                finished = &mut task => done = Some(finished),
+                Next::Message(message) => {
+                    open = open
+                        && relayed
+                            .send(&mut events, asks, &owner, message)
+                            .await
+                            .is_ok();
+                }
             }
         };
-        while let Ok(message) = notifications.try_recv() {
-            open = open
-                && relayed
-                    .send(&mut events, &gateway.asks, &owner, message)
-                    .await
-                    .is_ok();
-        }
         let body = finish(&id, dispatched);
         if open {
             let _ = events.send(Ok(Bytes::from(sse::data_event(&body)))).await;
@@ -378,6 +386,25 @@ async fn serve_message(
         .into_response()
 }
 
+/// The endpoint's answer to an authorized request, shaped for the client's era.
+async fn dispatch(
+    gateway: &Gateway,
+    endpoint: &Endpoint,
+    caller: &Caller,
+    request: &Request,
+    request_id: &str,
+    sink: Option<Notifications>,
+) -> Dispatched {
+    let mut dispatched = endpoint
+        .answer(&gateway.gate, caller, request, request_id, sink)
+        .await;
+    let (era, method) = (request.era(), request.method.as_str());
+    dispatched.result = dispatched
+        .result
+        .and_then(|result| era::for_client(era, method, result));
+    dispatched
+}
+
 /// Which of a backend's notifications reach the client on a request's stream: progress always
 /// (the token is the client's); log messages when a legacy client, or a modern one that asked for
 /// them (`_meta` `logLevel`); list changes for a legacy client only, since a modern one hears of
@@ -391,6 +418,19 @@ struct Relayed {
 }
 
 impl Relayed {
+    /// True when the backend's request `message` is put to a modern client as MRTR: the
+    /// client declared the capability it needs.
+    fn asks_as_mrtr(self, request: &Request, message: &Value) -> bool {
+        let method = message.get("method").and_then(Value::as_str);
+        let needed = method.and_then(mrtr::capability_for);
+        !self.client_requests
+            && needed.is_some_and(|needed| {
+                request
+                    .client_capabilities()
+                    .is_some_and(|declared| declared.get(needed).is_some())
+            })
+    }
+
     fn for_request(request: &Request) -> Self {
         let modern = request.era() == Era::Modern;
         let asked_for_logs = request

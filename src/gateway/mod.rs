@@ -36,6 +36,8 @@ pub mod jsonrpc;
 pub mod mcp_client;
 /// Client messages parsed once into typed requests.
 pub mod message;
+/// Backends' requests to a 2026-07-28 client as MRTR: the call parked until the retry.
+mod mrtr;
 /// Which scope a tool requires.
 pub mod policy;
 /// The streaming reverse proxy in front of Streamable HTTP backends.
@@ -145,6 +147,8 @@ pub struct Gateway {
     sessions: sessions::SessionOwners,
     /// Backends' requests waiting for a client's answer.
     asks: asks::Asks,
+    /// Calls waiting for a modern client's retry with its input.
+    parking: mrtr::Parking,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -249,6 +253,7 @@ impl Gateway {
             allowed_origins,
             sessions: sessions::SessionOwners::default(),
             asks: asks::Asks::default(),
+            parking: mrtr::Parking::default(),
         })
     }
 

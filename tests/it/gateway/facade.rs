@@ -1,13 +1,14 @@
 //! The gateway as the MCP server of stdio backends: a backend's requests to its client
-//! (sampling, elicitation, roots) reach the client of the call on its stream, and the client's
-//! answer reaches the backend.
+//! (sampling, elicitation, roots) reach the client of the call, on its stream (2025 era) or as
+//! MRTR (2026-07-28), and the client's answer reaches the backend.
 
 use futures::StreamExt;
 use portcullis::gateway::sse::{EventSplitter, event_message};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::era::{start, token};
+use super::era::{modern_rpc, start, token};
+use crate::support::app::rpc_body;
 
 #[tokio::test]
 async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_and_is_answered() {
@@ -71,4 +72,68 @@ async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_an
         "hello back"
     );
     assert_eq!(answers["ping"], json!({"result": {}}));
+}
+
+#[tokio::test]
+async fn a_stdio_backends_request_reaches_a_modern_client_as_mrtr_and_the_retry_resumes_the_call() {
+    let (app, _backends) = start("").await;
+    let alice = token(&app, "mrtr-asked", "/mcp/fx").await;
+    let mallory = token(&app, "mrtr-other", "/mcp/fx").await;
+    let sample = json!({"name": "sample", "arguments": {}});
+    let sampling = json!({"sampling": {}});
+
+    let first = modern_rpc(
+        &app,
+        "/mcp/fx",
+        &alice,
+        "tools/call",
+        sample.clone(),
+        sampling.clone(),
+    )
+    .await;
+    let first = rpc_body(first).await["result"].clone();
+    assert_eq!(first["resultType"], "input_required", "{first}");
+    let (key, asked) = first["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(asked["method"], "sampling/createMessage");
+    assert_eq!(asked["params"]["maxTokens"], 10);
+    let state = first["requestState"].clone();
+
+    let mut retry = sample.clone();
+    retry["requestState"] = state;
+    retry["inputResponses"] = json!({ key: {
+        "role": "assistant", "content": {"type": "text", "text": "hello back"}, "model": "m"} });
+    // Another person cannot pick the call up.
+    let stolen = modern_rpc(
+        &app,
+        "/mcp/fx",
+        &mallory,
+        "tools/call",
+        retry.clone(),
+        sampling.clone(),
+    )
+    .await;
+    assert_eq!(rpc_body(stolen).await["error"]["code"], -32602);
+
+    let done = modern_rpc(&app, "/mcp/fx", &alice, "tools/call", retry, sampling).await;
+    let done = rpc_body(done).await["result"].clone();
+    assert_eq!(done["resultType"], "complete", "{done}");
+    let answers: Value =
+        serde_json::from_str(done["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        answers["sampling"]["result"]["content"]["text"],
+        "hello back"
+    );
+
+    // A client that declared no sampling is not asked: the backend hears it could not be.
+    let unasked = modern_rpc(&app, "/mcp/fx", &alice, "tools/call", sample, json!({})).await;
+    let unasked = rpc_body(unasked).await["result"].clone();
+    assert_eq!(unasked["resultType"], "complete", "{unasked}");
+    let answers: Value =
+        serde_json::from_str(unasked["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert!(answers["sampling"]["error"].is_object(), "{answers}");
 }
