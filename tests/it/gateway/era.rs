@@ -294,6 +294,14 @@ async fn a_modern_client_is_relayed_to_a_modern_backend_and_its_headers_must_mat
     let (app, backends) = start("").await;
     let token = token(&app, "modern-relay", "/mcp/mod").await;
 
+    // The backend's list, filtered to what this caller may call, is no longer public.
+    let list = modern_result(&app, "/mcp/mod", &token, "tools/list", json!({})).await;
+    assert_eq!(names(&list), ["echo", "ask"]);
+    assert_eq!(
+        (list["cacheScope"].clone(), list["ttlMs"].clone()),
+        (json!("private"), json!(30000))
+    );
+
     let echo = json!({"name": "echo", "arguments": {"text": "hi"}});
     let result = modern_result(&app, "/mcp/mod", &token, "tools/call", echo).await;
     assert_eq!(text(&result), "modern echo: hi");
