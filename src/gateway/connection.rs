@@ -50,6 +50,24 @@ pub enum FromBackend {
     },
 }
 
+/// The client's response to a backend's request (its `result` or `error`) as the answer to the
+/// backend's own request `id`.
+pub fn answer_for_backend(id: &Value, response: &Value) -> Value {
+    match (response.get("result"), response.get("error")) {
+        (Some(result), _) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        (None, Some(error)) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+        (None, None) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": {
+            "code": -32603, "message": "the client's answer is not a JSON-RPC response" }}),
+    }
+}
+
+/// What the gateway tells a 2025-era backend its client can do, at `initialize`: what it can
+/// pass on to the client of a call (which may still decline). Roots are left out: a backend
+/// asks for them when it likes, outside any call, when there is no client to ask.
+pub fn relayed_client_capabilities() -> Value {
+    serde_json::json!({ "sampling": {}, "elicitation": {} })
+}
+
 /// What a backend may ask of the client while a request is in flight.
 pub const CLIENT_REQUESTS: [&str; 3] =
     ["sampling/createMessage", "elicitation/create", "roots/list"];

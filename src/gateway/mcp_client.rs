@@ -17,7 +17,10 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::connection::{CallContext, CallError, Connection, FromBackend, Notifications};
+use super::connection::{
+    CLIENT_REQUESTS, CallContext, CallError, Connection, FromBackend, Notifications,
+    answer_for_backend, relayed_client_capabilities,
+};
 use super::era::{self, Era, ServerFacts, headers as mcp_headers};
 use super::identity::IdentityForwarder;
 use super::{jsonrpc, sse};
@@ -39,6 +42,15 @@ struct Session {
     id: Option<String>,
     protocol: String,
     facts: ServerFacts,
+}
+
+/// How long a backend's request waits for the client's answer.
+const ASK_WAIT: Duration = Duration::from_secs(300);
+
+/// The answer to a backend's request: at once, or once the client has answered.
+enum BackendAnswer {
+    Now(Value),
+    Later(Value, tokio::sync::oneshot::Receiver<Value>),
 }
 
 /// What the probe found the backend to be.
@@ -147,7 +159,7 @@ impl McpHttpClient {
         let send = self
             .http
             .post(self.url.clone())
-            .headers(headers)
+            .headers(headers.clone())
             .json(message)
             .send();
         let response = tokio::time::timeout_at(ctx.deadline, send)
@@ -210,7 +222,9 @@ impl McpHttpClient {
                 let Some(message) = sse::event_message(&event) else {
                     continue;
                 };
-                if let Some(answer) = self.route(message, wanted.as_ref(), notifications)? {
+                if let Some(answer) =
+                    self.route(message, wanted.as_ref(), notifications, &headers)?
+                {
                     return Ok(Some(Answer::Result {
                         message: answer,
                         session: session_header,
@@ -222,7 +236,8 @@ impl McpHttpClient {
             // A final CR completes the last event only now that the stream is over.
             let last = events.finish().and_then(|event| sse::event_message(&event));
             if let Some(message) = last
-                && let Some(answer) = self.route(message, wanted.as_ref(), notifications)?
+                && let Some(answer) =
+                    self.route(message, wanted.as_ref(), notifications, &headers)?
             {
                 return Ok(Some(Answer::Result {
                     message: answer,
@@ -235,7 +250,7 @@ impl McpHttpClient {
         }
         let message: Value = serde_json::from_slice(events.pending())
             .map_err(|_| CallError::Unavailable("the backend's answer is not JSON".into()))?;
-        match self.route(message, wanted.as_ref(), notifications)? {
+        match self.route(message, wanted.as_ref(), notifications, &headers)? {
             Some(answer) => Ok(Some(Answer::Result {
                 message: answer,
                 session: session_header,
@@ -246,12 +261,15 @@ impl McpHttpClient {
         }
     }
 
-    /// A notification goes on; the response to `wanted` is the answer.
+    /// A notification goes on; a request to the client goes to the client of the call (or is
+    /// refused); the response to `wanted` is the answer. `headers` reach the backend's session
+    /// with the answer to its request.
     fn route(
         &self,
         message: Value,
         wanted: Option<&Value>,
         notifications: Option<&Notifications>,
+        headers: &HeaderMap,
     ) -> Result<Option<Value>, CallError> {
         if jsonrpc::response_id(&message).is_some_and(|id| Some(id) == wanted) {
             if let Some(error) = message.get("error") {
@@ -259,13 +277,63 @@ impl McpHttpClient {
             }
             return Ok(Some(message));
         }
-        if message.get("method").is_some()
-            && message.get("id").is_none()
-            && let Some(sink) = notifications
-        {
-            let _ = sink.send(FromBackend::Notification(message));
+        let method = message.get("method").and_then(Value::as_str);
+        match (method, message.get("id").cloned(), notifications) {
+            (Some(_), None, Some(sink)) => {
+                let _ = sink.send(FromBackend::Notification(message));
+            }
+            (Some(method), Some(id), sink) => {
+                let asked = (CLIENT_REQUESTS.contains(&method))
+                    .then_some(sink)
+                    .flatten()
+                    .and_then(|sink| {
+                        let (reply, answer) = tokio::sync::oneshot::channel();
+                        let request = FromBackend::Request {
+                            message: message.clone(),
+                            reply,
+                        };
+                        sink.send(request).ok().map(|()| answer)
+                    });
+                let response = match (method, asked) {
+                    ("ping", _) => {
+                        BackendAnswer::Now(json!({ "jsonrpc": "2.0", "id": id, "result": {} }))
+                    }
+                    (_, Some(answer)) => BackendAnswer::Later(id, answer),
+                    (method, None) => {
+                        BackendAnswer::Now(json!({ "jsonrpc": "2.0", "id": id, "error": {
+                            "code": -32601,
+                            "message": format!("{method} is not supported through the Portcullis gateway here"),
+                        }}))
+                    }
+                };
+                self.answer_backend(headers.clone(), response);
+            }
+            _ => {}
         }
         Ok(None)
+    }
+
+    /// POSTs the answer to a request of the backend's, in the background: the call it came
+    /// during goes on meanwhile.
+    fn answer_backend(&self, headers: HeaderMap, response: BackendAnswer) {
+        let (http, url) = (self.http.clone(), self.url.clone());
+        tokio::spawn(async move {
+            let message = match response {
+                BackendAnswer::Now(message) => message,
+                BackendAnswer::Later(id, answer) => {
+                    let response = tokio::time::timeout(ASK_WAIT, answer).await;
+                    match response {
+                        Ok(Ok(response)) => answer_for_backend(&id, &response),
+                        _ => json!({ "jsonrpc": "2.0", "id": id, "error": {
+                            "code": -32603, "message": "the client could not be asked" }}),
+                    }
+                }
+            };
+            let sent = http.post(url).headers(headers).json(&message).send().await;
+            if let Err(error) = sent {
+                tracing::debug!(%error, "the answer to a backend's request could not be sent");
+            }
+        });
     }
 
     /// The grant's session, initializing one when there is none. Concurrent first calls of one
@@ -369,7 +437,7 @@ impl McpHttpClient {
             "method": "initialize",
             "params": {
                 "protocolVersion": CLIENT_PROTOCOL,
-                "capabilities": {},
+                "capabilities": relayed_client_capabilities(),
                 "clientInfo": { "name": "portcullis", "version": env!("CARGO_PKG_VERSION") },
             },
         });

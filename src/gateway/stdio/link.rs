@@ -12,7 +12,9 @@ use tokio::time::{Instant, timeout_at};
 
 use super::framing::{Oversized, classify_oversized};
 use super::lock;
-use crate::gateway::connection::{CLIENT_REQUESTS, CallError, FromBackend, Notifications};
+use crate::gateway::connection::{
+    CLIENT_REQUESTS, CallError, FromBackend, Notifications, answer_for_backend,
+};
 
 pub(super) const PROCESS_EXITED: &str = "the backend process exited";
 const METHOD_NOT_FOUND: i64 = -32601;
@@ -42,15 +44,6 @@ pub(super) struct Link {
     state: Mutex<State>,
     next_id: AtomicU64,
     closed: watch::Sender<bool>,
-}
-
-/// The client's response (`result` or `error`) as the answer to the backend's request `id`.
-fn client_answer(id: &Value, response: &Value) -> Value {
-    match (response.get("result"), response.get("error")) {
-        (Some(result), _) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
-        (None, Some(error)) => json!({ "jsonrpc": "2.0", "id": id, "error": error }),
-        (None, None) => refusal(id, "the client's answer is not a JSON-RPC response"),
-    }
 }
 
 fn refusal(id: &Value, why: &str) -> Value {
@@ -253,7 +246,7 @@ impl Link {
                 let id = id.clone();
                 tokio::spawn(async move {
                     let response = match answer.await {
-                        Ok(response) => client_answer(&id, &response),
+                        Ok(response) => answer_for_backend(&id, &response),
                         Err(_) => refusal(&id, "the client could not be asked"),
                     };
                     // Best effort, as for any message sent from a place that cannot wait.

@@ -17,7 +17,7 @@ use tokio::time::{Instant, timeout};
 
 use super::framing::{Line, LineReader};
 use super::link::{Link, PROCESS_EXITED};
-use crate::gateway::connection::{CallError, Notifications};
+use crate::gateway::connection::{CallError, Notifications, relayed_client_capabilities};
 use crate::gateway::era::{self, Era, ServerFacts};
 
 /// How long a process has to answer `initialize`: generous, since `npx -y` may first download
@@ -259,7 +259,7 @@ impl Process {
     async fn initialize(&self, backend: &str, deadline: Instant) -> Result<Value, CallError> {
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": relayed_client_capabilities(),
             "clientInfo": { "name": "portcullis", "version": env!("CARGO_PKG_VERSION") },
         });
         let started = self

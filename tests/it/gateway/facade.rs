@@ -8,24 +8,23 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::era::{modern_rpc, start, token};
-use crate::support::app::rpc_body;
+use crate::support::app::{Options, rpc_body, spawn};
 
-#[tokio::test]
-async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_and_is_answered() {
-    let (app, _backends) = start("").await;
-    let alice = token(&app, "asked", "/mcp/fx").await;
-    let mallory = token(&app, "not-asked", "/mcp/fx").await;
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": "sample", "arguments": {}}});
-    let response = app.mcp(&app.url("/mcp/fx"), Some(&alice), call).await;
+/// Reads the SSE answer to request 1: the backend's request to the client (answered by
+/// `answer`), then the result. Returns both.
+async fn answer_on_stream<F, A>(response: reqwest::Response, answer: F) -> (Value, Value)
+where
+    F: FnOnce(Value) -> A,
+    A: std::future::Future<Output = ()>,
+{
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-
     let mut body = response.bytes_stream();
     let mut events = EventSplitter::default();
-    let mut asked = None;
-    let result = 'stream: loop {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
+    let mut answer = Some(answer);
+    let mut asked = Value::Null;
+    loop {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(20), body.next())
             .await
             .expect("the stream goes on")
             .expect("the stream did not end early")
@@ -35,36 +34,51 @@ async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_an
             let Some(message) = event_message(&event) else {
                 continue;
             };
-            if message["method"] == "sampling/createMessage" {
-                assert!(
-                    message["id"]
-                        .as_str()
-                        .unwrap()
-                        .starts_with("portcullis-ask-")
-                );
-                let answer = |id: &Value| {
-                    json!({"jsonrpc": "2.0", "id": id, "result": {
-                    "role": "assistant", "content": {"type": "text", "text": "hello back"}, "model": "m"}})
-                };
-                // Only the person asked can answer.
-                let wrong = app
-                    .mcp(&app.url("/mcp/fx"), Some(&mallory), answer(&message["id"]))
-                    .await;
-                assert_eq!(wrong.status(), StatusCode::ACCEPTED);
-                let right = app
-                    .mcp(&app.url("/mcp/fx"), Some(&alice), answer(&message["id"]))
-                    .await;
-                assert_eq!(right.status(), StatusCode::ACCEPTED);
-                asked = Some(message);
+            if message.get("method").is_some() && message.get("id").is_some() {
+                let id = message["id"].as_str().unwrap();
+                assert!(id.starts_with("portcullis-ask-"), "{id}");
+                asked = message.clone();
+                (answer.take().expect("asked once"))(message).await;
             } else if message["id"] == 1 {
-                break 'stream message;
+                assert!(
+                    asked.is_object(),
+                    "the backend's request came on the call's stream"
+                );
+                return (asked, message);
             }
         }
-    };
-    assert!(
-        asked.is_some(),
-        "the backend's request came on the call's stream"
-    );
+    }
+}
+
+fn sampled(id: &Value, text: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": {
+        "role": "assistant", "content": {"type": "text", "text": text}, "model": "m"}})
+}
+
+#[tokio::test]
+async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_and_is_answered() {
+    let (app, _backends) = start("").await;
+    let alice = token(&app, "asked", "/mcp/fx").await;
+    let mallory = token(&app, "not-asked", "/mcp/fx").await;
+    let url = app.url("/mcp/fx");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "sample", "arguments": {}}});
+    let response = app.mcp(&url, Some(&alice), call).await;
+    let (app_, url_, alice_, mallory_) = (&app, &url, &alice, &mallory);
+    let (asked, result) = answer_on_stream(response, |asked| async move {
+        let (app, url, alice, mallory) = (app_, url_, alice_, mallory_);
+        // Only the person asked can answer.
+        let wrong = app
+            .mcp(url, Some(mallory), sampled(&asked["id"], "not yours"))
+            .await;
+        assert_eq!(wrong.status(), StatusCode::ACCEPTED);
+        let right = app
+            .mcp(url, Some(alice), sampled(&asked["id"], "hello back"))
+            .await;
+        assert_eq!(right.status(), StatusCode::ACCEPTED);
+    })
+    .await;
+    assert_eq!(asked["method"], "sampling/createMessage");
     let text = result["result"]["content"][0]["text"].as_str().unwrap();
     let answers: Value = serde_json::from_str(text).unwrap();
     assert_eq!(
@@ -72,6 +86,38 @@ async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_an
         "hello back"
     );
     assert_eq!(answers["ping"], json!({"result": {}}));
+}
+
+#[tokio::test]
+async fn a_real_2025_servers_sampling_request_reaches_a_legacy_client_and_its_answer_returns() {
+    let command = serde_json::to_string(&crate::support::everything::stdio_command()).unwrap();
+    let toml = format!(
+        "[[backends]]\nid = \"everything\"\ncommand = {command}\nscope = \"everything:tools:call\"\ntimeout_secs = 20\n"
+    );
+    let app = spawn(Options {
+        grant_scopes: r#"["everything:tools:call"]"#,
+        extra_toml: toml,
+        ..Options::default()
+    })
+    .await;
+    let token = token(&app, "sampled", "/mcp/everything").await;
+    let url = app.url("/mcp/everything");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}}});
+    let response = app.mcp(&url, Some(&token), call).await;
+    let (app_, url_, token_) = (&app, &url, &token);
+    let (asked, result) = answer_on_stream(response, |asked| async move {
+        let sent = app_
+            .mcp(url_, Some(token_), sampled(&asked["id"], "sampled text"))
+            .await;
+        assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    })
+    .await;
+    assert_eq!(asked["method"], "sampling/createMessage");
+    assert!(
+        result["result"].to_string().contains("sampled text"),
+        "{result}"
+    );
 }
 
 #[tokio::test]
