@@ -183,3 +183,40 @@ async fn a_stdio_backends_request_reaches_a_modern_client_as_mrtr_and_the_retry_
         serde_json::from_str(unasked["content"][0]["text"].as_str().unwrap()).unwrap();
     assert!(answers["sampling"]["error"].is_object(), "{answers}");
 }
+
+#[tokio::test]
+async fn an_http_backends_sampling_request_reaches_a_legacy_client_of_the_aggregate() {
+    let everything = crate::support::everything::spawn_http().await;
+    let toml = format!(
+        "[[backends]]\nid = \"ev\"\nurl = \"{}\"\nscope = \"ev:tools:call\"\ntimeout_secs = 20\n",
+        everything.url
+    );
+    let app = spawn(Options {
+        grant_scopes: r#"["ev:tools:call"]"#,
+        extra_toml: toml,
+        ..Options::default()
+    })
+    .await;
+    let token = token(&app, "sampled-agg", "/mcp").await;
+    let url = app.mcp_url();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}}});
+    let response = app.mcp(&url, Some(&token), call).await;
+    let (app_, url_, token_) = (&app, &url, &token);
+    let (asked, result) = answer_on_stream(response, |asked| async move {
+        let sent = app_
+            .mcp(
+                url_,
+                Some(token_),
+                sampled(&asked["id"], "sampled over http"),
+            )
+            .await;
+        assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    })
+    .await;
+    assert_eq!(asked["method"], "sampling/createMessage");
+    assert!(
+        result["result"].to_string().contains("sampled over http"),
+        "{result}"
+    );
+}
