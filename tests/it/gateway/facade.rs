@@ -88,22 +88,22 @@ async fn a_stdio_backends_request_reaches_a_legacy_client_on_the_calls_stream_an
     assert_eq!(answers["ping"], json!({"result": {}}));
 }
 
-#[tokio::test]
-async fn a_real_2025_servers_sampling_request_reaches_a_legacy_client_and_its_answer_returns() {
-    let command = serde_json::to_string(&crate::support::everything::stdio_command()).unwrap();
+/// server-everything as backend `ev` (`transport`: its TOML line), a 2025-era client calling its
+/// `trigger-sampling-request` at `path` and answering the sampling request on the call's stream.
+async fn sampled_through(transport: &str, path: &str, tool: &str) {
     let toml = format!(
-        "[[backends]]\nid = \"everything\"\ncommand = {command}\nscope = \"everything:tools:call\"\ntimeout_secs = 20\n"
+        "[[backends]]\nid = \"ev\"\n{transport}\nscope = \"ev:tools:call\"\ntimeout_secs = 20\n"
     );
     let app = spawn(Options {
-        grant_scopes: r#"["everything:tools:call"]"#,
+        grant_scopes: r#"["ev:tools:call"]"#,
         extra_toml: toml,
         ..Options::default()
     })
     .await;
-    let token = token(&app, "sampled", "/mcp/everything").await;
-    let url = app.url("/mcp/everything");
+    let token = token(&app, "sampled", path).await;
+    let url = app.url(path);
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}}});
+        "name": tool, "arguments": {"prompt": "hi", "maxTokens": 5}}});
     let response = app.mcp(&url, Some(&token), call).await;
     let (app_, url_, token_) = (&app, &url, &token);
     let (asked, result) = answer_on_stream(response, |asked| async move {
@@ -118,6 +118,20 @@ async fn a_real_2025_servers_sampling_request_reaches_a_legacy_client_and_its_an
         result["result"].to_string().contains("sampled text"),
         "{result}"
     );
+}
+
+#[tokio::test]
+async fn a_real_2025_servers_sampling_request_reaches_a_legacy_client_and_its_answer_returns() {
+    let command = serde_json::to_string(&crate::support::everything::stdio_command()).unwrap();
+    let transport = format!("command = {command}");
+    sampled_through(&transport, "/mcp/ev", "trigger-sampling-request").await;
+}
+
+#[tokio::test]
+async fn an_http_backends_sampling_request_reaches_a_legacy_client_of_the_aggregate() {
+    let everything = crate::support::everything::spawn_http().await;
+    let transport = format!("url = \"{}\"", everything.url);
+    sampled_through(&transport, "/mcp", "ev__trigger-sampling-request").await;
 }
 
 #[tokio::test]
@@ -182,41 +196,4 @@ async fn a_stdio_backends_request_reaches_a_modern_client_as_mrtr_and_the_retry_
     let answers: Value =
         serde_json::from_str(unasked["content"][0]["text"].as_str().unwrap()).unwrap();
     assert!(answers["sampling"]["error"].is_object(), "{answers}");
-}
-
-#[tokio::test]
-async fn an_http_backends_sampling_request_reaches_a_legacy_client_of_the_aggregate() {
-    let everything = crate::support::everything::spawn_http().await;
-    let toml = format!(
-        "[[backends]]\nid = \"ev\"\nurl = \"{}\"\nscope = \"ev:tools:call\"\ntimeout_secs = 20\n",
-        everything.url
-    );
-    let app = spawn(Options {
-        grant_scopes: r#"["ev:tools:call"]"#,
-        extra_toml: toml,
-        ..Options::default()
-    })
-    .await;
-    let token = token(&app, "sampled-agg", "/mcp").await;
-    let url = app.mcp_url();
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "ev__trigger-sampling-request", "arguments": {"prompt": "hi", "maxTokens": 5}}});
-    let response = app.mcp(&url, Some(&token), call).await;
-    let (app_, url_, token_) = (&app, &url, &token);
-    let (asked, result) = answer_on_stream(response, |asked| async move {
-        let sent = app_
-            .mcp(
-                url_,
-                Some(token_),
-                sampled(&asked["id"], "sampled over http"),
-            )
-            .await;
-        assert_eq!(sent.status(), StatusCode::ACCEPTED);
-    })
-    .await;
-    assert_eq!(asked["method"], "sampling/createMessage");
-    assert!(
-        result["result"].to_string().contains("sampled over http"),
-        "{result}"
-    );
 }
