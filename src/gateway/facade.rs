@@ -16,9 +16,9 @@ use super::audit::CallRecord;
 use super::backend::Backend;
 use super::builtin;
 use super::caller::Caller;
-use super::connection::{CallContext, Notifications};
+use super::connection::{CallContext, FromBackend, Notifications, relayed_client_capabilities};
 use super::endpoint::{Endpoint, Serves};
-use super::era::{self, ServerFacts};
+use super::era::{self, Era, ServerFacts};
 use super::error::GatewayError;
 use super::gate::{Gate, Route};
 use super::message::{Method, Request};
@@ -65,9 +65,12 @@ impl Endpoint {
     ) -> Dispatched {
         let ctx = |timeout: Duration| {
             let mut ctx = CallContext::new(caller.clone(), request_id, Instant::now() + timeout);
-            if let Some(capabilities) = request.client_capabilities() {
-                ctx.client_capabilities = capabilities.clone();
-            }
+            ctx.client_capabilities = match request.client_capabilities() {
+                Some(capabilities) => capabilities.clone(),
+                // A legacy client of a tool call is asked on its call's stream.
+                None if notifications.is_some() => relayed_client_capabilities(),
+                None => json!({}),
+            };
             ctx
         };
         match &request.method {
@@ -287,7 +290,9 @@ impl Endpoint {
 
 /// Calls `tool` at `backend`, passing on the caller's progress token (so the backend can report
 /// progress) and a modern client's answers to what the backend asked of it (MRTR); the rest of
-/// `_meta` is about this hop.
+/// `_meta` is about this hop. A modern backend that asks a legacy client for input has the
+/// client asked on its call's stream, and the call retried with the answers (MRTR, played out
+/// by the gateway), a few rounds at most.
 async fn call_tool(
     backend: &Arc<Backend>,
     ctx: &CallContext,
@@ -301,32 +306,93 @@ async fn call_tool(
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
     let mut call = json!({ "name": tool, "arguments": arguments });
-    if let Some(object) = call.as_object_mut() {
-        let progress_token = params.and_then(|p| p.pointer("/_meta/progressToken"));
-        if let Some(token) = progress_token {
-            object.insert("_meta".into(), json!({ "progressToken": token }));
+    let Some(object) = call.as_object_mut() else {
+        return Err(GatewayError::Malformed);
+    };
+    let progress_token = params.and_then(|p| p.pointer("/_meta/progressToken"));
+    if let Some(token) = progress_token {
+        object.insert("_meta".into(), json!({ "progressToken": token }));
+    }
+    for key in ["inputResponses", "requestState"] {
+        if let Some(value) = params.and_then(|p| p.get(key)) {
+            object.insert(key.into(), value.clone());
         }
-        for key in ["inputResponses", "requestState"] {
-            if let Some(value) = params.and_then(|p| p.get(key)) {
-                object.insert(key.into(), value.clone());
+    }
+    for _ in 0..MAX_INPUT_ROUNDS {
+        let result = backend
+            .connection()
+            .request(ctx, "tools/call", Some(call.clone()), notifications.clone())
+            .await
+            .inspect_err(
+                |error| tracing::info!(backend = %backend.id(), %error, "a tool call failed"),
+            )?;
+        // A CallToolResult carries its content (MCP 2025-06-18 §tools); a modern backend may
+        // ask for input instead (MRTR), which carries none.
+        let asks = result.get("resultType").and_then(Value::as_str) == Some("input_required");
+        let sink = notifications
+            .as_ref()
+            .filter(|_| request.era() == Era::Legacy);
+        match (asks, sink) {
+            (true, Some(sink)) => {
+                let responses = ask_legacy_client(sink, &result, ctx).await?;
+                if let Some(object) = call.as_object_mut() {
+                    object.insert("inputResponses".into(), responses);
+                    match result.get("requestState") {
+                        Some(state) => object.insert("requestState".into(), state.clone()),
+                        None => object.remove("requestState"),
+                    };
+                }
+            }
+            (true, None) => return Ok(result),
+            (false, _) if result.get("content").is_some_and(Value::is_array) => return Ok(result),
+            (false, _) => return Err(GatewayError::Malformed),
+        }
+    }
+    Err(GatewayError::InputRequired)
+}
+
+/// How many times a modern backend may ask a legacy client for input during one call.
+const MAX_INPUT_ROUNDS: usize = 4;
+
+/// Puts a modern backend's `inputRequests` to a legacy client (as requests on its call's
+/// stream) and gathers its answers as `inputResponses`. A request the client declines, or does
+/// not answer in time, ends the call with an error that says so.
+async fn ask_legacy_client(
+    sink: &Notifications,
+    asked: &Value,
+    ctx: &CallContext,
+) -> Result<Value, GatewayError> {
+    let requests = asked
+        .get("inputRequests")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut waiting = Vec::with_capacity(requests.len());
+    for (key, request) in requests {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let mut message = json!({ "jsonrpc": "2.0", "id": Value::Null });
+        for field in ["method", "params"] {
+            if let Some(value) = request.get(field) {
+                message[field] = value.clone();
             }
         }
+        sink.send(FromBackend::Request { message, reply })
+            .map_err(|_| GatewayError::InputRequired)?;
+        waiting.push((key, answer));
     }
-    let result = backend
-        .connection()
-        .request(ctx, "tools/call", Some(call), notifications)
-        .await
-        .inspect_err(
-            |error| tracing::info!(backend = %backend.id(), %error, "a tool call failed"),
-        )?;
-    // A CallToolResult carries its content (MCP 2025-06-18 §tools); a modern backend may ask
-    // for input instead (MRTR), which carries none.
-    let asks = result.get("resultType").and_then(Value::as_str) == Some("input_required");
-    if asks || result.get("content").is_some_and(Value::is_array) {
-        Ok(result)
-    } else {
-        Err(GatewayError::Malformed)
+    let mut responses = Map::new();
+    for (key, answer) in waiting {
+        let response = tokio::time::timeout_at(ctx.deadline, answer)
+            .await
+            .map_err(|_| GatewayError::Timeout)?
+            .map_err(|_| GatewayError::InputRequired)?;
+        let result = response
+            .get("result")
+            .cloned()
+            .ok_or(GatewayError::InputRequired)?;
+        responses.insert(key, result);
     }
+    Ok(Value::Object(responses))
 }
 
 /// Sends a request other than a tool call to the one backend of the endpoint.

@@ -197,3 +197,31 @@ async fn a_stdio_backends_request_reaches_a_modern_client_as_mrtr_and_the_retry_
         serde_json::from_str(unasked["content"][0]["text"].as_str().unwrap()).unwrap();
     assert!(answers["sampling"]["error"].is_object(), "{answers}");
 }
+
+#[tokio::test]
+async fn a_modern_backends_question_reaches_a_legacy_client_on_its_stream_and_the_call_is_retried()
+{
+    let (app, backends) = start("").await;
+    let token = token(&app, "asked-by-modern", "/mcp").await;
+    let url = app.mcp_url();
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "mod__ask", "arguments": {}}});
+    let response = app.mcp(&url, Some(&token), call).await;
+    let (app_, url_, token_) = (&app, &url, &token);
+    let (asked, result) = answer_on_stream(response, |asked| async move {
+        let answer = json!({"jsonrpc": "2.0", "id": asked["id"], "result": {
+            "action": "accept", "content": {"color": "green"}}});
+        let sent = app_.mcp(url_, Some(token_), answer).await;
+        assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    })
+    .await;
+    assert_eq!(asked["method"], "elicitation/create");
+    assert_eq!(asked["params"]["message"], "Which color?");
+    assert_eq!(result["result"]["content"][0]["text"], "you chose green");
+    assert!(result["result"].get("resultType").is_none(), "{result}");
+    // The backend was told the client can elicit, and got the answer on the retry.
+    let retried = crate::support::modern::last(&backends.modern, "tools/call");
+    assert_eq!(retried.body["params"]["requestState"], "asked-color");
+    let declared = &retried.body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"];
+    assert!(declared.get("elicitation").is_some(), "{declared}");
+}
