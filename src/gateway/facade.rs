@@ -124,7 +124,19 @@ impl Endpoint {
     /// What each backend behind this endpoint says about itself; one that cannot say is left
     /// out (and logged), as it is from lists.
     async fn backend_facts(&self, ctx: &CallContext) -> Vec<(&Backend, ServerFacts)> {
-        let backends = self.backends();
+        // Only backends the caller may use at all: asking the others would start their
+        // processes for nothing.
+        let backends: Vec<&Arc<Backend>> = self
+            .backends()
+            .iter()
+            .filter(|backend| {
+                backend
+                    .policy
+                    .scopes()
+                    .iter()
+                    .any(|scope| ctx.caller.holds(scope))
+            })
+            .collect();
         let facts = futures::future::join_all(
             backends
                 .iter()
@@ -132,7 +144,7 @@ impl Endpoint {
         )
         .await;
         backends
-            .iter()
+            .into_iter()
             .zip(facts)
             .filter_map(|(backend, facts)| match facts {
                 Ok(facts) => Some((backend.as_ref(), facts)),

@@ -570,3 +570,27 @@ async fn a_foreign_origin_is_refused_and_the_public_and_configured_ones_are_let_
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_aggregate_describes_only_the_backends_the_caller_may_use() {
+    let (app, _backends) = start("").await;
+    let (_, tokens) = app.tokens_for("rec-only", Some("rec:tools:call")).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let initialized = initialize(&app, "/mcp", token, "2025-06-18").await;
+    let instructions = initialized["instructions"].as_str().unwrap();
+    assert!(!instructions.contains("Backend mfx"), "{instructions}");
+    let started: usize = app
+        .state
+        .gateway
+        .backends
+        .iter()
+        .map(|backend| match &backend.transport {
+            portcullis::gateway::Transport::Stdio(pool) => pool.process_count(),
+            portcullis::gateway::Transport::Http { .. } => 0,
+        })
+        .sum();
+    assert_eq!(
+        started, 0,
+        "no process started for backends the caller cannot use"
+    );
+}
