@@ -46,8 +46,6 @@ mod proxy;
 mod relay;
 /// The shared HTTP answers: 401, step-up 403, JSON-RPC errors.
 mod respond;
-/// Backend sessions bound to the person who opened them.
-mod sessions;
 /// Server-Sent Events: splitting, reading and writing events.
 pub mod sse;
 /// Stdio backends: per-user (or shared) server processes that Portcullis starts and supervises.
@@ -143,8 +141,6 @@ pub struct Gateway {
     allowed_hosts: Vec<String>,
     /// `Origin` values accepted: the public URL's and those configured.
     allowed_origins: Vec<String>,
-    /// Who opened each relayed backend session.
-    sessions: sessions::SessionOwners,
     /// Backends' requests waiting for a client's answer.
     asks: asks::Asks,
     /// Calls waiting for a modern client's retry with its input.
@@ -251,7 +247,6 @@ impl Gateway {
             max_body_bytes: settings.limits.max_mcp_body_bytes,
             allowed_hosts,
             allowed_origins,
-            sessions: sessions::SessionOwners::default(),
             asks: asks::Asks::default(),
             parking: mrtr::Parking::default(),
         })

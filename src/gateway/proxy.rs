@@ -37,8 +37,6 @@ const PASSED_TO_BACKEND: [HeaderName; 7] = [
     era::headers::NAME,
 ];
 
-const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-
 /// Response headers the client may see from the backend.
 const PASSED_TO_CLIENT: [HeaderName; 3] = [
     header::CONTENT_TYPE,
@@ -94,43 +92,6 @@ impl Exchange {
         respond::error(&error, id, true, &self.backend.resource, Some(&self.caller))
     }
 
-    /// The answer to a session id this caller was not issued: the same as for one the backend
-    /// forgot, so it tells nothing about other people's sessions.
-    fn session_not_found(&self) -> Response {
-        tracing::warn!(target: "security", backend = %self.backend.id(), user = %self.caller.claims.sub, "a backend session id not issued to this caller was refused");
-        self.record.deny("a backend session of another person");
-        let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": {
-            "code": super::error::code::BACKEND_UNAVAILABLE,
-            "message": "Session not found",
-        }});
-        (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
-    }
-
-    /// Binds a session the backend issued to the caller, and forgets one that ended.
-    fn learn_session(
-        &self,
-        method: &axum::http::Method,
-        sent: Option<&str>,
-        response: &reqwest::Response,
-    ) {
-        let sessions = &self.gateway.sessions;
-        let backend = self.backend.id();
-        let issued = response
-            .headers()
-            .get(&SESSION_ID)
-            .and_then(|v| v.to_str().ok());
-        if let Some(issued) = issued
-            && response.status().is_success()
-        {
-            sessions.bind(backend, issued, &self.caller.claims.sub);
-        }
-        let ended = (*method == axum::http::Method::DELETE && response.status().is_success())
-            || response.status() == StatusCode::NOT_FOUND;
-        if let (Some(sent), true) = (sent, ended) {
-            sessions.end(backend, sent);
-        }
-    }
-
     /// Sends the request on and relays the answer.
     pub async fn forward(mut self, parts: Parts, body: Bytes, incoming: Incoming) -> Response {
         let Transport::Http { url, .. } = &self.backend.transport else {
@@ -148,19 +109,6 @@ impl Exchange {
             _ => None,
         });
         let first_id = pending.first().cloned().unwrap_or(Value::Null);
-        let session = parts
-            .headers
-            .get(&SESSION_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if let Some(session) = &session
-            && !self
-                .gateway
-                .sessions
-                .admits(self.backend.id(), session, &self.caller.claims.sub)
-        {
-            return self.session_not_found();
-        }
 
         let now = self.gateway.clock.now();
         let identity = self
@@ -239,7 +187,6 @@ impl Exchange {
             let error = GatewayError::Unavailable("the backend refused the gateway's credentials");
             return respond::error(&error, &first_id, true, &self.backend.resource, None);
         }
-        self.learn_session(&parts.method, session.as_deref(), &response);
         let mut out_headers = HeaderMap::new();
         for name in &PASSED_TO_CLIENT {
             if let Some(value) = response.headers().get(name) {
