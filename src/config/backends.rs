@@ -124,6 +124,9 @@ pub struct GatewaySettings {
     /// Between the backend id and the tool name on `/mcp`: `{backend}{separator}{tool}`.
     pub tool_separator: String,
     pub assertion_ttl: Duration,
+    /// Browser origins (`scheme://host[:port]`) besides the public URL's that may call the MCP
+    /// endpoints; a request from any other `Origin` gets 403 (MCP transports §Security).
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[[backends]]` as written.
@@ -183,6 +186,8 @@ fn default_max_processes() -> usize {
 pub(super) struct RawGateway {
     tool_separator: String,
     assertion_ttl_secs: u64,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
 }
 
 impl Default for RawGateway {
@@ -190,6 +195,7 @@ impl Default for RawGateway {
         Self {
             tool_separator: "__".into(),
             assertion_ttl_secs: 60,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -207,10 +213,29 @@ pub(super) fn parse_gateway(raw: RawGateway) -> Result<GatewaySettings, ConfigEr
             "use 1 to 3600 seconds",
         ));
     }
+    let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
+    for (index, origin) in raw.allowed_origins.iter().enumerate() {
+        allowed_origins.push(parse_origin(origin).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("gateway.allowed_origins[{index}]"),
+                "use an origin such as https://app.example.com (scheme, host and port only)",
+            )
+        })?);
+    }
     Ok(GatewaySettings {
         tool_separator: raw.tool_separator,
         assertion_ttl: Duration::from_secs(raw.assertion_ttl_secs),
+        allowed_origins,
     })
+}
+
+/// An origin as browsers send it in `Origin`: `scheme://host[:port]`, nothing after.
+fn parse_origin(origin: &str) -> Option<String> {
+    let url = Url::parse(origin).ok()?;
+    let serialized = url.origin().ascii_serialization();
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    (bare && url.origin().is_tuple() && origin.trim_end_matches('/') == serialized)
+        .then_some(serialized)
 }
 
 pub(super) fn parse(
@@ -383,6 +408,22 @@ mod tests {
         };
         assert_eq!((stdio.program.as_str(), stdio.args.len()), ("npx", 2));
         assert_eq!(settings.gateway.tool_separator, "__");
+    }
+
+    #[test]
+    fn allowed_origins_are_origins_only() {
+        let settings = Settings::from_toml(
+            "[gateway]\nallowed_origins = [\"https://app.example.com\", \"http://localhost:6274/\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.gateway.allowed_origins,
+            ["https://app.example.com", "http://localhost:6274"]
+        );
+        for bad in ["https://app.example.com/path", "app.example.com", "null"] {
+            let toml = format!("[gateway]\nallowed_origins = [\"{bad}\"]\n");
+            assert!(error(&toml).contains("gateway.allowed_origins[0]"), "{bad}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::caller::Caller;
+use super::era::ServerFacts;
 
 /// Who is asking, and by when the answer must be there.
 #[derive(Debug, Clone)]
@@ -14,11 +15,62 @@ pub struct CallContext {
     pub caller: Caller,
     pub request_id: String,
     pub deadline: Instant,
+    /// What the client can do (elicitation, sampling, roots), declared to a modern backend on
+    /// the client's behalf: a backend may then ask for it (MRTR), and the client answers.
+    /// Empty for a legacy client, whose requests the gateway cannot carry back to it.
+    pub client_capabilities: Value,
 }
 
-/// Notifications (`notifications/progress`, `notifications/message`, …) the backend sent while
-/// answering a request, as raw JSON-RPC messages. Progress tokens are the caller's own again.
-pub type Notifications = tokio::sync::mpsc::UnboundedSender<Value>;
+impl CallContext {
+    pub fn new(caller: Caller, request_id: &str, deadline: Instant) -> Self {
+        Self {
+            caller,
+            request_id: request_id.to_owned(),
+            deadline,
+            client_capabilities: Value::Object(serde_json::Map::new()),
+        }
+    }
+}
+
+/// What the backend sent while answering a request: notifications (`notifications/progress`,
+/// `notifications/message`, …) as raw JSON-RPC messages, progress tokens the caller's own again;
+/// and requests to the client (sampling, elicitation, roots), which the client answers.
+pub type Notifications = tokio::sync::mpsc::UnboundedSender<FromBackend>;
+
+/// One message a backend sent about a request in flight.
+#[derive(Debug)]
+pub enum FromBackend {
+    Notification(Value),
+    /// A request to the client (`sampling/createMessage`, `elicitation/create`,
+    /// `roots/list`). The client's JSON-RPC response to it goes to `reply`; dropping `reply`
+    /// tells the backend the client could not be asked.
+    Request {
+        message: Value,
+        reply: tokio::sync::oneshot::Sender<Value>,
+    },
+}
+
+/// The client's response to a backend's request (its `result` or `error`) as the answer to the
+/// backend's own request `id`.
+pub fn answer_for_backend(id: &Value, response: &Value) -> Value {
+    match (response.get("result"), response.get("error")) {
+        (Some(result), _) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        (None, Some(error)) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+        (None, None) => serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": {
+            "code": -32603, "message": "the client's answer is not a JSON-RPC response" }}),
+    }
+}
+
+/// What the gateway tells a 2025-era backend its client can do, at `initialize`: what it can
+/// pass on to the client of a call (which may still decline). Roots are left out: a backend
+/// asks for them when it likes, outside any call, when there is no client to ask.
+pub fn relayed_client_capabilities() -> Value {
+    serde_json::json!({ "sampling": {}, "elicitation": {} })
+}
+
+/// What a backend may ask of the client while a request is in flight.
+pub const CLIENT_REQUESTS: [&str; 3] =
+    ["sampling/createMessage", "elicitation/create", "roots/list"];
 
 /// Why a request got no result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -70,4 +122,8 @@ pub trait Connection: Send + Sync {
         params: Option<Value>,
         notifications: Option<Notifications>,
     ) -> Result<Value, CallError>;
+
+    /// What the backend says about itself (its era, identity, capabilities and instructions),
+    /// as it told the caller's session or process.
+    async fn facts(&self, ctx: &CallContext) -> Result<ServerFacts, CallError>;
 }

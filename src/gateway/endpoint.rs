@@ -12,16 +12,20 @@ use axum::response::{IntoResponse, Response};
 use futures::SinkExt;
 use serde_json::{Value, json};
 
+use super::asks::Asks;
 use super::audit::Outcome;
 use super::backend::Backend;
 use super::builtin;
 use super::caller::Caller;
+use super::connection::{FromBackend, Notifications};
+use super::era::Era;
 use super::error::GatewayError;
 use super::facade::Dispatched;
 use super::gate::Route;
 use super::identity::REQUEST_ID;
 use super::message::{Incoming, Message, Method, Request};
-use super::{Gateway, jsonrpc, proxy, respond, sse};
+use super::mrtr::{self, Call, Next, Resumed};
+use super::{Gateway, era, jsonrpc, proxy, respond, sse};
 use crate::oauth::resource::Resource;
 
 /// What an endpoint serves.
@@ -66,7 +70,9 @@ impl Endpoint {
     /// Where `request` goes.
     pub fn route<'a>(&'a self, request: &'a Request) -> Route<'a> {
         match (&self.serves, &request.method) {
-            (_, Method::Initialize | Method::Ping | Method::ToolsList) => Route::Endpoint,
+            (_, Method::Initialize | Method::Discover | Method::Ping | Method::ToolsList) => {
+                Route::Endpoint
+            }
             (Serves::Aggregate { .. }, Method::ToolsCall { name }) if builtin::is_builtin(name) => {
                 Route::Builtin(name)
             }
@@ -138,6 +144,14 @@ pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Respo
         );
         return refusal.into_response();
     }
+    if !gateway.origin_allowed(&parts.headers) {
+        // MCP transports §Security: a foreign Origin gets 403, with an error that has no id.
+        let error = json!({ "jsonrpc": "2.0", "error": {
+            "code": super::error::code::INVALID_REQUEST,
+            "message": "Forbidden: the Origin is not allowed",
+        }});
+        return (StatusCode::FORBIDDEN, axum::Json(error)).into_response();
+    }
     let now = gateway.clock.now();
     let caller = match gateway
         .verifier
@@ -158,20 +172,48 @@ pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Respo
         }
         _ => return method_not_allowed(endpoint.relays()),
     }
-    let (bytes, incoming) = match admit(&gateway, &endpoint, &caller, &request_id, body).await {
+    let admitted = admit(
+        &gateway,
+        &endpoint,
+        &caller,
+        &request_id,
+        &parts.headers,
+        body,
+    )
+    .await;
+    let (bytes, incoming) = match admitted {
         Ok(admitted) => admitted,
         Err((error, id)) => {
             let relayed = endpoint.relays();
             return respond::error(&error, &id, relayed, &endpoint.resource, Some(&caller));
         }
     };
-    match &endpoint.serves {
-        Serves::Proxy(backend) => {
-            proxy::Exchange::new(&gateway, backend, caller, request_id)
-                .forward(parts, bytes, incoming)
-                .await
+    if let Serves::Proxy(backend) = &endpoint.serves {
+        // A backend of the client's era is relayed as it is; one of the other era is spoken to
+        // by the gateway, which answers the client in its own.
+        match proxy::backend_era(backend, &caller, &request_id).await {
+            Ok(backend_era) if backend_era == client_era(&incoming) => {
+                return proxy::Exchange::new(&gateway, backend, caller, request_id)
+                    .forward(parts, bytes, incoming)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let error = GatewayError::from(error);
+                let id = incoming.first_id();
+                return respond::error(&error, &id, true, &endpoint.resource, Some(&caller));
+            }
         }
-        _ => serve_message(gateway, endpoint, caller, incoming, request_id).await,
+    }
+    serve_message(gateway, endpoint, caller, incoming, request_id).await
+}
+
+/// The era a body was sent in: modern when its one request claims a modern version; anything
+/// else (`initialize`, a batch, a legacy notification or response) is legacy.
+fn client_era(incoming: &Incoming) -> Era {
+    match incoming.messages.as_slice() {
+        [Message::Request(request)] if !incoming.batch => request.era(),
+        _ => Era::Legacy,
     }
 }
 
@@ -193,6 +235,7 @@ async fn admit(
     endpoint: &Endpoint,
     caller: &Caller,
     request_id: &str,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<(Bytes, Incoming), (GatewayError, Value)> {
     let relayed = endpoint.relays();
@@ -204,7 +247,9 @@ async fn admit(
         .await
         .map_err(|_| (GatewayError::RequestTooLarge, Value::Null))?;
     let incoming = Incoming::parse(&bytes).map_err(|rejected| (rejected.error, rejected.id))?;
-    for request in incoming.requests() {
+    // What the headers say is what the gate judges: they must say what the body says.
+    era::check_request_headers(headers, &incoming)?;
+    for request in incoming.uses() {
         let route = endpoint.route(request);
         if let Route::Backend {
             backend,
@@ -243,56 +288,90 @@ async fn serve_message(
             Some(&caller),
         );
     }
-    let Some(Message::Request(request)) = incoming.messages.pop() else {
-        // Notifications and responses to the server: accepted, nothing to answer.
-        return StatusCode::ACCEPTED.into_response();
+    let request = match incoming.messages.pop() {
+        Some(Message::Request(request)) if !request.notification => request,
+        // The client's answer to what a backend asked it mid-call.
+        Some(Message::Response(response)) => {
+            if !gateway.asks.answer(&caller.claims.sub, &response) {
+                tracing::debug!("a response to nothing this caller was asked; dropped");
+            }
+            return StatusCode::ACCEPTED.into_response();
+        }
+        // Notifications: accepted, nothing to answer. A use of the server sent as a
+        // notification passed the gate, but asks for nothing back.
+        _ => return StatusCode::ACCEPTED.into_response(),
     };
-    let (sender, mut notifications) = tokio::sync::mpsc::unbounded_channel();
-    let progress = matches!(request.method, Method::ToolsCall { .. });
-    let task = {
-        let endpoint = endpoint.clone();
-        let gateway = gateway.clone();
-        async move {
-            let sink = progress.then_some(sender);
-            let dispatched = endpoint
-                .answer(&gateway.gate, &caller, &request, &request_id, sink)
-                .await;
-            (request.id, dispatched)
+    let owner = caller.claims.sub.clone();
+    let era = request.era();
+    let relayed = Relayed::for_request(&request);
+    let id = request.id.clone();
+    if !matches!(request.method, Method::ToolsCall { .. }) {
+        let dispatched = dispatch(&gateway, &endpoint, &caller, &request, &request_id, None).await;
+        let status = status_of(era, &dispatched);
+        return (status, json_response(finish(&id, dispatched))).into_response();
+    }
+    // A tool call may report progress, log, and ask the client things before its result.
+    let mut call = match gateway.parking.resume(&owner, &request) {
+        Some(Ok(call)) => call,
+        Some(Err(Resumed::AskAgain(asked))) => {
+            return json_response(finish(&id, Ok(asked).into()));
+        }
+        Some(Err(Resumed::Unknown)) => {
+            let error = GatewayError::InvalidParams(
+                "requestState names no call waiting for this caller's input".into(),
+            );
+            return respond::error(&error, &id, false, &endpoint.resource, Some(&caller));
+        }
+        None => {
+            let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
+            let (gateway, endpoint, request) = (gateway.clone(), endpoint.clone(), request.clone());
+            let task = tokio::spawn(async move {
+                let sink = Some(sender);
+                dispatch(&gateway, &endpoint, &caller, &request, &request_id, sink).await
+            });
+            Call { task, messages }
         }
     };
-    if !progress {
-        let (id, dispatched) = task.await;
-        return json_response(finish(&id, dispatched));
-    }
-    let mut task = Box::pin(task);
-    let (first, mut done) = tokio::select! {
-        biased;
-        done = &mut task => match notifications.try_recv() {
-            // Progress sent just before the result still goes out, ahead of it.
-            Ok(first) => (first, Some(done)),
-            Err(_) => return json_response(finish(&done.0, done.1)),
-        },
-        Some(first) = notifications.recv() => (first, None),
+    let first = match call.next().await {
+        Next::Done(dispatched) => {
+            let status = status_of(era, &dispatched);
+            return (status, json_response(finish(&id, *dispatched))).into_response();
+        }
+        Next::Message(FromBackend::Request { message, reply })
+            if relayed.asks_as_mrtr(&request, &message) =>
+        {
+            let asked = gateway
+                .parking
+                .park(&owner, &request, call, &message, reply);
+            return json_response(finish(&id, Ok(asked).into()));
+        }
+        Next::Message(first) => first,
     };
     let (mut events, body) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(16);
     tokio::spawn(async move {
+        let asks = &gateway.asks;
         // A client that went away stops the relay, not the call: it still ends and is recorded.
-        let mut open = send_progress(&mut events, &first).await.is_ok();
-        let (id, dispatched) = loop {
-            if let Some(done) = done.take() {
-                break done;
-            }
-            tokio::select! {
-                biased;
-                Some(message) = notifications.recv() => {
-                    open = open && send_progress(&mut events, &message).await.is_ok();
+        let mut open = relayed.send(&mut events, asks, &owner, first).await.is_ok();
+        let dispatched = loop {
+            match call.next().await {
+                Next::Done(dispatched) => break *dispatched,
+                Next::Message(FromBackend::Request { message, reply })
+                    if relayed.asks_as_mrtr(&request, &message) =>
+                {
+                    let asked = gateway
+                        .parking
+                        .park(&owner, &request, call, &message, reply);
+                    break Ok(asked).into();
                 }
-                finished = &mut task => done = Some(finished),
+                Next::Message(message) => {
+                    open = open
+                        && relayed
+                            .send(&mut events, asks, &owner, message)
+                            .await
+                            .is_ok();
+                }
             }
         };
-        while let Ok(message) = notifications.try_recv() {
-            open = open && send_progress(&mut events, &message).await.is_ok();
-        }
         let body = finish(&id, dispatched);
         if open {
             let _ = events.send(Ok(Bytes::from(sse::data_event(&body)))).await;
@@ -308,24 +387,126 @@ async fn serve_message(
         .into_response()
 }
 
-/// Relays a progress notification; other notifications are about the gateway's own hop (log
-/// messages are not relayed: MCP deprecated them, SEP-2577).
-async fn send_progress(
-    events: &mut futures::channel::mpsc::Sender<Result<Bytes, Infallible>>,
-    message: &Value,
-) -> Result<(), ()> {
-    if message.get("method").and_then(Value::as_str) != Some("notifications/progress") {
-        return Ok(());
+/// The endpoint's answer to an authorized request, shaped for the client's era.
+async fn dispatch(
+    gateway: &Gateway,
+    endpoint: &Endpoint,
+    caller: &Caller,
+    request: &Request,
+    request_id: &str,
+    sink: Option<Notifications>,
+) -> Dispatched {
+    let mut dispatched = endpoint
+        .answer(&gateway.gate, caller, request, request_id, sink)
+        .await;
+    let (era, method) = (request.era(), request.method.as_str());
+    dispatched.result = dispatched
+        .result
+        .and_then(|result| era::for_client(era, method, result));
+    dispatched
+}
+
+/// Which of a backend's notifications reach the client on a request's stream: progress always
+/// (the token is the client's); log messages when a legacy client, or a modern one that asked for
+/// them (`_meta` `logLevel`); list changes for a legacy client only, since a modern one hears of
+/// them on a `subscriptions/listen` stream, never on a request's.
+#[derive(Debug, Clone, Copy)]
+struct Relayed {
+    logs: bool,
+    list_changes: bool,
+    /// Requests from the backend (sampling, elicitation, roots) go to the client.
+    client_requests: bool,
+}
+
+impl Relayed {
+    /// True when the backend's request `message` is put to a modern client as MRTR: the
+    /// client declared the capability it needs.
+    fn asks_as_mrtr(self, request: &Request, message: &Value) -> bool {
+        let method = message.get("method").and_then(Value::as_str);
+        let needed = method.and_then(mrtr::capability_for);
+        !self.client_requests
+            && needed.is_some_and(|needed| {
+                request
+                    .client_capabilities()
+                    .is_some_and(|declared| declared.get(needed).is_some())
+            })
     }
-    let notification = json!({
-        "jsonrpc": "2.0",
-        "method": "notifications/progress",
-        "params": message.get("params").cloned().unwrap_or(Value::Null),
-    });
-    events
-        .send(Ok(Bytes::from(sse::sse_event(&notification))))
-        .await
-        .map_err(|_| ())
+
+    fn for_request(request: &Request) -> Self {
+        let modern = request.era() == Era::Modern;
+        let asked_for_logs = request
+            .params
+            .as_ref()
+            .and_then(|p| p.pointer("/_meta/io.modelcontextprotocol~1logLevel"))
+            .is_some();
+        Self {
+            logs: !modern || asked_for_logs,
+            list_changes: !modern,
+            client_requests: !modern,
+        }
+    }
+
+    fn relays(self, method: &str) -> bool {
+        match method {
+            "notifications/progress" => true,
+            "notifications/message" => self.logs,
+            _ => self.list_changes && method.ends_with("/list_changed"),
+        }
+    }
+
+    /// Sends a backend's message on when the client is to hear of it, rebuilt from its method
+    /// and params (whatever else the backend put in it is about the gateway's hop). A request
+    /// for the client goes to a legacy one under an id of the gateway's (its answer comes back
+    /// through `asks`); a modern client takes no requests on a stream (MCP 2026-07-28 has MRTR
+    /// instead), so the backend is told it could not be asked.
+    async fn send(
+        self,
+        events: &mut futures::channel::mpsc::Sender<Result<Bytes, Infallible>>,
+        asks: &Asks,
+        owner: &str,
+        message: FromBackend,
+    ) -> Result<(), ()> {
+        let out = match message {
+            FromBackend::Request { message, reply } if self.client_requests => {
+                let mut request = json!({ "jsonrpc": "2.0", "id": Value::Null });
+                for key in ["method", "params"] {
+                    if let Some(value) = message.get(key) {
+                        request[key] = value.clone();
+                    }
+                }
+                asks.ask(owner, request, reply)
+            }
+            // Dropping the reply refuses it.
+            FromBackend::Request { .. } => return Ok(()),
+            FromBackend::Notification(message) => {
+                let Some(method) = message.get("method").and_then(Value::as_str) else {
+                    return Ok(());
+                };
+                if !self.relays(method) {
+                    return Ok(());
+                }
+                let mut notification = json!({ "jsonrpc": "2.0", "method": method });
+                if let Some(params) = message.get("params") {
+                    notification["params"] = params.clone();
+                }
+                notification
+            }
+        };
+        events
+            .send(Ok(Bytes::from(sse::sse_event(&out))))
+            .await
+            .map_err(|_| ())
+    }
+}
+
+/// The HTTP status of an answer the gateway gives itself: 200, except that a modern client is
+/// told of a method the endpoint does not offer with 404 (MCP 2026-07-28 Streamable HTTP).
+fn status_of(era: Era, dispatched: &Dispatched) -> StatusCode {
+    match (&dispatched.result, era) {
+        (Err(GatewayError::MethodNotFound(_)), Era::Modern) => StatusCode::NOT_FOUND,
+        (Err(error), _) => error.status(false),
+        (Ok(_), _) => StatusCode::OK,
+    }
 }
 
 /// The JSON-RPC response to request `id`, serialized once; a tool call is recorded with its

@@ -14,6 +14,10 @@ pub mod code {
     pub const RESPONSE_TOO_LARGE: i64 = -32003;
     pub const FORBIDDEN: i64 = -32004;
     pub const REQUEST_TOO_LARGE: i64 = -32005;
+    pub const INPUT_NOT_BRIDGED: i64 = -32006;
+    /// Defined by MCP 2026-07-28 (`HeaderMismatchError`, `UnsupportedProtocolVersionError`).
+    pub const HEADER_MISMATCH: i64 = super::super::era::HEADER_MISMATCH;
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = super::super::era::UNSUPPORTED_PROTOCOL_VERSION;
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;
     pub const METHOD_NOT_FOUND: i64 = -32601;
@@ -32,6 +36,20 @@ pub enum GatewayError {
     InvalidParams(String),
     #[error("{0} is not offered here")]
     MethodNotFound(String),
+    /// The `Mcp-*` headers do not say what the body says (MCP 2026-07-28 server validation).
+    #[error("Header mismatch: {0}")]
+    HeaderMismatch(String),
+    /// A modern request's `_meta` lacks what the revision requires (HTTP 400).
+    #[error("{0}")]
+    InvalidMeta(String),
+    /// A modern request claims a protocol version the gateway does not speak.
+    #[error("Unsupported protocol version")]
+    UnsupportedVersion { requested: String },
+    /// A modern backend asked for input (MRTR) that a legacy client cannot be asked for here.
+    #[error(
+        "the backend needs input from the client (elicitation, sampling or roots) that this client's protocol revision cannot provide through the gateway"
+    )]
+    InputRequired,
     /// The caller's scopes do not cover the call: HTTP 403 with a step-up challenge. `roles`
     /// are the roles that would grant the scope, so the refusal explains itself.
     #[error(
@@ -83,8 +101,11 @@ impl GatewayError {
         match self {
             Self::Parse => code::PARSE_ERROR,
             Self::InvalidRequest(_) | Self::SessionNotFound => code::INVALID_REQUEST,
-            Self::InvalidParams(_) => code::INVALID_PARAMS,
+            Self::InvalidParams(_) | Self::InvalidMeta(_) => code::INVALID_PARAMS,
             Self::MethodNotFound(_) => code::METHOD_NOT_FOUND,
+            Self::HeaderMismatch(_) => code::HEADER_MISMATCH,
+            Self::UnsupportedVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
+            Self::InputRequired => code::INPUT_NOT_BRIDGED,
             Self::Forbidden { .. } => code::FORBIDDEN,
             Self::RequestTooLarge => code::REQUEST_TOO_LARGE,
             Self::ResponseTooLarge => code::RESPONSE_TOO_LARGE,
@@ -101,7 +122,11 @@ impl GatewayError {
     /// gateway speaks MCP itself.
     pub fn status(&self, relayed: bool) -> StatusCode {
         match self {
-            Self::Parse | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Parse
+            | Self::InvalidRequest(_)
+            | Self::HeaderMismatch(_)
+            | Self::InvalidMeta(_)
+            | Self::UnsupportedVersion { .. } => StatusCode::BAD_REQUEST,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SignInEnded => StatusCode::UNAUTHORIZED,
@@ -127,14 +152,16 @@ impl GatewayError {
     /// The JSON-RPC error response to request `id`.
     pub fn to_message(&self, id: &Value) -> Value {
         let mut error = serde_json::json!({ "code": self.rpc_code(), "message": self.to_string() });
-        if let (
-            Self::Backend {
-                data: Some(data), ..
-            },
-            Some(object),
-        ) = (self, error.as_object_mut())
-        {
-            object.insert("data".into(), data.clone());
+        let data = match self {
+            Self::Backend { data, .. } => data.clone(),
+            Self::UnsupportedVersion { requested } => Some(serde_json::json!({
+                "supported": super::era::supported_versions(),
+                "requested": requested,
+            })),
+            _ => None,
+        };
+        if let (Some(data), Some(object)) = (data, error.as_object_mut()) {
+            object.insert("data".into(), data);
         }
         serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error })
     }

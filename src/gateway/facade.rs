@@ -1,7 +1,10 @@
 //! MCP served by the gateway itself: the aggregate `/mcp` (the built-in tools plus every
-//! backend's tools, named `{backend}{separator}{tool}`) and `/mcp/{id}` for stdio backends (that
-//! backend's tools under their own names, and its prompts and resources). Requests arrive here
-//! parsed and authorized by the gate; lists show only what the caller may call.
+//! backend's tools, named `{backend}{separator}{tool}`), `/mcp/{id}` for stdio backends, and
+//! `/mcp/{id}` for an HTTP backend whose client speaks the other era (that backend's tools under
+//! their own names, and its prompts and resources). Requests arrive here parsed and authorized by
+//! the gate; lists show only what the caller may call. Each answer is in the era of the request:
+//! `initialize` or `server/discover` tell what the backends told the gateway, and results are
+//! shaped by [`era::for_client`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +16,9 @@ use super::audit::CallRecord;
 use super::backend::Backend;
 use super::builtin;
 use super::caller::Caller;
-use super::connection::{CallContext, Notifications};
+use super::connection::{CallContext, FromBackend, Notifications, relayed_client_capabilities};
 use super::endpoint::{Endpoint, Serves};
+use super::era::{self, Era, ServerFacts};
 use super::error::GatewayError;
 use super::gate::{Gate, Route};
 use super::message::{Method, Request};
@@ -23,8 +27,8 @@ use super::message::{Method, Request};
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_LIST_PAGES: usize = 20;
 
-/// The protocol versions this server speaks, newest first (all with `initialize`).
-pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// What the aggregate endpoint says it is for.
+const AGGREGATE_INSTRUCTIONS: &str = "Tools behind the Portcullis gateway.";
 
 /// What a stdio backend's endpoint passes through besides tools.
 const PASSED_THROUGH: [&str; 5] = [
@@ -49,7 +53,8 @@ impl From<Result<Value, GatewayError>> for Dispatched {
 }
 
 impl Endpoint {
-    /// Answers an authorized request.
+    /// Answers an authorized request (in the backend's era: [`era::for_client`] shapes it for
+    /// the client's).
     pub async fn answer(
         &self,
         gate: &Gate,
@@ -58,10 +63,27 @@ impl Endpoint {
         request_id: &str,
         notifications: Option<Notifications>,
     ) -> Dispatched {
+        let ctx = |timeout: Duration| {
+            let mut ctx = CallContext::new(caller.clone(), request_id, Instant::now() + timeout);
+            ctx.client_capabilities = match request.client_capabilities() {
+                Some(capabilities) => capabilities.clone(),
+                // A legacy client of a tool call is asked on its call's stream.
+                None if notifications.is_some() => relayed_client_capabilities(),
+                None => json!({}),
+            };
+            ctx
+        };
         match &request.method {
-            Method::Initialize => Ok(self.initialize(request.params.as_ref())).into(),
+            Method::Initialize => {
+                let facts = self.backend_facts(&ctx(LIST_TIMEOUT)).await;
+                Ok(self.initialize(request.params.as_ref(), &facts)).into()
+            }
+            Method::Discover => {
+                let facts = self.backend_facts(&ctx(LIST_TIMEOUT)).await;
+                Ok(self.discover(&facts)).into()
+            }
             Method::Ping => Ok(json!({})).into(),
-            Method::ToolsList => Ok(self.list_tools(caller, request_id).await).into(),
+            Method::ToolsList => Ok(self.list_tools(caller, request, request_id).await).into(),
             Method::ToolsCall { .. } => match self.route(request) {
                 Route::Builtin(name) => builtin::call(name, caller)
                     .ok_or_else(|| GatewayError::InvalidParams(format!("unknown tool: {name}")))
@@ -73,8 +95,8 @@ impl Endpoint {
                     let mut record = gate.record(backend.id(), caller, request_id);
                     record.tool = Some(tool.to_owned());
                     let started = Instant::now();
-                    let result =
-                        call_tool(backend, caller, request, tool, request_id, notifications).await;
+                    let ctx = ctx(backend.timeout());
+                    let result = call_tool(backend, &ctx, request, tool, notifications).await;
                     Dispatched {
                         result,
                         call: Some((record, started)),
@@ -87,10 +109,10 @@ impl Endpoint {
                 .into(),
             },
             Method::Other(method) => match (&self.serves, self.route(request)) {
-                (Serves::Stdio(backend), Route::Backend { .. })
+                (Serves::Stdio(backend) | Serves::Proxy(backend), Route::Backend { .. })
                     if PASSED_THROUGH.contains(&method.as_str()) =>
                 {
-                    pass_through(backend, caller, method, request, request_id)
+                    pass_through(backend, &ctx(backend.timeout()), method, request)
                         .await
                         .into()
                 }
@@ -99,32 +121,117 @@ impl Endpoint {
         }
     }
 
+    /// What each backend behind this endpoint says about itself; one that cannot say is left
+    /// out (and logged), as it is from lists.
+    async fn backend_facts(&self, ctx: &CallContext) -> Vec<(&Backend, ServerFacts)> {
+        // Only backends the caller may use at all: asking the others would start their
+        // processes for nothing.
+        let backends: Vec<&Arc<Backend>> = self
+            .backends()
+            .iter()
+            .filter(|backend| {
+                backend
+                    .policy
+                    .scopes()
+                    .iter()
+                    .any(|scope| ctx.caller.holds(scope))
+            })
+            .collect();
+        let facts = futures::future::join_all(
+            backends
+                .iter()
+                .map(|backend| async move { backend.connection().facts(ctx).await }),
+        )
+        .await;
+        backends
+            .into_iter()
+            .zip(facts)
+            .filter_map(|(backend, facts)| match facts {
+                Ok(facts) => Some((backend.as_ref(), facts)),
+                Err(error) => {
+                    tracing::warn!(backend = %backend.id(), %error, "a backend could not say what it is");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Who answers here, what it offers and what it is for. One backend's endpoint is that
+    /// backend, as it described itself; the aggregate is Portcullis, with every backend's
+    /// instructions under its name.
+    fn describe(&self, facts: &[(&Backend, ServerFacts)]) -> (Value, Value, Option<String>) {
+        let portcullis = json!({ "name": "portcullis", "version": env!("CARGO_PKG_VERSION") });
+        let mut capabilities = json!({ "tools": {} });
+        match (&self.serves, facts) {
+            (Serves::Aggregate { separator, .. }, _) => {
+                let mut instructions = vec![format!(
+                    "{AGGREGATE_INSTRUCTIONS} Each backend's tools are named {{backend}}{separator}{{tool}}."
+                )];
+                for (backend, facts) in facts {
+                    if let Some(text) = &facts.instructions {
+                        instructions.push(format!("Backend {}: {text}", backend.id()));
+                    }
+                }
+                (portcullis, capabilities, Some(instructions.join("\n\n")))
+            }
+            (_, [(_, facts)]) => {
+                // Its prompts and resources pass through too, when it has them.
+                for feature in ["prompts", "resources"] {
+                    if facts.capabilities.get(feature).is_some()
+                        && let Some(object) = capabilities.as_object_mut()
+                    {
+                        object.insert(feature.into(), json!({}));
+                    }
+                }
+                let info = if facts.server_info.is_object() {
+                    facts.server_info.clone()
+                } else {
+                    portcullis
+                };
+                (info, capabilities, facts.instructions.clone())
+            }
+            _ => (portcullis, capabilities, None),
+        }
+    }
+
     /// The `initialize` result: the client's protocol version when this server speaks it, else
-    /// the newest it does.
-    fn initialize(&self, params: Option<&Value>) -> Value {
+    /// the newest legacy one it does.
+    fn initialize(&self, params: Option<&Value>, facts: &[(&Backend, ServerFacts)]) -> Value {
         let asked = params
             .and_then(|p| p.get("protocolVersion"))
             .and_then(Value::as_str);
         let version = asked
-            .filter(|v| PROTOCOL_VERSIONS.contains(v))
-            .unwrap_or(PROTOCOL_VERSIONS[0]);
-        let mut capabilities = json!({ "tools": {} });
-        // One backend's endpoint passes its prompts and resources through too; the aggregate
-        // endpoint offers tools only (names of resources do not namespace cleanly).
-        if let (Serves::Stdio(_), Some(object)) = (&self.serves, capabilities.as_object_mut()) {
-            object.insert("prompts".into(), json!({}));
-            object.insert("resources".into(), json!({}));
-        }
-        json!({
+            .filter(|v| era::LEGACY_VERSIONS.contains(v))
+            .unwrap_or(era::LEGACY_VERSIONS[0]);
+        let (info, capabilities, instructions) = self.describe(facts);
+        let mut result = json!({
             "protocolVersion": version,
             "capabilities": capabilities,
-            "serverInfo": { "name": "portcullis", "version": env!("CARGO_PKG_VERSION") },
-            "instructions": "Tools behind the Portcullis gateway.",
-        })
+            "serverInfo": info,
+        });
+        if let (Some(text), Some(object)) = (instructions, result.as_object_mut()) {
+            object.insert("instructions".into(), json!(text));
+        }
+        result
+    }
+
+    /// The `server/discover` result (MCP 2026-07-28): every version the gateway speaks, since
+    /// it bridges either era to any backend.
+    fn discover(&self, facts: &[(&Backend, ServerFacts)]) -> Value {
+        let (info, capabilities, instructions) = self.describe(facts);
+        let mut result = json!({
+            "supportedVersions": era::supported_versions(),
+            "capabilities": capabilities,
+            "_meta": { era::meta::SERVER_INFO: info },
+        });
+        if let (Some(text), Some(object)) = (instructions, result.as_object_mut()) {
+            object.insert("instructions".into(), json!(text));
+        }
+        result
     }
 
     /// Every tool the caller may call here; one broken backend does not hide the others'.
-    async fn list_tools(&self, caller: &Caller, request_id: &str) -> Value {
+    async fn list_tools(&self, caller: &Caller, request: &Request, request_id: &str) -> Value {
         let mut tools = match self.serves {
             Serves::Aggregate { .. } => builtin::tools(),
             _ => Vec::new(),
@@ -133,7 +240,7 @@ impl Endpoint {
         let lists = futures::future::join_all(
             backends
                 .iter()
-                .map(|backend| self.backend_tools(backend, caller, request_id)),
+                .map(|backend| self.backend_tools(backend, caller, request, request_id)),
         )
         .await;
         for (backend, list) in backends.iter().zip(lists) {
@@ -153,14 +260,15 @@ impl Endpoint {
         &self,
         backend: &Backend,
         caller: &Caller,
+        request: &Request,
         request_id: &str,
     ) -> Result<Vec<Value>, GatewayError> {
         let connection = backend.connection();
-        let ctx = CallContext {
-            caller: caller.clone(),
-            request_id: request_id.to_owned(),
-            deadline: Instant::now() + LIST_TIMEOUT.min(backend.timeout()),
-        };
+        let deadline = Instant::now() + LIST_TIMEOUT.min(backend.timeout());
+        let mut ctx = CallContext::new(caller.clone(), request_id, deadline);
+        if let Some(capabilities) = request.client_capabilities() {
+            ctx.client_capabilities = capabilities.clone();
+        }
         let mut tools = Vec::new();
         let mut cursor: Option<Value> = None;
         for _ in 0..MAX_LIST_PAGES {
@@ -192,14 +300,16 @@ impl Endpoint {
     }
 }
 
-/// Calls `tool` at `backend`, passing the caller's progress token on so the backend can report
-/// progress (the rest of `_meta` is about this hop).
+/// Calls `tool` at `backend`, passing on the caller's progress token (so the backend can report
+/// progress) and a modern client's answers to what the backend asked of it (MRTR); the rest of
+/// `_meta` is about this hop. A modern backend that asks a legacy client for input has the
+/// client asked on its call's stream, and the call retried with the answers (MRTR, played out
+/// by the gateway), a few rounds at most.
 async fn call_tool(
     backend: &Arc<Backend>,
-    caller: &Caller,
+    ctx: &CallContext,
     request: &Request,
     tool: &str,
-    request_id: &str,
     notifications: Option<Notifications>,
 ) -> Result<Value, GatewayError> {
     let params = request.params.as_ref();
@@ -208,47 +318,106 @@ async fn call_tool(
         .cloned()
         .unwrap_or_else(|| Value::Object(Map::new()));
     let mut call = json!({ "name": tool, "arguments": arguments });
+    let Some(object) = call.as_object_mut() else {
+        return Err(GatewayError::Malformed);
+    };
     let progress_token = params.and_then(|p| p.pointer("/_meta/progressToken"));
-    if let (Some(token), Some(object)) = (progress_token, call.as_object_mut()) {
+    if let Some(token) = progress_token {
         object.insert("_meta".into(), json!({ "progressToken": token }));
     }
-    let ctx = CallContext {
-        caller: caller.clone(),
-        request_id: request_id.to_owned(),
-        deadline: Instant::now() + backend.timeout(),
-    };
-    let result = backend
-        .connection()
-        .request(&ctx, "tools/call", Some(call), notifications)
-        .await
-        .inspect_err(
-            |error| tracing::info!(backend = %backend.id(), %error, "a tool call failed"),
-        )?;
-    // A CallToolResult carries its content (MCP 2025-06-18 §tools).
-    if result.get("content").is_some_and(Value::is_array) {
-        Ok(result)
-    } else {
-        Err(GatewayError::Malformed)
+    for key in ["inputResponses", "requestState"] {
+        if let Some(value) = params.and_then(|p| p.get(key)) {
+            object.insert(key.into(), value.clone());
+        }
     }
+    for _ in 0..MAX_INPUT_ROUNDS {
+        let result = backend
+            .connection()
+            .request(ctx, "tools/call", Some(call.clone()), notifications.clone())
+            .await
+            .inspect_err(
+                |error| tracing::info!(backend = %backend.id(), %error, "a tool call failed"),
+            )?;
+        // A CallToolResult carries its content (MCP 2025-06-18 §tools); a modern backend may
+        // ask for input instead (MRTR), which carries none.
+        let asks = result.get("resultType").and_then(Value::as_str) == Some("input_required");
+        let sink = notifications
+            .as_ref()
+            .filter(|_| request.era() == Era::Legacy);
+        match (asks, sink) {
+            (true, Some(sink)) => {
+                let responses = ask_legacy_client(sink, &result, ctx).await?;
+                if let Some(object) = call.as_object_mut() {
+                    object.insert("inputResponses".into(), responses);
+                    match result.get("requestState") {
+                        Some(state) => object.insert("requestState".into(), state.clone()),
+                        None => object.remove("requestState"),
+                    };
+                }
+            }
+            (true, None) => return Ok(result),
+            (false, _) if result.get("content").is_some_and(Value::is_array) => return Ok(result),
+            (false, _) => return Err(GatewayError::Malformed),
+        }
+    }
+    Err(GatewayError::InputRequired)
 }
 
-/// Sends a request other than a tool call to the one backend of a stdio endpoint.
+/// How many times a modern backend may ask a legacy client for input during one call.
+const MAX_INPUT_ROUNDS: usize = 4;
+
+/// Puts a modern backend's `inputRequests` to a legacy client (as requests on its call's
+/// stream) and gathers its answers as `inputResponses`. A request the client declines, or does
+/// not answer in time, ends the call with an error that says so.
+async fn ask_legacy_client(
+    sink: &Notifications,
+    asked: &Value,
+    ctx: &CallContext,
+) -> Result<Value, GatewayError> {
+    let requests = asked
+        .get("inputRequests")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut waiting = Vec::with_capacity(requests.len());
+    for (key, request) in requests {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let mut message = json!({ "jsonrpc": "2.0", "id": Value::Null });
+        for field in ["method", "params"] {
+            if let Some(value) = request.get(field) {
+                message[field] = value.clone();
+            }
+        }
+        sink.send(FromBackend::Request { message, reply })
+            .map_err(|_| GatewayError::InputRequired)?;
+        waiting.push((key, answer));
+    }
+    let mut responses = Map::new();
+    for (key, answer) in waiting {
+        let response = tokio::time::timeout_at(ctx.deadline, answer)
+            .await
+            .map_err(|_| GatewayError::Timeout)?
+            .map_err(|_| GatewayError::InputRequired)?;
+        let result = response
+            .get("result")
+            .cloned()
+            .ok_or(GatewayError::InputRequired)?;
+        responses.insert(key, result);
+    }
+    Ok(Value::Object(responses))
+}
+
+/// Sends a request other than a tool call to the one backend of the endpoint.
 async fn pass_through(
     backend: &Backend,
-    caller: &Caller,
+    ctx: &CallContext,
     method: &str,
     request: &Request,
-    request_id: &str,
 ) -> Result<Value, GatewayError> {
-    let ctx = CallContext {
-        caller: caller.clone(),
-        request_id: request_id.to_owned(),
-        deadline: Instant::now() + backend.timeout(),
-    };
-    let params = request.params.clone().filter(|p| !p.is_null());
+    let params = era::without_protocol_meta(request.params.clone().filter(|p| !p.is_null()));
     let result = backend
         .connection()
-        .request(&ctx, method, params, None)
+        .request(ctx, method, params, None)
         .await?;
     if result.is_object() {
         Ok(result)

@@ -64,7 +64,7 @@ impl Gate {
     /// The scope a request to `route` requires, if any.
     fn required<'a>(request: &Request, route: &Route<'a>) -> Option<&'a str> {
         match (&request.method, route) {
-            (Method::Initialize | Method::Ping | Method::ToolsList, _) => None,
+            (Method::Initialize | Method::Discover | Method::Ping | Method::ToolsList, _) => None,
             (Method::ToolsCall { .. }, Route::Backend { backend, tool }) => {
                 Some(backend.policy.required_scope(tool.unwrap_or_default()))
             }

@@ -115,7 +115,9 @@ pub fn is_tool_error(result: &Value) -> bool {
     result.get("isError").and_then(Value::as_bool) == Some(true)
 }
 
-/// Removes from a `tools/list` response the tools `allowed` rejects. Returns true if it changed.
+/// Removes from a `tools/list` response the tools `allowed` rejects, and makes a modern
+/// answer's caching hint `private`: what it lists depends on who asks. Returns true if it
+/// changed.
 pub fn filter_tools(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool {
     let Some(tools) = message
         .pointer_mut("/result/tools")
@@ -129,7 +131,14 @@ pub fn filter_tools(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool
             .and_then(Value::as_str)
             .is_some_and(allowed)
     });
-    tools.len() != before
+    let filtered = tools.len() != before;
+    let scope = message.pointer_mut("/result/cacheScope");
+    let shared = scope.is_some_and(|scope| {
+        let shared = scope != "private";
+        *scope = Value::from("private");
+        shared
+    });
+    filtered || shared
 }
 
 #[cfg(test)]
@@ -164,6 +173,9 @@ mod tests {
         let event = b"id: 4\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"echo\"},{\"name\":\"admin\"}]}}\n\n";
         let mut message = event_message(event).unwrap();
         assert!(filter_tools(&mut message, &|name| name != "admin"));
+        let mut public = json!({"result": {"tools": [], "cacheScope": "public", "ttlMs": 5}});
+        assert!(filter_tools(&mut public, &|_| true));
+        assert_eq!(public["result"]["cacheScope"], "private");
         let rewritten = rewrite_event(event, &message);
         let text = String::from_utf8(rewritten.clone()).unwrap();
         assert!(text.starts_with("id: 4\nevent: message\ndata: "), "{text}");

@@ -1,19 +1,27 @@
-//! The gateway as an MCP client of a Streamable HTTP backend, for the aggregate `/mcp`: one
-//! backend session per grant (initialized once on first use, even under concurrent calls, and
-//! again when the backend forgets it), each request a POST carrying that caller's identity and
-//! request id.
+//! The gateway as an MCP client of a Streamable HTTP backend, for the aggregate `/mcp` and for
+//! clients of `/mcp/{id}` that speak another era than the backend. The backend's era is probed
+//! once (a modern `server/discover`; anything but a modern answer makes it a legacy server, as
+//! MCP 2026-07-28 §Backward Compatibility has clients decide) and re-probed when it stops
+//! fitting. A legacy backend gets one session per grant (initialized once on first use, even
+//! under concurrent calls, and again when the backend forgets it); a modern one gets stateless
+//! requests carrying their `_meta` and `Mcp-*` headers. Each request is a POST carrying the
+//! caller's identity and request id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::connection::{CallContext, CallError, Connection, Notifications};
+use super::connection::{
+    CLIENT_REQUESTS, CallContext, CallError, Connection, FromBackend, Notifications,
+    answer_for_backend, relayed_client_capabilities,
+};
+use super::era::{self, Era, ServerFacts, headers as mcp_headers};
 use super::identity::IdentityForwarder;
 use super::{jsonrpc, sse};
 use crate::clock::Clock;
@@ -24,11 +32,32 @@ const PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-versi
 const CLIENT_PROTOCOL: &str = "2025-06-18";
 /// Sessions unused this long are forgotten (the backend may keep them; it will expire them).
 const SESSION_IDLE: Duration = Duration::from_secs(600);
+/// How long the backend's era (and a modern backend's facts) is trusted before a new probe.
+const ERA_TTL: Duration = Duration::from_secs(600);
+/// The most of a refusal's body read for its JSON-RPC error.
+const REFUSAL_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 struct Session {
     id: Option<String>,
     protocol: String,
+    facts: ServerFacts,
+}
+
+/// How long a backend's request waits for the client's answer.
+const ASK_WAIT: Duration = Duration::from_secs(300);
+
+/// The answer to a backend's request: at once, or once the client has answered.
+enum BackendAnswer {
+    Now(Value),
+    Later(Value, tokio::sync::oneshot::Receiver<Value>),
+}
+
+/// What the probe found the backend to be.
+#[derive(Debug, Clone)]
+enum Probed {
+    Legacy,
+    Modern(ServerFacts),
 }
 
 /// An HTTP backend reached as an MCP client.
@@ -40,6 +69,8 @@ pub struct McpHttpClient {
     http: reqwest::Client,
     /// By grant id; lock-free reads, forgotten after idling.
     sessions: moka::future::Cache<String, Session>,
+    /// The backend's era: one entry, probed once even under concurrent first calls.
+    era: moka::future::Cache<(), Probed>,
     next_id: AtomicU64,
 }
 
@@ -60,6 +91,8 @@ enum Answer {
     },
     /// The backend no longer knows the session (HTTP 404 with a session id).
     SessionGone,
+    /// An HTTP error status without a JSON-RPC error in the body.
+    Refused(StatusCode),
 }
 
 impl McpHttpClient {
@@ -79,15 +112,18 @@ impl McpHttpClient {
             sessions: moka::future::Cache::builder()
                 .time_to_idle(SESSION_IDLE)
                 .build(),
+            era: moka::future::Cache::builder().time_to_live(ERA_TTL).build(),
             next_id: AtomicU64::new(1),
         })
     }
 
     /// POSTs one message; returns the answer to `id` (if it has one), passing notifications on.
+    /// `modern`: the message is a modern request of that version, whose headers mirror it.
     async fn post(
         &self,
         ctx: &CallContext,
         session: Option<&Session>,
+        modern: Option<&str>,
         message: &Value,
         notifications: Option<&Notifications>,
     ) -> Result<Option<Answer>, CallError> {
@@ -117,10 +153,13 @@ impl McpHttpClient {
                 headers.insert(PROTOCOL_VERSION, version);
             }
         }
+        if let Some(version) = modern {
+            headers.extend(modern_headers(version, message));
+        }
         let send = self
             .http
             .post(self.url.clone())
-            .headers(headers)
+            .headers(headers.clone())
             .json(message)
             .send();
         let response = tokio::time::timeout_at(ctx.deadline, send)
@@ -138,9 +177,16 @@ impl McpHttpClient {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(CallError::Unavailable(format!(
-                "the backend answered HTTP {status}"
-            )));
+            // A modern server answers refusals (unknown method, version, headers) with a
+            // JSON-RPC error in the body.
+            let body = read_bounded(response, REFUSAL_LIMIT, ctx).await;
+            let error = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|m| m.get("error").cloned());
+            return match error {
+                Some(error) => Err(CallError::from_rpc(&error)),
+                None => Ok(Some(Answer::Refused(status))),
+            };
         }
         let session_header = response
             .headers()
@@ -176,7 +222,9 @@ impl McpHttpClient {
                 let Some(message) = sse::event_message(&event) else {
                     continue;
                 };
-                if let Some(answer) = self.route(message, wanted.as_ref(), notifications)? {
+                if let Some(answer) =
+                    self.route(message, wanted.as_ref(), notifications, &headers)?
+                {
                     return Ok(Some(Answer::Result {
                         message: answer,
                         session: session_header,
@@ -188,7 +236,8 @@ impl McpHttpClient {
             // A final CR completes the last event only now that the stream is over.
             let last = events.finish().and_then(|event| sse::event_message(&event));
             if let Some(message) = last
-                && let Some(answer) = self.route(message, wanted.as_ref(), notifications)?
+                && let Some(answer) =
+                    self.route(message, wanted.as_ref(), notifications, &headers)?
             {
                 return Ok(Some(Answer::Result {
                     message: answer,
@@ -201,7 +250,7 @@ impl McpHttpClient {
         }
         let message: Value = serde_json::from_slice(events.pending())
             .map_err(|_| CallError::Unavailable("the backend's answer is not JSON".into()))?;
-        match self.route(message, wanted.as_ref(), notifications)? {
+        match self.route(message, wanted.as_ref(), notifications, &headers)? {
             Some(answer) => Ok(Some(Answer::Result {
                 message: answer,
                 session: session_header,
@@ -212,12 +261,15 @@ impl McpHttpClient {
         }
     }
 
-    /// A notification goes on; the response to `wanted` is the answer.
+    /// A notification goes on; a request to the client goes to the client of the call (or is
+    /// refused); the response to `wanted` is the answer. `headers` reach the backend's session
+    /// with the answer to its request.
     fn route(
         &self,
         message: Value,
         wanted: Option<&Value>,
         notifications: Option<&Notifications>,
+        headers: &HeaderMap,
     ) -> Result<Option<Value>, CallError> {
         if jsonrpc::response_id(&message).is_some_and(|id| Some(id) == wanted) {
             if let Some(error) = message.get("error") {
@@ -225,13 +277,63 @@ impl McpHttpClient {
             }
             return Ok(Some(message));
         }
-        if message.get("method").is_some()
-            && message.get("id").is_none()
-            && let Some(sink) = notifications
-        {
-            let _ = sink.send(message);
+        let method = message.get("method").and_then(Value::as_str);
+        match (method, message.get("id").cloned(), notifications) {
+            (Some(_), None, Some(sink)) => {
+                let _ = sink.send(FromBackend::Notification(message));
+            }
+            (Some(method), Some(id), sink) => {
+                let asked = (CLIENT_REQUESTS.contains(&method))
+                    .then_some(sink)
+                    .flatten()
+                    .and_then(|sink| {
+                        let (reply, answer) = tokio::sync::oneshot::channel();
+                        let request = FromBackend::Request {
+                            message: message.clone(),
+                            reply,
+                        };
+                        sink.send(request).ok().map(|()| answer)
+                    });
+                let response = match (method, asked) {
+                    ("ping", _) => {
+                        BackendAnswer::Now(json!({ "jsonrpc": "2.0", "id": id, "result": {} }))
+                    }
+                    (_, Some(answer)) => BackendAnswer::Later(id, answer),
+                    (method, None) => {
+                        BackendAnswer::Now(json!({ "jsonrpc": "2.0", "id": id, "error": {
+                            "code": -32601,
+                            "message": format!("{method} is not supported through the Portcullis gateway here"),
+                        }}))
+                    }
+                };
+                self.answer_backend(headers.clone(), response);
+            }
+            _ => {}
         }
         Ok(None)
+    }
+
+    /// POSTs the answer to a request of the backend's, in the background: the call it came
+    /// during goes on meanwhile.
+    fn answer_backend(&self, headers: HeaderMap, response: BackendAnswer) {
+        let (http, url) = (self.http.clone(), self.url.clone());
+        tokio::spawn(async move {
+            let message = match response {
+                BackendAnswer::Now(message) => message,
+                BackendAnswer::Later(id, answer) => {
+                    let response = tokio::time::timeout(ASK_WAIT, answer).await;
+                    match response {
+                        Ok(Ok(response)) => answer_for_backend(&id, &response),
+                        _ => json!({ "jsonrpc": "2.0", "id": id, "error": {
+                            "code": -32603, "message": "the client could not be asked" }}),
+                    }
+                }
+            };
+            let sent = http.post(url).headers(headers).json(&message).send().await;
+            if let Err(error) = sent {
+                tracing::debug!(%error, "the answer to a backend's request could not be sent");
+            }
+        });
     }
 
     /// The grant's session, initializing one when there is none. Concurrent first calls of one
@@ -243,6 +345,91 @@ impl McpHttpClient {
             .map_err(|error| (*error).clone())
     }
 
+    /// The backend's era, probed when not known.
+    async fn probed(&self, ctx: &CallContext) -> Result<Probed, CallError> {
+        self.era
+            .try_get_with((), self.probe(ctx))
+            .await
+            .map_err(|error| (*error).clone())
+    }
+
+    /// A modern `server/discover`: a `DiscoverResult` with a version the gateway speaks makes
+    /// the backend modern; any other answer but a modern error makes it legacy. Failures to
+    /// reach it or to be let in are errors, not verdicts.
+    async fn probe(&self, ctx: &CallContext) -> Result<Probed, CallError> {
+        let version = era::MODERN_VERSIONS[0];
+        let discover = json!({
+            "jsonrpc": "2.0",
+            "id": self.next_id.fetch_add(1, Ordering::Relaxed),
+            "method": "server/discover",
+            "params": era::with_modern_meta(None, version, &json!({})),
+        });
+        let answer = self.post(ctx, None, Some(version), &discover, None).await;
+        let probed = match answer {
+            Ok(Some(Answer::Result { message, .. })) => message
+                .get("result")
+                .and_then(ServerFacts::from_discover)
+                .map_or(Probed::Legacy, Probed::Modern),
+            Ok(Some(Answer::Refused(status)))
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+            {
+                return Err(CallError::Unavailable(format!(
+                    "the backend refused the gateway: HTTP {status}"
+                )));
+            }
+            Err(CallError::Rpc { code, .. }) if code == era::UNSUPPORTED_PROTOCOL_VERSION => {
+                return Err(CallError::Unavailable(
+                    "the backend speaks no MCP revision that Portcullis speaks".into(),
+                ));
+            }
+            Ok(_) | Err(CallError::Rpc { .. }) => Probed::Legacy,
+            Err(error) => return Err(error),
+        };
+        tracing::debug!(backend = %self.settings.id, modern = matches!(probed, Probed::Modern(_)), "probed the backend's MCP era");
+        Ok(probed)
+    }
+
+    /// A stateless request to a modern backend.
+    async fn modern_request(
+        &self,
+        ctx: &CallContext,
+        facts: &ServerFacts,
+        method: &str,
+        params: Option<Value>,
+        notifications: Option<&Notifications>,
+    ) -> Result<Value, CallError> {
+        let message = json!({
+            "jsonrpc": "2.0",
+            "id": self.next_id.fetch_add(1, Ordering::Relaxed),
+            "method": method,
+            "params": era::with_modern_meta(params, &facts.version, &ctx.client_capabilities),
+        });
+        let answer = self
+            .post(ctx, None, Some(&facts.version), &message, notifications)
+            .await;
+        match answer {
+            Ok(Some(Answer::Result { mut message, .. })) => Ok(message
+                .get_mut("result")
+                .map(Value::take)
+                .unwrap_or(Value::Null)),
+            Ok(Some(Answer::Refused(status))) => {
+                // Perhaps no longer the server that was probed: probe again next time.
+                self.era.invalidate(&()).await;
+                Err(CallError::Unavailable(format!(
+                    "the backend answered HTTP {status}"
+                )))
+            }
+            Err(error @ CallError::Rpc { code, .. })
+                if code == era::UNSUPPORTED_PROTOCOL_VERSION =>
+            {
+                self.era.invalidate(&()).await;
+                Err(error)
+            }
+            Err(error) => Err(error),
+            Ok(_) => Err(CallError::Unavailable("the backend did not answer".into())),
+        }
+    }
+
     async fn initialize(&self, ctx: &CallContext) -> Result<Session, CallError> {
         let initialize = json!({
             "jsonrpc": "2.0",
@@ -250,11 +437,11 @@ impl McpHttpClient {
             "method": "initialize",
             "params": {
                 "protocolVersion": CLIENT_PROTOCOL,
-                "capabilities": {},
+                "capabilities": relayed_client_capabilities(),
                 "clientInfo": { "name": "portcullis", "version": env!("CARGO_PKG_VERSION") },
             },
         });
-        let answer = self.post(ctx, None, &initialize, None).await?;
+        let answer = self.post(ctx, None, None, &initialize, None).await?;
         let Some(Answer::Result {
             message: result,
             session: id,
@@ -264,6 +451,7 @@ impl McpHttpClient {
                 "the backend did not answer initialize".into(),
             ));
         };
+        let facts = ServerFacts::from_initialize(result.get("result").unwrap_or(&Value::Null));
         let session = Session {
             id,
             protocol: result
@@ -271,9 +459,11 @@ impl McpHttpClient {
                 .and_then(Value::as_str)
                 .unwrap_or(CLIENT_PROTOCOL)
                 .to_owned(),
+            facts,
         };
         let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-        self.post(ctx, Some(&session), &initialized, None).await?;
+        self.post(ctx, Some(&session), None, &initialized, None)
+            .await?;
         Ok(session)
     }
 }
@@ -287,6 +477,11 @@ impl Connection for McpHttpClient {
         params: Option<Value>,
         notifications: Option<Notifications>,
     ) -> Result<Value, CallError> {
+        if let Probed::Modern(facts) = self.probed(ctx).await? {
+            return self
+                .modern_request(ctx, &facts, method, params, notifications.as_ref())
+                .await;
+        }
         for attempt in 0..2 {
             let session = self.session(ctx).await?;
             let mut message = json!({ "jsonrpc": "2.0", "id": self.next_id.fetch_add(1, Ordering::Relaxed), "method": method });
@@ -294,7 +489,7 @@ impl Connection for McpHttpClient {
                 object.insert("params".into(), params);
             }
             match self
-                .post(ctx, Some(&session), &message, notifications.as_ref())
+                .post(ctx, Some(&session), None, &message, notifications.as_ref())
                 .await?
             {
                 Some(Answer::Result { mut message, .. }) => {
@@ -312,4 +507,66 @@ impl Connection for McpHttpClient {
         }
         Err(CallError::Unavailable("the backend did not answer".into()))
     }
+
+    async fn facts(&self, ctx: &CallContext) -> Result<ServerFacts, CallError> {
+        match self.probed(ctx).await? {
+            Probed::Modern(facts) => Ok(facts),
+            Probed::Legacy => Ok(self.session(ctx).await?.facts),
+        }
+    }
+}
+
+impl McpHttpClient {
+    /// The backend's era as last probed for `ctx`'s caller (probing if need be).
+    pub async fn backend_era(&self, ctx: &CallContext) -> Result<Era, CallError> {
+        Ok(match self.probed(ctx).await? {
+            Probed::Modern(_) => Era::Modern,
+            Probed::Legacy => Era::Legacy,
+        })
+    }
+}
+
+/// The headers of a modern request that mirror its body: the version, `Mcp-Method`, and
+/// `Mcp-Name` where the method names something.
+pub fn modern_headers(version: &str, message: &Value) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(version) {
+        headers.insert(mcp_headers::PROTOCOL_VERSION, value);
+    }
+    let method = message.get("method").and_then(Value::as_str);
+    if let Some(value) = method.and_then(|m| HeaderValue::from_str(m).ok()) {
+        headers.insert(mcp_headers::METHOD, value);
+    }
+    let key = if method == Some("resources/read") {
+        "uri"
+    } else {
+        "name"
+    };
+    let named = matches!(
+        method,
+        Some("tools/call" | "resources/read" | "prompts/get")
+    );
+    let name = message
+        .get("params")
+        .and_then(|p| p.get(key))
+        .and_then(Value::as_str);
+    if let (true, Some(name)) = (named, name)
+        && let Ok(value) = HeaderValue::from_str(&era::encode_header_value(name))
+    {
+        headers.insert(mcp_headers::NAME, value);
+    }
+    headers
+}
+
+/// Up to `limit` bytes of a response's body, within the call's deadline; less if it breaks.
+async fn read_bounded(response: reqwest::Response, limit: usize, ctx: &CallContext) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(ctx.deadline, stream.next()).await {
+        if body.len() + chunk.len() > limit {
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    body
 }

@@ -10,6 +10,8 @@ use super::error::GatewayError;
 pub enum Method {
     /// Protocol housekeeping: needs no scope.
     Initialize,
+    /// `server/discover` (2026-07-28): what `initialize` tells, without a session.
+    Discover,
     Ping,
     /// The answer is filtered to what the caller may call.
     ToolsList,
@@ -26,6 +28,7 @@ impl Method {
     fn parse(method: String, params: Option<&Value>) -> Result<Self, GatewayError> {
         Ok(match method.as_str() {
             "initialize" => Self::Initialize,
+            "server/discover" => Self::Discover,
             "ping" => Self::Ping,
             "tools/list" => Self::ToolsList,
             "tools/call" => {
@@ -47,6 +50,7 @@ impl Method {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Initialize => "initialize",
+            Self::Discover => "server/discover",
             Self::Ping => "ping",
             Self::ToolsList => "tools/list",
             Self::ToolsCall { .. } => "tools/call",
@@ -55,24 +59,30 @@ impl Method {
     }
 }
 
-/// A JSON-RPC request (a message with `method` and `id`).
+/// A JSON-RPC request (a message with `method` and `id`), or a use of the server sent as a
+/// notification (no `id`: `tools/call` without one still runs at some servers), which the gate
+/// checks all the same.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
+    /// `null` for a notification.
     pub id: Value,
     pub method: Method,
     pub params: Option<Value>,
+    /// Sent without an `id`: nothing will be answered.
+    pub notification: bool,
 }
 
 /// One JSON-RPC message from the client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Request(Request),
-    /// A notification (`method`, no `id`): nothing is answered.
+    /// An MCP notification (`notifications/…`, no `id`): nothing is answered, nothing to
+    /// authorize.
     Notification {
         method: String,
     },
-    /// The client's answer to a request the server sent (sampling, elicitation, roots).
-    Response,
+    /// The client's answer to a request the server sent (sampling, elicitation, roots), whole.
+    Response(Map<String, Value>),
 }
 
 /// A POST body: one message, or a batch (MCP 2025-03-26).
@@ -119,30 +129,55 @@ impl Incoming {
     fn message(mut object: Map<String, Value>) -> Result<Message, (Value, GatewayError)> {
         let method = match object.remove("method") {
             Some(Value::String(method)) => method,
-            // A `method` that is not a string, or none: a response to the server (or junk the
-            // server behind will refuse); either way nothing here to authorize.
-            _ => return Ok(Message::Response),
-        };
-        let Some(id) = object.remove("id") else {
-            // MCP's notifications are all `notifications/…`; anything else without an id (a
-            // `tools/call`, say) would pass the gate unchecked, so it is refused.
-            if !method.starts_with("notifications/") {
+            // Whatever a server behind might make of it, the gate cannot read it.
+            Some(_) => {
+                let id = object.get("id").cloned().unwrap_or(Value::Null);
                 return Err((
-                    Value::Null,
-                    GatewayError::InvalidRequest("a request needs an id"),
+                    id,
+                    GatewayError::InvalidRequest("the method is not a string"),
                 ));
             }
-            return Ok(Message::Notification { method });
+            None if object.contains_key("id")
+                && (object.contains_key("result") || object.contains_key("error")) =>
+            {
+                return Ok(Message::Response(object));
+            }
+            None => {
+                return Err((
+                    Value::Null,
+                    GatewayError::InvalidRequest("the message is neither a request nor a response"),
+                ));
+            }
+        };
+        let (id, notification) = match object.remove("id") {
+            Some(id) => (id, false),
+            // MCP's own notifications use nothing; anything else without an id (a
+            // `tools/call`, say) is a use of the server like any request, and is authorized as
+            // one.
+            None if method.starts_with("notifications/") => {
+                return Ok(Message::Notification { method });
+            }
+            None => (Value::Null, true),
         };
         let params = object.remove("params");
         match Method::parse(method, params.as_ref()) {
-            Ok(method) => Ok(Message::Request(Request { id, method, params })),
+            Ok(method) => Ok(Message::Request(Request {
+                id,
+                method,
+                params,
+                notification,
+            })),
             Err(error) => Err((id, error)),
         }
     }
 
-    /// The requests among the messages.
+    /// The requests among the messages that expect an answer.
     pub fn requests(&self) -> impl Iterator<Item = &Request> {
+        self.uses().filter(|r| !r.notification)
+    }
+
+    /// Every use of the server among the messages, answered or not: what the gate checks.
+    pub fn uses(&self) -> impl Iterator<Item = &Request> {
         self.messages.iter().filter_map(|m| match m {
             Message::Request(request) => Some(request),
             _ => None,
@@ -191,7 +226,7 @@ mod tests {
                 method: "notifications/initialized".into()
             }
         );
-        assert_eq!(incoming.messages[3], Message::Response);
+        assert!(matches!(&incoming.messages[3], Message::Response(r) if r["id"] == json!(9)));
         assert_eq!(incoming.first_id(), json!(1));
     }
 
@@ -210,6 +245,21 @@ mod tests {
     }
 
     #[test]
+    fn a_tool_call_without_an_id_is_a_use_to_authorize_not_an_answer_to_expect() {
+        let incoming =
+            Incoming::parse(br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#)
+                .unwrap();
+        let uses: Vec<&Request> = incoming.uses().collect();
+        assert_eq!(uses.len(), 1);
+        assert!(uses[0].notification);
+        assert_eq!(uses[0].method, Method::ToolsCall { name: "x".into() });
+        assert_eq!(incoming.requests().count(), 0);
+        let initialized =
+            Incoming::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(initialized.uses().count(), 0);
+    }
+
+    #[test]
     fn bodies_that_are_not_json_rpc_are_refused_with_their_code() {
         let code = |body: &[u8]| Incoming::parse(body).unwrap_err().error.rpc_code();
         assert_eq!(code(b"nope"), -32700);
@@ -217,10 +267,11 @@ mod tests {
         assert_eq!(code(b"[1]"), -32600);
         assert_eq!(code(b"\"x\""), -32600);
         assert_eq!(
-            code(br#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}"#),
+            code(br#"{"jsonrpc":"2.0","id":1,"method":7}"#),
             -32600,
-            "a tool call without an id is not a notification"
+            "a method that is not a string"
         );
+        assert_eq!(code(br#"{"jsonrpc":"2.0","id":1}"#), -32600);
         let rejected =
             Incoming::parse(br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{}}"#)
                 .unwrap_err();

@@ -6,6 +6,8 @@
 
 /// API keys as bearer tokens: found by hash, judged with the owner's entitlement.
 pub mod api_keys;
+/// Requests from backends to the client mid-call, and the client's answers routed back.
+mod asks;
 /// One audit record per call: who, which backend and tool, the decision and the outcome.
 pub mod audit;
 /// The MCP servers behind the gateway and how each is reached.
@@ -18,6 +20,8 @@ pub mod caller;
 pub mod connection;
 /// The endpoints, and the one handler every MCP request goes through.
 pub mod endpoint;
+/// The two eras of MCP (`initialize` and sessions; per-request `_meta`) and the bridge.
+pub mod era;
 /// The one error vocabulary: JSON-RPC code, HTTP status, audit outcome.
 pub mod error;
 /// MCP answered by the gateway itself (the aggregate `/mcp`, stdio backends).
@@ -32,6 +36,8 @@ pub mod jsonrpc;
 pub mod mcp_client;
 /// Client messages parsed once into typed requests.
 pub mod message;
+/// Backends' requests to a 2026-07-28 client as MRTR: the call parked until the retry.
+mod mrtr;
 /// Which scope a tool requires.
 pub mod policy;
 /// The streaming reverse proxy in front of Streamable HTTP backends.
@@ -142,6 +148,12 @@ pub struct Gateway {
     /// `Host` values accepted (DNS rebinding protection).
     allowed_hosts: Vec<String>,
     secrets: Secrets,
+    /// `Origin` values accepted: the public URL's and those configured.
+    allowed_origins: Vec<String>,
+    /// Backends' requests waiting for a client's answer.
+    asks: asks::Asks,
+    /// Calls waiting for a modern client's retry with its input.
+    parking: mrtr::Parking,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -232,6 +244,9 @@ impl Gateway {
         }
         allowed_hosts.push(settings.bind.ip().to_string());
         allowed_hosts.push(settings.bind.to_string());
+        let allowed_origins = std::iter::once(public.base().origin().ascii_serialization())
+            .chain(settings.gateway.allowed_origins.iter().cloned())
+            .collect();
         Ok(Self {
             backends,
             endpoints,
@@ -243,6 +258,9 @@ impl Gateway {
             max_body_bytes: settings.limits.max_mcp_body_bytes,
             allowed_hosts,
             secrets,
+            allowed_origins,
+            asks: asks::Asks::default(),
+            parking: mrtr::Parking::default(),
         })
     }
 
@@ -256,6 +274,18 @@ impl Gateway {
         self.allowed_hosts.iter().any(|allowed| {
             allowed.eq_ignore_ascii_case(&host)
                 || allowed.trim_matches(['[', ']']) == host.trim_matches(['[', ']'])
+        })
+    }
+
+    /// False when a browser page of a foreign origin sent the request. Clients that are not
+    /// browsers send no `Origin`, and are let through to authentication.
+    fn origin_allowed(&self, headers: &HeaderMap) -> bool {
+        headers.get_all(header::ORIGIN).iter().all(|origin| {
+            origin.to_str().is_ok_and(|origin| {
+                self.allowed_origins
+                    .iter()
+                    .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim_end_matches('/')))
+            })
         })
     }
 

@@ -16,6 +16,8 @@ use tokio::time::Instant;
 use super::audit::CallRecord;
 use super::backend::{Backend, Transport};
 use super::caller::Caller;
+use super::connection::{CallContext, CallError};
+use super::era::{self, Era};
 use super::error::GatewayError;
 use super::identity::{ForwardError, REQUEST_ID};
 use super::message::{Incoming, Method as McpMethod};
@@ -24,11 +26,14 @@ use super::{Gateway, respond, sessions};
 use crate::oauth::upstream_tokens::UpstreamRefreshError;
 
 /// Request headers a backend may see from the client (never `Authorization` or cookies). The
-/// session id, and with it `Last-Event-ID`, pass only once the session is the caller's own.
-const PASSED_TO_BACKEND: [HeaderName; 3] = [
+/// session id, and with it `Last-Event-ID`, pass only once the session is the caller's own;
+/// the `Mcp-Param-*` ones pass too (checked by the backend, which knows its tools' schemas).
+const PASSED_TO_BACKEND: [HeaderName; 5] = [
     header::ACCEPT,
     header::CONTENT_TYPE,
-    HeaderName::from_static("mcp-protocol-version"),
+    era::headers::PROTOCOL_VERSION,
+    era::headers::METHOD,
+    era::headers::NAME,
 ];
 
 /// Response headers the client may see from the backend (the session id, tagged, besides).
@@ -39,6 +44,20 @@ const PASSED_TO_CLIENT: [HeaderName; 2] = [
 
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// The era `backend` speaks, probed on behalf of `caller` when not known yet.
+pub async fn backend_era(
+    backend: &Backend,
+    caller: &Caller,
+    request_id: &str,
+) -> Result<Era, CallError> {
+    let Transport::Http { client, .. } = &backend.transport else {
+        return Ok(Era::Legacy);
+    };
+    let deadline = Instant::now() + backend.timeout();
+    let ctx = CallContext::new(caller.clone(), request_id, deadline);
+    client.backend_era(&ctx).await
+}
 
 /// One authorized HTTP exchange with a proxied backend.
 pub struct Exchange {
@@ -86,7 +105,7 @@ impl Exchange {
             .filter(|r| r.method == McpMethod::ToolsList)
             .map(|r| r.id.clone())
             .collect();
-        self.record.tool = incoming.requests().find_map(|r| match &r.method {
+        self.record.tool = incoming.uses().find_map(|r| match &r.method {
             McpMethod::ToolsCall { name } => Some(name.clone()),
             _ => None,
         });
@@ -146,6 +165,11 @@ impl Exchange {
             }
             if let Some(last_event) = parts.headers.get(LAST_EVENT_ID) {
                 headers.insert(LAST_EVENT_ID, last_event.clone());
+            }
+        }
+        for (name, value) in &parts.headers {
+            if name.as_str().starts_with(era::headers::PARAM_PREFIX) {
+                headers.append(name.clone(), value.clone());
             }
         }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use portcullis::config::{BackendTransport, Settings};
 use portcullis::gateway::caller::Caller;
-use portcullis::gateway::connection::{CallContext, CallError, Connection};
+use portcullis::gateway::connection::{CallContext, CallError, Connection, FromBackend};
 use portcullis::gateway::stdio::StdioPool;
 use portcullis::oauth::tokens::AccessClaims;
 use serde_json::{Value, json};
@@ -46,11 +46,7 @@ fn ctx_within(user: &str, within: Duration) -> CallContext {
         sid: format!("sid-{user}"),
         email: None,
     };
-    CallContext {
-        caller: Caller::new(claims),
-        request_id: "req".into(),
-        deadline: Instant::now() + within,
-    }
+    CallContext::new(Caller::new(claims), "req", Instant::now() + within)
 }
 
 fn ctx(user: &str) -> CallContext {
@@ -78,8 +74,13 @@ async fn whoami(pool: &StdioPool, user: &str) -> Value {
     text(&call(pool, user, "whoami", json!({})).await.unwrap())
 }
 
-fn drain(receiver: &mut UnboundedReceiver<Value>) -> Vec<Value> {
-    std::iter::from_fn(|| receiver.try_recv().ok()).collect()
+fn drain(receiver: &mut UnboundedReceiver<FromBackend>) -> Vec<Value> {
+    std::iter::from_fn(|| receiver.try_recv().ok())
+        .filter_map(|message| match message {
+            FromBackend::Notification(note) => Some(note),
+            FromBackend::Request { .. } => None,
+        })
+        .collect()
 }
 
 /// Polls `condition` every 50 ms for up to `limit`.
@@ -287,6 +288,39 @@ async fn the_backends_own_requests_are_answered_so_its_tool_returns() {
     assert!(
         message.contains("not supported through the Portcullis gateway"),
         "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_backends_requests_reach_the_client_of_the_call_and_its_answer_returns() {
+    let pool = pool("");
+    let (tx, mut rx) = unbounded_channel();
+    let params = json!({ "name": "sample", "arguments": {} });
+    let alice = ctx("alice");
+    let call = pool.request(&alice, "tools/call", Some(params), Some(tx));
+    let client = async {
+        while let Some(message) = rx.recv().await {
+            if let FromBackend::Request { message, reply } = message {
+                assert_eq!(message["method"], "sampling/createMessage");
+                assert_eq!(message["params"]["maxTokens"], 10);
+                let answer = json!({ "jsonrpc": "2.0", "id": "whatever", "result": {
+                    "role": "assistant", "content": { "type": "text", "text": "hello back" }, "model": "m" } });
+                reply.send(answer).unwrap();
+                return;
+            }
+        }
+        panic!("the backend's request never reached the call");
+    };
+    let (result, ()) = tokio::join!(call, client);
+    let answers = text(&result.unwrap());
+    assert_eq!(
+        answers["ping"],
+        json!({ "result": {} }),
+        "ping is answered by Portcullis"
+    );
+    assert_eq!(
+        answers["sampling"]["result"]["content"]["text"],
+        "hello back"
     );
 }
 

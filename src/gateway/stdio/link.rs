@@ -12,7 +12,9 @@ use tokio::time::{Instant, timeout_at};
 
 use super::framing::{Oversized, classify_oversized};
 use super::lock;
-use crate::gateway::connection::{CallError, Notifications};
+use crate::gateway::connection::{
+    CLIENT_REQUESTS, CallError, FromBackend, Notifications, answer_for_backend,
+};
 
 pub(super) const PROCESS_EXITED: &str = "the backend process exited";
 const METHOD_NOT_FOUND: i64 = -32601;
@@ -42,6 +44,10 @@ pub(super) struct Link {
     state: Mutex<State>,
     next_id: AtomicU64,
     closed: watch::Sender<bool>,
+}
+
+fn refusal(id: &Value, why: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": METHOD_NOT_FOUND, "message": why } })
 }
 
 impl Link {
@@ -124,7 +130,8 @@ impl Link {
             link: self,
             id,
             reason: "the client went away",
-            cancellable: method != "initialize",
+            // Neither may be cancelled: before the handshake ends there is nothing to cancel.
+            cancellable: method != "initialize" && method != "server/discover",
         };
         let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
         if let Some(params) = params {
@@ -182,7 +189,7 @@ impl Link {
         };
         let method = message.get("method").and_then(Value::as_str);
         match (method, message.get("id")) {
-            (Some(method), Some(id)) => self.answer_backend_request(method, id),
+            (Some(method), Some(id)) => self.answer_backend_request(method, id, &message),
             (Some(method), None) => self.route_notification(method, &message),
             (None, Some(id)) => self.resolve(id, &message),
             (None, None) => {
@@ -208,19 +215,49 @@ impl Link {
         let _ = pending.reply.send(outcome);
     }
 
-    /// The gateway is the backend's MCP client but relays no client features (sampling,
-    /// elicitation, roots), so it refuses them at once rather than leave the backend waiting.
-    fn answer_backend_request(&self, method: &str, id: &Value) {
-        let answer = if method == "ping" {
-            json!({ "jsonrpc": "2.0", "id": id, "result": {} })
-        } else {
-            tracing::debug!(backend = %self.backend, method, "refused a request from the backend");
-            json!({ "jsonrpc": "2.0", "id": id, "error": {
-                "code": METHOD_NOT_FOUND,
-                "message": format!("{method} is not supported through the Portcullis gateway"),
-            }})
-        };
-        self.try_send(&answer);
+    /// A request from the backend to its client. `ping` is answered here. Sampling,
+    /// elicitation and roots go to the client of the call they are about, when one can be told:
+    /// in a user's own process, the newest call that listens; in a shared process nothing says
+    /// whose call it is, so they are refused, as is anything else, at once rather than leave
+    /// the backend waiting.
+    fn answer_backend_request(&self, method: &str, id: &Value, message: &Value) {
+        if method == "ping" {
+            self.try_send(&json!({ "jsonrpc": "2.0", "id": id, "result": {} }));
+            return;
+        }
+        if CLIENT_REQUESTS.contains(&method) && !self.shared {
+            let (reply, answer) = oneshot::channel();
+            let asked = {
+                let state = lock(&self.state);
+                state
+                    .pending
+                    .values()
+                    .rev()
+                    .find_map(|pending| pending.notifications.as_ref())
+                    .map(|to| {
+                        to.send(FromBackend::Request {
+                            message: message.clone(),
+                            reply,
+                        })
+                    })
+            };
+            let outbox = lock(&self.outbox).clone();
+            if let (Some(Ok(())), Some(outbox)) = (asked, outbox) {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let response = match answer.await {
+                        Ok(response) => answer_for_backend(&id, &response),
+                        Err(_) => refusal(&id, "the client could not be asked"),
+                    };
+                    // Best effort, as for any message sent from a place that cannot wait.
+                    let _ = outbox.try_send(format!("{response}\n"));
+                });
+                return;
+            }
+        }
+        tracing::debug!(backend = %self.backend, method, "refused a request from the backend");
+        let why = format!("{method} is not supported through the Portcullis gateway here");
+        self.try_send(&refusal(id, &why));
     }
 
     fn route_notification(&self, method: &str, message: &Value) {
@@ -252,7 +289,7 @@ impl Link {
         };
         match target {
             Some((to, message)) => {
-                let _ = to.send(message);
+                let _ = to.send(FromBackend::Notification(message));
             }
             None => {
                 tracing::debug!(backend = %self.backend, method, "a notification no caller waits for; dropped");
@@ -343,7 +380,9 @@ mod tests {
         };
         let (result, ()) = tokio::join!(call, backend);
         assert_eq!(result.unwrap(), json!({ "ok": true }));
-        let note = received.try_recv().unwrap();
+        let Ok(FromBackend::Notification(note)) = received.try_recv() else {
+            panic!("the progress notification reached the caller");
+        };
         assert_eq!(note["params"]["progressToken"], json!(1));
     }
 

@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 
 use super::connection::{CallContext, CallError, Connection, Notifications};
+use super::era::ServerFacts;
 use crate::config::{BackendSettings, ForwardMode, StdioSettings};
 use process::{Process, Spec};
 
@@ -119,6 +120,7 @@ impl StdioPool {
             env: stdio.env.clone(),
             shared: stdio.shared,
             max_line: settings.max_response_bytes,
+            era: Arc::default(),
         };
         StdioPool {
             inner: Arc::new(PoolShared {
@@ -218,8 +220,19 @@ impl Connection for StdioPool {
             return Ok(process.server_info().clone());
         }
         process
-            .request(method, params, notifications, ctx.deadline)
+            .request(
+                method,
+                params,
+                &ctx.client_capabilities,
+                notifications,
+                ctx.deadline,
+            )
             .await
+    }
+
+    async fn facts(&self, ctx: &CallContext) -> Result<ServerFacts, CallError> {
+        let (process, _lease) = self.process_for(ctx).await?;
+        Ok(process.facts().clone())
     }
 }
 
@@ -384,6 +397,6 @@ async fn reap(pool: Weak<PoolShared>, every: Duration) {
 
 /// A poisoned lock only means another thread panicked mid-update of plain bookkeeping, which
 /// stays usable.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -17,7 +17,8 @@ use tokio::time::{Instant, timeout};
 
 use super::framing::{Line, LineReader};
 use super::link::{Link, PROCESS_EXITED};
-use crate::gateway::connection::{CallError, Notifications};
+use crate::gateway::connection::{CallError, Notifications, relayed_client_capabilities};
+use crate::gateway::era::{self, Era, ServerFacts};
 
 /// How long a process has to answer `initialize`: generous, since `npx -y` may first download
 /// the server.
@@ -30,8 +31,12 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 const OUTBOX: usize = 256;
 /// The longest stderr line logged whole.
 const STDERR_LINE: usize = 8 * 1024;
-/// The MCP revision Portcullis speaks to backends.
+/// The legacy MCP revision Portcullis speaks to backends that do not speak a modern one.
 const PROTOCOL_VERSION: &str = "2025-06-18";
+/// How long the `server/discover` probe waits before taking the server for a legacy one that
+/// stays silent about unknown requests (it is asked to `initialize` then, and a late answer to
+/// the probe is dropped).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Variables a server's runtime needs (`npx` and `node` find themselves, their cache, the
 /// locale, a proxy, extra CA certificates). Everything else in Portcullis' environment (database
@@ -78,21 +83,58 @@ pub(super) struct Spec {
     pub env: BTreeMap<String, String>,
     pub shared: bool,
     pub max_line: usize,
+    /// The server's era once a process has told it: later processes skip the probe (the spec
+    /// has clients cache the era for the server).
+    pub era: Arc<OnceLock<Era>>,
 }
 
 pub(super) struct Process {
     link: Arc<Link>,
     pid: Option<u32>,
+    /// The answer to the handshake (`initialize` or `server/discover`), as the backend sent it.
     server_info: Value,
+    facts: ServerFacts,
     kill: Arc<Notify>,
     /// Set when Portcullis itself stops the process, so its exit is not reported as a failure.
     stopping: Arc<AtomicBool>,
     exited: watch::Receiver<bool>,
 }
 
+/// Why a handshake failed.
+enum Handshake {
+    /// The process exited on the `server/discover` probe: some legacy servers end on any
+    /// request before `initialize`.
+    ExitedOnProbe,
+    Failed(CallError),
+}
+
 impl Process {
-    /// Starts the program and completes the MCP handshake with it.
+    /// Starts the program and completes the MCP handshake with it: the era probe first (MCP
+    /// 2026-07-28 stdio §Backward Compatibility), unless the server's era is known already.
     pub(super) async fn start(spec: &Spec) -> Result<Self, CallError> {
+        let probe = spec.era.get() != Some(&Era::Legacy);
+        match Self::launch(spec, probe).await {
+            Err(Handshake::ExitedOnProbe) => {
+                tracing::info!(backend = %spec.backend, "the backend process exited on the era probe; starting it again for initialize");
+                let _ = spec.era.set(Era::Legacy);
+                Self::launch(spec, false)
+                    .await
+                    .map_err(|failed| match failed {
+                        Handshake::Failed(error) => error,
+                        Handshake::ExitedOnProbe => CallError::Unavailable(
+                            "the backend process exited during start-up".into(),
+                        ),
+                    })
+            }
+            Err(Handshake::Failed(error)) => Err(error),
+            Ok(process) => {
+                let _ = spec.era.set(process.facts.era);
+                Ok(process)
+            }
+        }
+    }
+
+    async fn launch(spec: &Spec, probe: bool) -> Result<Self, Handshake> {
         let mut command = Command::new(&spec.program);
         command
             .args(&spec.args)
@@ -117,14 +159,15 @@ impl Process {
                 }
                 _ => "the backend process could not be started".into(),
             })
-        })?;
+        })
+        .map_err(Handshake::Failed)?;
         let pid = child.id();
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
-            return Err(CallError::Unavailable(
+            return Err(Handshake::Failed(CallError::Unavailable(
                 "the backend process has no pipes".into(),
-            ));
+            )));
         };
         tracing::info!(backend = %spec.backend, ?pid, "started a backend process");
         let (outbox, lines) = mpsc::channel(OUTBOX);
@@ -149,20 +192,74 @@ impl Process {
             link,
             pid,
             server_info: Value::Null,
+            facts: ServerFacts::from_initialize(&Value::Null),
             kill,
             stopping,
             exited,
         };
-        process.server_info = process.initialize(&spec.backend).await?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let (info, facts) = process.handshake(&spec.backend, probe, deadline).await?;
+        process.server_info = info;
+        process.facts = facts;
         Ok(process)
     }
 
+    /// The era probe (when `probe`), then `initialize` for a legacy server. A server that
+    /// refuses `initialize` may be a modern one whose answer to the probe came too late: it is
+    /// asked once more.
+    async fn handshake(
+        &self,
+        backend: &str,
+        probe: bool,
+        deadline: Instant,
+    ) -> Result<(Value, ServerFacts), Handshake> {
+        if probe {
+            match self
+                .discover((Instant::now() + PROBE_TIMEOUT).min(deadline))
+                .await
+            {
+                Ok(found) => return Ok(found),
+                Err(CallError::Unavailable(_)) if self.link.is_closed() => {
+                    return Err(Handshake::ExitedOnProbe);
+                }
+                // Any other answer, or none: a legacy server.
+                Err(_) => {}
+            }
+        }
+        match self.initialize(backend, deadline).await {
+            Ok(info) => {
+                let facts = ServerFacts::from_initialize(&info);
+                Ok((info, facts))
+            }
+            Err(refused @ CallError::Unavailable(_)) if probe && !self.link.is_closed() => {
+                match self.discover(deadline).await {
+                    Ok(found) => Ok(found),
+                    Err(_) => Err(Handshake::Failed(refused)),
+                }
+            }
+            Err(error) => Err(Handshake::Failed(error)),
+        }
+    }
+
+    /// `server/discover`: a `DiscoverResult` offering a version the gateway speaks makes the
+    /// server a modern one.
+    async fn discover(&self, deadline: Instant) -> Result<(Value, ServerFacts), CallError> {
+        let params = era::with_modern_meta(None, era::MODERN_VERSIONS[0], &json!({}));
+        let result = self
+            .link
+            .call("server/discover", Some(params), None, deadline)
+            .await?;
+        let facts = ServerFacts::from_discover(&result).ok_or_else(|| {
+            CallError::Unavailable("the backend speaks no revision Portcullis speaks".into())
+        })?;
+        Ok((result, facts))
+    }
+
     /// <https://modelcontextprotocol.io/specification/2025-06-18/basic/lifecycle#initialization>
-    async fn initialize(&self, backend: &str) -> Result<Value, CallError> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+    async fn initialize(&self, backend: &str, deadline: Instant) -> Result<Value, CallError> {
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
+            "capabilities": relayed_client_capabilities(),
             "clientInfo": { "name": "portcullis", "version": env!("CARGO_PKG_VERSION") },
         });
         let started = self
@@ -187,21 +284,37 @@ impl Process {
         Ok(info)
     }
 
+    /// Sends a request; to a modern server with the `_meta` its revision requires, declaring
+    /// `capabilities` for the client.
     pub(super) async fn request(
         &self,
         method: &str,
         params: Option<Value>,
+        capabilities: &Value,
         notifications: Option<Notifications>,
         deadline: Instant,
     ) -> Result<Value, CallError> {
+        let params = match self.facts.era {
+            Era::Modern => Some(era::with_modern_meta(
+                params,
+                &self.facts.version,
+                capabilities,
+            )),
+            Era::Legacy => params,
+        };
         self.link
             .call(method, params, notifications, deadline)
             .await
     }
 
-    /// The backend's answer to `initialize`.
+    /// The backend's answer to the handshake (`initialize`, or `server/discover`).
     pub(super) fn server_info(&self) -> &Value {
         &self.server_info
+    }
+
+    /// What the backend said about itself in the handshake.
+    pub(super) fn facts(&self) -> &ServerFacts {
+        &self.facts
     }
 
     pub(super) fn pid(&self) -> Option<u32> {

@@ -59,9 +59,15 @@ async fn aggregate_call(db: Db) {
         .iter()
         .map(|b| b["method"].as_str().unwrap_or_default().to_owned())
         .collect();
+    // The era probe first (a 2025-era backend refuses it), then a 2025 session.
     assert_eq!(
         methods,
-        ["initialize", "notifications/initialized", "tools/call"]
+        [
+            "server/discover",
+            "initialize",
+            "notifications/initialized",
+            "tools/call"
+        ]
     );
     let seen = backend.last();
     assert_eq!(seen.body["params"]["name"], "echo");

@@ -6,6 +6,12 @@
 mod aggregate;
 /// Every tool call recorded, allowed or denied; uses beyond tools need the default scope.
 mod audit;
+/// Both eras of MCP, bridged, on every endpoint.
+mod era;
+/// The gateway as the MCP server of stdio backends: their requests to the client.
+mod facade;
+/// Messages shaped to slip past the gate.
+mod hardening;
 /// `/mcp/{id}` relayed to a Streamable HTTP backend.
 mod proxy;
 

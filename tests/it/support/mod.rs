@@ -17,6 +17,8 @@ pub mod everything;
 pub mod github;
 /// The test OpenID provider and a scripted browser for it.
 pub mod idp;
+/// A backend that speaks only MCP 2026-07-28, over Streamable HTTP.
+pub mod modern;
 /// What the suite needs on the machine, checked once.
 pub mod prereq;
 /// A backend that records every request it receives.

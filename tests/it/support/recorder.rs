@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::post;
 use serde_json::{Value, json};
 
 /// One request as the backend saw it.
@@ -71,12 +71,7 @@ fn sse(events: Vec<Value>) -> Vec<u8> {
         .into_bytes()
 }
 
-async fn handle(state: Arc<Mutex<Vec<Seen>>>, headers: HeaderMap, body: Bytes) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.lock().unwrap().push(Seen {
-        headers,
-        body: body.clone(),
-    });
+async fn handle(body: Value) -> Response {
     let id = body.get("id").cloned().unwrap_or(Value::Null);
     let method = body
         .get("method")
@@ -127,15 +122,32 @@ async fn handle(state: Arc<Mutex<Vec<Seen>>>, headers: HeaderMap, body: Bytes) -
 
 /// Starts a recorder on 127.0.0.1:0; its MCP endpoint is `url`.
 pub async fn spawn() -> Recorder {
+    serve(|_, body| handle(body)).await
+}
+
+/// Starts a backend on 127.0.0.1:0 that records every POST and DELETE to `url` (its MCP
+/// endpoint) and answers it with `answer`.
+pub async fn serve<F, A>(answer: F) -> Recorder
+where
+    F: Fn(HeaderMap, Value) -> A + Clone + Send + Sync + 'static,
+    A: Future<Output = Response> + Send + 'static,
+{
     let seen = Arc::new(Mutex::new(Vec::new()));
     let state = seen.clone();
-    let app = Router::new().route(
-        "/mcp",
-        any(move |headers: HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move { handle(state, headers, body).await }
-        }),
-    );
+    let record = move |headers: HeaderMap, body: Bytes| {
+        let state = state.clone();
+        let answer = answer.clone();
+        async move {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            state.lock().unwrap().push(Seen {
+                headers: headers.clone(),
+                body: body.clone(),
+            });
+            answer(headers, body).await
+        }
+    };
+    // POST and DELETE (a session's end); no GET stream: 405, as servers without one answer.
+    let app = Router::new().route("/mcp", post(record.clone()).delete(record));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
