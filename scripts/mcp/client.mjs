@@ -47,8 +47,6 @@
 //   {"callTool": {"name": "…", "arguments": {…}}, "progress": true, "expectStepUp": true}
 //   {"forceRefresh": {}}   corrupt the stored access token: the next request gets a 401 and the
 //                          SDK refreshes (it never refreshes on `expires_in` by itself)
-//   {"forgetRefreshToken": {}}  drop the stored refresh token, so that the SDK's next auth()
-//                          (on a 401, or a 403 insufficient_scope) starts a new authorization
 //   {"tokens": {}}         scope, expiry, whether a refresh token is held, the access token and
 //                          its claims
 //   {"ping": {}}
@@ -436,16 +434,6 @@ const runners = {
     return { invalidated: true, hasRefreshToken: Boolean(tokens.refresh_token) };
   },
 
-  async forgetRefreshToken(connection) {
-    const tokens = connection.provider.tokens();
-    if (!tokens) throw new Error("no tokens");
-    // Without a refresh token the SDK's auth() goes straight to a new authorization (see the
-    // comment about step-up at the end of this file).
-    const { refresh_token, ...rest } = tokens;
-    connection.provider.saveTokens(rest);
-    return { hadRefreshToken: Boolean(refresh_token) };
-  },
-
   async tokens(connection) {
     const tokens = connection.remote ? connection.remote.tokens() : connection.provider.tokens();
     if (!tokens) return { present: false };
@@ -527,13 +515,14 @@ main().then(
 // - A POST answered 403 with `WWW-Authenticate: Bearer error="insufficient_scope",
 //   scope="…"` makes the transport call `auth()` with exactly that `scope` (not merged with the
 //   scopes already granted) and the header's `resource_metadata`, then resend the message.
-// - `auth()` first tries a refresh_token grant when a refresh token is stored. A refresh never
-//   widens the scope, so the resent message gets the same 403, and the transport gives up with
-//   StreamableHTTPError(403, "Server returned 403 after trying upscoping") without any new
-//   authorization. Only when no refresh token is held (or the refresh fails with a server
-//   error) does `auth()` start a new authorization, with `scope` = the challenge's scope,
-//   calling `redirectToAuthorization` and throwing UnauthorizedError, which `withAuth` above
-//   answers with finishAuth + reconnect + one retry.
+// - `auth()` first tries a refresh_token grant when a refresh token is stored, and a refresh
+//   never widens the scope (typescript-sdk#2255). Portcullis answers that refresh
+//   `invalid_grant` when the gateway had just refused the grant's token a scope the person may
+//   have: `auth()` then drops the tokens and starts a new authorization with `scope` = the
+//   challenge's scope, calling `redirectToAuthorization` and throwing UnauthorizedError, which
+//   `withAuth` above answers with finishAuth + reconnect + one retry. (Against a server that
+//   refreshes such a token as usual, the resent message gets the same 403 and the SDK gives up
+//   with "Server returned 403 after trying upscoping".)
 // - The `stepUp` field of a callTool step with "expectStepUp": true reports what happened:
 //   the challenge, whether a refresh was tried, whether a new authorization happened and the
 //   scope it asked for.

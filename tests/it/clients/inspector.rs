@@ -59,7 +59,6 @@ async fn signs_in_lists_and_calls_with_everything_over_http() {
 }
 
 #[tokio::test]
-#[ignore = needs_the_http_bridge!()]
 async fn signs_in_lists_and_calls_with_a_2026_backend_over_http() {
     signs_in_lists_and_calls(Backend::ModernHttp).await;
 }

@@ -6,4 +6,4 @@
 
 use crate::clients::scenarios::{Driver, client_tests};
 
-client_tests!(Driver::McpRemote, era: [], step_up: []);
+client_tests!(Driver::McpRemote);

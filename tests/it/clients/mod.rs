@@ -2,48 +2,8 @@
 //! (server-everything) and a 2026-era one (`scripts/clients/modern-server.mjs`, on the
 //! TypeScript SDK 2.x server), each over Streamable HTTP and over stdio: sign-in, list, call,
 //! refresh and step-up, on `/mcp/{id}` and `/mcp`.
-//!
-//! Tests that need a Portcullis feature still being built (issue 8) are `#[ignore]`d with the
-//! failure they showed; un-ignore them as the features land.
 
 use serde_json::Value;
-
-// Why a test is ignored: the Portcullis feature it needs (issue 8) and the failure it showed.
-// Un-ignore a test (or drop the reason from `scenarios::client_tests!`) when its feature lands.
-macro_rules! needs_2026_offered {
-    () => {
-        "needs 2026-07-28 offered (server/discover) on /mcp/{id} and /mcp, issue 8: the client \
-         negotiates 2025-11-25; everything else in the test passes"
-    };
-}
-macro_rules! needs_the_http_bridge {
-    () => {
-        "needs the 2025-to-2026 bridge on /mcp/{http backend}, issue 8: the 2026-era backend \
-         answers the relayed initialize with -32022 `Unsupported protocol version: 2025-11-25` \
-         (the TS SDKs and the Inspector fail to connect with it, the Python SDK likewise or with \
-         `Server disconnected without sending a response.`, mcp-remote exits: `MCP error \
-         -32000: Connection closed`)"
-    };
-}
-macro_rules! needs_the_stdio_bridge {
-    () => {
-        "needs the stdio facade to speak 2026-07-28 to its backend, issue 8: tools/list on \
-         /mcp/ev is empty and tools/call answers -32001 `the backend is unavailable`"
-    };
-}
-macro_rules! needs_stdio_server_requests {
-    () => {
-        "needs server-to-client requests from stdio backends relayed to the client, issue 8: \
-         server-everything, started without the client's elicitation capability, answers \
-         `MCP error -32602: Tool trigger-elicitation-request not found`"
-    };
-}
-macro_rules! needs_the_backends_own_introduction {
-    () => {
-        "needs the stdio facade to answer with the backend's own server info and instructions, \
-         issue 8: it introduces itself as `portcullis`, `Tools behind the Portcullis gateway.`"
-    };
-}
 
 use crate::support::app::{TestApp, spawn_dev};
 use crate::support::clients::{modern_stdio_command, spawn_modern_http};

@@ -4,5 +4,5 @@
 
 use crate::clients::scenarios::{Driver, cimd_test, client_tests};
 
-client_tests!(Driver::Python2, era: [ignore = needs_2026_offered!()], step_up: []);
+client_tests!(Driver::Python2);
 cimd_test!(Driver::Python2);

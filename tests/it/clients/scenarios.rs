@@ -354,46 +354,37 @@ pub async fn signs_in_with_a_client_id_metadata_document(driver: Driver, backend
 /// each backend, step-up against server-everything over HTTP (on `/mcp/ev` and on `/mcp`) and
 /// the 2026-era backend over stdio, a question a tool asks the person (elicitation, MRTR)
 /// against each backend, the stdio backends' own server info and instructions, and a call
-/// beyond the basic scope in the default grant mode. What is still missing in Portcullis for them is said once here, with the failure seen:
-/// `era: [...]` are the attributes of the tests against server-everything (a client that speaks
-/// 2026-07-28 expects it offered there too), `step_up: [...]` those of the step-ups against it.
+/// beyond the basic scope in the default grant mode.
 macro_rules! client_tests {
-    ($driver:expr, era: [$($era:meta)?], step_up: [$($step_up:meta)?]) => {
+    ($driver:expr) => {
         use $crate::clients::Backend::*;
         use $crate::clients::scenarios::{signs_in_lists_calls_and_refreshes, steps_up};
 
         #[tokio::test]
-        $(#[$era])?
         async fn signs_in_lists_calls_and_refreshes_with_everything_over_http() {
             signs_in_lists_calls_and_refreshes($driver, EverythingHttp).await;
         }
         #[tokio::test]
-        $(#[$era])?
         async fn signs_in_lists_calls_and_refreshes_with_everything_over_stdio() {
             signs_in_lists_calls_and_refreshes($driver, EverythingStdio).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_http_bridge!()]
         async fn signs_in_lists_calls_and_refreshes_with_a_2026_backend_over_http() {
             signs_in_lists_calls_and_refreshes($driver, ModernHttp).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_stdio_bridge!()]
         async fn signs_in_lists_calls_and_refreshes_with_a_2026_backend_over_stdio() {
             signs_in_lists_calls_and_refreshes($driver, ModernStdio).await;
         }
         #[tokio::test]
-        $(#[$step_up])?
         async fn steps_up_with_everything_over_http() {
             steps_up($driver, EverythingHttp).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_stdio_bridge!()]
         async fn steps_up_with_a_2026_backend_over_stdio() {
             steps_up($driver, ModernStdio).await;
         }
         #[tokio::test]
-        $(#[$step_up])?
         async fn steps_up_on_the_aggregate_with_everything_over_http() {
             $crate::clients::scenarios::steps_up_on_the_aggregate($driver, EverythingHttp).await;
         }
@@ -402,27 +393,22 @@ macro_rules! client_tests {
             $crate::clients::scenarios::answers_a_servers_question($driver, EverythingHttp).await;
         }
         #[tokio::test]
-        #[ignore = needs_stdio_server_requests!()]
         async fn answers_a_servers_question_with_everything_over_stdio() {
             $crate::clients::scenarios::answers_a_servers_question($driver, EverythingStdio).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_http_bridge!()]
         async fn answers_a_servers_question_with_a_2026_backend_over_http() {
             $crate::clients::scenarios::answers_a_servers_question($driver, ModernHttp).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_stdio_bridge!()]
         async fn answers_a_servers_question_with_a_2026_backend_over_stdio() {
             $crate::clients::scenarios::answers_a_servers_question($driver, ModernStdio).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_backends_own_introduction!()]
         async fn meets_everything_itself_over_stdio() {
             $crate::clients::scenarios::meets_the_backend_itself($driver, EverythingStdio).await;
         }
         #[tokio::test]
-        #[ignore = needs_the_stdio_bridge!()]
         async fn meets_a_2026_backend_itself_over_stdio() {
             $crate::clients::scenarios::meets_the_backend_itself($driver, ModernStdio).await;
         }

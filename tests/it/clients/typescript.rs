@@ -6,13 +6,13 @@
 mod sdk1 {
     use crate::clients::scenarios::{Driver, cimd_test, client_tests};
 
-    client_tests!(Driver::TypeScript1, era: [], step_up: []);
+    client_tests!(Driver::TypeScript1);
     cimd_test!(Driver::TypeScript1);
 }
 
 mod sdk2 {
     use crate::clients::scenarios::{Driver, cimd_test, client_tests};
 
-    client_tests!(Driver::TypeScript2, era: [ignore = needs_2026_offered!()], step_up: []);
+    client_tests!(Driver::TypeScript2);
     cimd_test!(Driver::TypeScript2);
 }
