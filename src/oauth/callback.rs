@@ -216,7 +216,9 @@ pub async fn finish(
                         "the identity provider could not be reached",
                     )
                 }
-                UpstreamError::Refused(_) | UpstreamError::Invalid(_) => OAuthError::new(
+                UpstreamError::InvalidGrant
+                | UpstreamError::Refused(_)
+                | UpstreamError::Invalid(_) => OAuthError::new(
                     ErrorCode::AccessDenied,
                     "the identity provider's answer was not accepted",
                 ),

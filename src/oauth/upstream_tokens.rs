@@ -12,13 +12,14 @@ use crate::store::{DynStore, Grant, StoreError, UpstreamTokens};
 use crate::upstream::{ProviderTokens, Providers, UpstreamError};
 
 /// Why the upstream token could not be made fresh.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamRefreshError {
-    /// The provider refused the refresh: the person's upstream session is over, and the grant
-    /// has been revoked.
+    /// The provider answered `invalid_grant` to the refresh: the person's upstream session is
+    /// over, and the grant has been revoked.
     #[error("the sign-in at the identity provider has ended")]
     Ended,
-    /// The provider could not be reached; nothing changed.
+    /// The provider could not be reached, or refused for another reason (`invalid_client`,
+    /// `temporarily_unavailable`, …); the grant is left alone.
     #[error("the identity provider could not be reached")]
     Unavailable,
     #[error("the upstream tokens could not be used")]
@@ -42,7 +43,14 @@ pub struct UpstreamTokenKeeper {
     revocations: Arc<RevocationView>,
     /// Providers whose grants end with the upstream session (`require_upstream_session`).
     session_bound: Arc<HashSet<String>>,
+    /// Upstream refreshes in flight, and just done, by grant and the upstream refresh token they
+    /// spend: concurrent callers of one grant (parallel tool calls) share one refresh, so the
+    /// provider never sees that refresh token twice from this instance.
+    refreshes: moka::future::Cache<(String, String), UpstreamTokens>,
 }
+
+/// How long a finished refresh answers callers that read the grant before it was stored.
+const REFRESH_REUSE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl UpstreamTokenKeeper {
     pub fn new(
@@ -58,6 +66,10 @@ impl UpstreamTokenKeeper {
             providers,
             revocations,
             session_bound: Arc::new(session_bound),
+            refreshes: moka::future::Cache::builder()
+                .time_to_live(REFRESH_REUSE)
+                .max_capacity(100_000)
+                .build(),
         }
     }
 
@@ -88,13 +100,37 @@ impl UpstreamTokenKeeper {
             }
             return Ok(grant);
         };
+        let key = (grant.id.clone(), refresh_enc.clone());
+        let refreshed = self
+            .refreshes
+            .try_get_with(key, self.refresh(&grant, &refresh_enc, now))
+            .await;
+        match refreshed {
+            Ok(upstream) => {
+                grant.upstream = upstream;
+                Ok(grant)
+            }
+            Err(error) => Err(*error),
+        }
+    }
+
+    /// One upstream refresh of `grant` with its refresh token `refresh_enc`. The new tokens
+    /// are stored only while that token is still the grant's (another instance may have
+    /// refreshed first: then its tokens are the grant's). The grant ends only on the provider's
+    /// `invalid_grant`, and not even then when the grant meanwhile holds another refresh token.
+    async fn refresh(
+        &self,
+        grant: &Grant,
+        refresh_enc: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UpstreamTokens, UpstreamRefreshError> {
         let provider = self
             .providers
             .get(&grant.provider)
             .ok_or(UpstreamRefreshError::Internal)?;
         let upstream_refresh = self
             .secrets
-            .decrypt(&refresh_enc)
+            .decrypt(refresh_enc)
             .map_err(|_| UpstreamRefreshError::Internal)?;
         match provider.refresh(&upstream_refresh, now).await {
             Ok(mut tokens) => {
@@ -106,22 +142,49 @@ impl UpstreamTokenKeeper {
                 if upstream.id_token_enc.is_none() {
                     upstream.id_token_enc = grant.upstream.id_token_enc.clone();
                 }
-                self.store
-                    .update_grant_upstream(&grant.id, &upstream)
-                    .await?;
-                tracing::info!(target: "audit", event = "upstream.refreshed", grant_id = %grant.id, provider = %grant.provider);
-                grant.upstream = upstream;
-                Ok(grant)
+                if self
+                    .store
+                    .replace_grant_upstream(&grant.id, refresh_enc, &upstream)
+                    .await?
+                {
+                    tracing::info!(target: "audit", event = "upstream.refreshed", grant_id = %grant.id, provider = %grant.provider);
+                    return Ok(upstream);
+                }
+                tracing::info!(event = "upstream.refreshed_elsewhere", grant_id = %grant.id);
+                self.stored_since(grant, refresh_enc)
+                    .await?
+                    .ok_or(UpstreamRefreshError::Ended)
             }
-            Err(UpstreamError::Refused(reason)) => {
-                tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, %reason);
+            Err(UpstreamError::InvalidGrant) => {
+                if let Some(upstream) = self.stored_since(grant, refresh_enc).await? {
+                    // Refused because another instance spent that token first: its tokens
+                    // stand.
+                    return Ok(upstream);
+                }
+                tracing::warn!(target: "security", event = "upstream.refresh_refused", grant_id = %grant.id, provider = %grant.provider);
                 Err(self.end(&grant.id, now).await?)
             }
             Err(error) => {
-                tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, %error);
+                tracing::warn!(event = "upstream.refresh_failed", grant_id = %grant.id, provider = %grant.provider, %error);
                 Err(UpstreamRefreshError::Unavailable)
             }
         }
+    }
+
+    /// The grant's upstream tokens as stored now, when a refresh other than the one that spent
+    /// `refresh_enc` replaced them (and the grant still stands).
+    async fn stored_since(
+        &self,
+        grant: &Grant,
+        refresh_enc: &str,
+    ) -> Result<Option<UpstreamTokens>, UpstreamRefreshError> {
+        Ok(self
+            .store
+            .get_grant(&grant.id)
+            .await?
+            .filter(|g| g.revoked_at.is_none())
+            .map(|g| g.upstream)
+            .filter(|u| u.refresh_token_enc.as_deref() != Some(refresh_enc)))
     }
 
     /// Revokes the grant whose upstream session is over, here and in the store.

@@ -1,10 +1,11 @@
 //! The inserts that run alone or inside a transaction with others (a grant with its code, a
-//! redeemed code with its refresh token): each statement written once, bound here.
+//! redeemed code with its refresh token), and updates written once for several uses: each
+//! statement written once, bound here.
 
 use sqlx::query::Query;
 
 use super::engine::{Bind, Engine, Ts};
-use super::{AuthorizationCode, Grant, RefreshToken};
+use super::{AuthorizationCode, Grant, RefreshToken, UpstreamTokens};
 
 /// The statements' arguments, as each engine holds them.
 type Insert<'q, DB> = Query<'q, DB, <DB as sqlx::Database>::Arguments>;
@@ -76,4 +77,29 @@ where
     .bind(Ts(token.expires_at))
     .bind(token.rotated_at.map(Ts))
     .bind(token.successor_enc.clone())
+}
+
+/// Stores a grant's new upstream tokens; with `replacing`, only while the stored upstream refresh
+/// token is still that one.
+pub(super) fn grant_upstream<'q, DB: Engine>(
+    id: &'q str,
+    replacing: Option<&'q str>,
+    upstream: &'q UpstreamTokens,
+) -> Insert<'q, DB>
+where
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+    Option<Ts>: Bind<DB>,
+{
+    sqlx::query(
+        "UPDATE grants SET upstream_access_token_enc = $1, upstream_refresh_token_enc = $2,
+             upstream_id_token_enc = $3, upstream_expires_at = $4
+         WHERE id = $5 AND ($6 IS NULL OR upstream_refresh_token_enc = $6)",
+    )
+    .bind(upstream.access_token_enc.clone())
+    .bind(upstream.refresh_token_enc.clone())
+    .bind(upstream.id_token_enc.clone())
+    .bind(upstream.expires_at.map(Ts))
+    .bind(id.to_owned())
+    .bind(replacing.map(str::to_owned))
 }

@@ -223,6 +223,14 @@ pub trait Store: Directory + KeyStore + ConsentStore {
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
     /// Replaces the encrypted upstream tokens (after an upstream refresh).
     async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()>;
+    /// Replaces the encrypted upstream tokens only while the stored upstream refresh token is
+    /// still `replacing` (compare-and-swap): false when another refresh stored its tokens first.
+    async fn replace_grant_upstream(
+        &self,
+        id: &str,
+        replacing: &str,
+        upstream: &UpstreamTokens,
+    ) -> StoreResult<bool>;
     /// Marks the grant revoked (idempotent: the first `revoked_at` stays) and deletes its
     /// refresh tokens and unredeemed codes, and the remembered approvals of its person, client
     /// and redirect URI.

@@ -194,19 +194,22 @@ where
     }
 
     async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE grants SET upstream_access_token_enc = $1, upstream_refresh_token_enc = $2,
-                 upstream_id_token_enc = $3, upstream_expires_at = $4
-             WHERE id = $5",
-        )
-        .bind(&upstream.access_token_enc)
-        .bind(&upstream.refresh_token_enc)
-        .bind(&upstream.id_token_enc)
-        .bind(upstream.expires_at.map(Ts))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        inserts::grant_upstream(id, None, upstream)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    async fn replace_grant_upstream(
+        &self,
+        id: &str,
+        replacing: &str,
+        upstream: &UpstreamTokens,
+    ) -> StoreResult<bool> {
+        let result = inserts::grant_upstream(id, Some(replacing), upstream)
+            .execute(&self.pool)
+            .await?;
+        Ok(DB::rows_affected(&result) == 1)
     }
 
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {

@@ -121,6 +121,13 @@ impl GithubProvider {
         let status = response.status();
         let answer: TokenAnswer = read_json(response).await?;
         if let Some(error) = answer.error {
+            // GitHub names a spent or expired code or refresh token its own way.
+            if matches!(
+                error.as_str(),
+                "invalid_grant" | "bad_refresh_token" | "bad_verification_code"
+            ) {
+                return Err(UpstreamError::InvalidGrant);
+            }
             // Never echo the request (it holds the code and the secret).
             let description = answer.error_description.unwrap_or_default();
             return Err(UpstreamError::Refused(format!("{error}: {description}")));

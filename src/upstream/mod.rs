@@ -31,7 +31,12 @@ pub enum UpstreamError {
     /// The provider's discovery document or JWKS could not be fetched or used.
     #[error("provider discovery failed: {0}")]
     Discovery(String),
-    /// The code exchange or refresh was refused by the provider (`invalid_grant`, …).
+    /// The provider answered `invalid_grant` (RFC 6749 §5.2): the code or refresh token is not
+    /// (or no longer) good. For a refresh, the person's upstream session is over.
+    #[error("provider refused the grant (invalid_grant)")]
+    InvalidGrant,
+    /// The provider refused the request for another reason (`invalid_client` after a secret
+    /// rotation, `temporarily_unavailable`, …): nothing is known about the person's session.
     #[error("provider refused the request: {0}")]
     Refused(String),
     /// The provider's answer failed validation (id_token signature, nonce, issuer, audience…).

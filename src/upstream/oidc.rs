@@ -460,9 +460,10 @@ type TokenError = RequestTokenError<HttpError, StandardErrorResponse<CoreErrorRe
 /// and `error_description` are the provider's words and may echo what was sent.
 fn token_error(err: TokenError) -> UpstreamError {
     match err {
-        RequestTokenError::ServerResponse(response) => {
-            UpstreamError::Refused(response.error().as_ref().to_owned())
-        }
+        RequestTokenError::ServerResponse(response) => match response.error() {
+            CoreErrorResponseType::InvalidGrant => UpstreamError::InvalidGrant,
+            other => UpstreamError::Refused(other.as_ref().to_owned()),
+        },
         RequestTokenError::Request(err) => UpstreamError::Transport(err.to_string()),
         RequestTokenError::Parse(err, _body) => UpstreamError::Invalid(format!(
             "the token response does not parse at `{}`",

@@ -54,6 +54,7 @@ impl Providers {
                             .await
                             .map_err(|err| {
                                 let reason = match err {
+                                    UpstreamError::InvalidGrant => err.to_string(),
                                     UpstreamError::Discovery(reason)
                                     | UpstreamError::Refused(reason)
                                     | UpstreamError::Invalid(reason)

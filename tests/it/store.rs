@@ -74,6 +74,7 @@ conformance!(
     a_flow_moves_to_a_new_id_once_and_only_while_unexpired,
     a_grant_reads_back_with_its_upstream_tokens,
     replacing_upstream_tokens_round_trips,
+    upstream_tokens_are_replaced_only_while_the_refresh_token_is_the_one_spent,
     a_grant_for_an_unknown_user_is_refused,
     duplicate_grants_codes_and_refresh_tokens_are_conflicts,
     a_code_is_redeemed_once_then_reported_as_replayed,

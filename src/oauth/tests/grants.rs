@@ -4,6 +4,16 @@ use chrono::Duration;
 
 use super::*;
 use crate::oauth::error::ErrorCode;
+use crate::oauth::upstream_tokens::UpstreamRefreshError;
+use crate::store::{Grant, UpstreamTokens};
+
+/// `client`'s tokens after a sign-in at `t0()` asking for `orders:invoices:read`.
+async fn signed_in(f: &Fixture, client: &str) -> serde_json::Value {
+    let code = f.sign_in(client, "orders:invoices:read", t0()).await;
+    f.token(&Fixture::code_body(client, &code, VERIFIER), t0())
+        .await
+        .unwrap()
+}
 
 fn refresh_body(client_id: &str, refresh_token: &str) -> String {
     format!("grant_type=refresh_token&client_id={client_id}&refresh_token={refresh_token}")
@@ -75,11 +85,7 @@ async fn refresh_rotates_a_duplicate_in_the_grace_window_gets_the_same_successor
  {
     let f = Fixture::new().await;
     let client = f.register().await;
-    let code = f.sign_in(&client, "orders:invoices:read", t0()).await;
-    let first = f
-        .token(&Fixture::code_body(&client, &code, VERIFIER), t0())
-        .await
-        .unwrap();
+    let first = signed_in(&f, &client).await;
     let old = first["refresh_token"].as_str().unwrap().to_owned();
 
     let at = t0() + Duration::minutes(5);
@@ -200,7 +206,7 @@ async fn an_expired_upstream_token_is_refreshed_upstream_and_a_refused_one_ends_
     );
 
     let much_later = later + Duration::hours(2);
-    *f.provider.refresh.lock().unwrap() = Some(Err(UpstreamError::Refused("invalid_grant".into())));
+    *f.provider.refresh.lock().unwrap() = Some(Err(UpstreamError::InvalidGrant));
     let ended = f
         .token(
             &refresh_body(&client, renewed["refresh_token"].as_str().unwrap()),
@@ -209,6 +215,148 @@ async fn an_expired_upstream_token_is_refreshed_upstream_and_a_refused_one_ends_
         .await;
     assert_eq!(ended.unwrap_err().code, ErrorCode::InvalidGrant);
     assert!(f.server.revocations.is_revoked("any", &claims.sid));
+}
+
+/// A signed-in grant whose upstream token has expired by `t0() + 2h`, as read then.
+async fn expired_upstream_grant(f: &Fixture) -> Grant {
+    let client = f.register().await;
+    let tokens = signed_in(f, &client).await;
+    let claims = f
+        .server
+        .keys
+        .verify_any_audience(tokens["access_token"].as_str().unwrap(), BASE)
+        .unwrap();
+    f.server
+        .store
+        .get_grant(&claims.sid)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+fn upstream_access(f: &Fixture, upstream: &UpstreamTokens) -> String {
+    f.server
+        .secrets
+        .decrypt(upstream.access_token_enc.as_deref().unwrap())
+        .unwrap()
+}
+
+fn fresh(access: &str, now: DateTime<Utc>) -> ProviderTokens {
+    ProviderTokens {
+        access_token: Some(access.into()),
+        refresh_token: Some(format!("{access}-refresh")),
+        expires_at: Some(now + Duration::hours(1)),
+        ..ProviderTokens::default()
+    }
+}
+
+#[tokio::test]
+async fn only_invalid_grant_upstream_ends_a_grant_and_other_refusals_leave_it_alone() {
+    let f = Fixture::new().await;
+    let grant = expired_upstream_grant(&f).await;
+    let later = t0() + Duration::hours(2);
+    for refusal in [
+        UpstreamError::Refused("invalid_client".into()),
+        UpstreamError::Refused("temporarily_unavailable".into()),
+        UpstreamError::Transport("connection refused".into()),
+    ] {
+        *f.provider.refresh.lock().unwrap() = Some(Err(refusal));
+        let failed = f
+            .server
+            .upstream
+            .refresh_if_expired(grant.clone(), later)
+            .await;
+        assert_eq!(failed.unwrap_err(), UpstreamRefreshError::Unavailable);
+        assert!(!f.server.revocations.is_revoked("any", &grant.id));
+        let stored = f.server.store.get_grant(&grant.id).await.unwrap().unwrap();
+        assert_eq!(stored.revoked_at, None);
+        assert_eq!(stored.upstream, grant.upstream, "nothing changed");
+    }
+    // Once the provider is back, the same grant refreshes.
+    *f.provider.refresh.lock().unwrap() = Some(Ok(fresh("upstream-access-2", later)));
+    let refreshed = f
+        .server
+        .upstream
+        .refresh_if_expired(grant, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        upstream_access(&f, &refreshed.upstream),
+        "upstream-access-2"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_of_one_grant_share_one_upstream_refresh() {
+    let f = Fixture::new().await;
+    let grant = expired_upstream_grant(&f).await;
+    let later = t0() + Duration::hours(2);
+    // The provider answers once; a second refresh with the same token would fail.
+    *f.provider.refresh.lock().unwrap() = Some(Ok(fresh("upstream-access-2", later)));
+    let refreshed = futures::future::join_all(
+        (0..5).map(|_| f.server.upstream.refresh_if_expired(grant.clone(), later)),
+    )
+    .await;
+    for outcome in &refreshed {
+        let grant = outcome.as_ref().unwrap();
+        assert_eq!(upstream_access(&f, &grant.upstream), "upstream-access-2");
+    }
+    // A caller that read the grant before the refresh was stored gets the same answer.
+    let straggler = f
+        .server
+        .upstream
+        .refresh_if_expired(grant, later + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        upstream_access(&f, &straggler.upstream),
+        "upstream-access-2"
+    );
+    assert_eq!(*f.provider.refreshes.lock().unwrap(), 1);
+}
+
+/// Refreshes a grant that another instance refreshed first (storing `theirs`), this instance
+/// still holding the grant as read before, while the provider answers it `answer`: the tokens
+/// this instance goes on with, and the grant as stored after.
+async fn refresh_after_another_instance(
+    f: &Fixture,
+    answer: Result<ProviderTokens, UpstreamError>,
+) -> (Grant, Grant) {
+    let later = t0() + Duration::hours(2);
+    let stale = expired_upstream_grant(f).await;
+    let theirs = f.server.upstream.encrypt(&fresh("theirs", later));
+    f.server
+        .store
+        .update_grant_upstream(&stale.id, &theirs)
+        .await
+        .unwrap();
+    *f.provider.refresh.lock().unwrap() = Some(answer);
+    let used = f
+        .server
+        .upstream
+        .refresh_if_expired(stale.clone(), later)
+        .await
+        .unwrap();
+    let stored = f.server.store.get_grant(&stale.id).await.unwrap().unwrap();
+    (used, stored)
+}
+
+#[tokio::test]
+async fn a_refresh_another_instance_stored_first_stands() {
+    let f = Fixture::new().await;
+    // The spent refresh token is refused (`invalid_grant`): the other instance's tokens are
+    // used, and the grant stands.
+    let (used, stored) = refresh_after_another_instance(&f, Err(UpstreamError::InvalidGrant)).await;
+    assert_eq!(upstream_access(&f, &used.upstream), "theirs");
+    assert_eq!(stored.revoked_at, None);
+    assert!(!f.server.revocations.is_revoked("any", &stored.id));
+
+    // The provider (not rotating, or slow to notice) answers this instance too: its tokens are
+    // not stored over the other's.
+    let later = t0() + Duration::hours(2);
+    let (used, stored) = refresh_after_another_instance(&f, Ok(fresh("ours", later))).await;
+    assert_eq!(upstream_access(&f, &used.upstream), "theirs");
+    assert_eq!(upstream_access(&f, &stored.upstream), "theirs");
 }
 
 #[tokio::test]

@@ -13,6 +13,44 @@ pub(super) async fn a_grant_reads_back_with_its_upstream_tokens(store: &dyn Stor
     assert_eq!(store.get_grant("grant-1").await.unwrap(), Some(grant));
 }
 
+pub(super) async fn upstream_tokens_are_replaced_only_while_the_refresh_token_is_the_one_spent(
+    store: &dyn Store,
+) {
+    let grant = seeded_grant(store, "grant-1").await;
+    let spent = grant.upstream.refresh_token_enc.clone().unwrap();
+    let first = UpstreamTokens {
+        access_token_enc: Some("gAAAAA-access-first".to_owned()),
+        refresh_token_enc: Some("gAAAAA-refresh-first".to_owned()),
+        id_token_enc: None,
+        expires_at: Some(at(7200)),
+    };
+    let second = UpstreamTokens {
+        access_token_enc: Some("gAAAAA-access-second".to_owned()),
+        ..first.clone()
+    };
+    assert!(
+        store
+            .replace_grant_upstream("grant-1", &spent, &first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_grant_upstream("grant-1", &spent, &second)
+            .await
+            .unwrap(),
+        "the token it spent is no longer the grant's"
+    );
+    assert!(
+        !store
+            .replace_grant_upstream("no-such-grant", &spent, &second)
+            .await
+            .unwrap()
+    );
+    let stored = store.get_grant("grant-1").await.unwrap().unwrap();
+    assert_eq!(stored.upstream, first);
+}
+
 pub(super) async fn replacing_upstream_tokens_round_trips(store: &dyn Store) {
     let grant = seeded_grant(store, "grant-1").await;
     let refreshed = UpstreamTokens {
