@@ -16,6 +16,7 @@
 // step, each with `ok`, `result` or `error`, and `auth` (the authorizations the browser carried
 // out during it). Steps, each may carry "server": URL (its own connection and sign-in):
 //   {"listTools": {}}   {"callTool": {"name": …, "arguments": {…}}}
+//   {"sleep": {"seconds": 2.5}}
 //   {"show": {}}        the connection as mcpdo shows it: protocol version and era, the scope
 //                       it holds, its client_id
 // Exit status 0 when every step ran, whatever each reported.
@@ -138,6 +139,12 @@ const show = async (url) => {
 };
 
 const runners = {
+  // Lets the access token expire (the test gives it seconds): the next call gets a 401 and the
+  // daemon refreshes.
+  sleep: async (_url, args) => {
+    await new Promise((resolve) => setTimeout(resolve, (args.seconds ?? 1) * 1000));
+    return { slept: args.seconds ?? 1 };
+  },
   listTools: (url) => mcpdo("tools/list", "--connection", url),
   callTool: (url, args) =>
     mcpdo("tools/call", "--connection", url, args.name, JSON.stringify(args.arguments ?? {})),
