@@ -11,6 +11,9 @@ use portcullis::config::{ProviderKind, Settings, chrono_duration};
 use portcullis::startup::{Application, load_secrets, open_store, shutdown_signal};
 use portcullis::{crypto, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "portcullis",
