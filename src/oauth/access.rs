@@ -47,7 +47,7 @@ pub struct Candidate<'a> {
 
 /// Scopes of OAuth and OpenID Connect themselves, never a resource's: clients add them to any
 /// request (`offline_access` for a refresh token, `openid` out of habit).
-const PROTOCOL_SCOPES: [&str; 6] = [
+pub const PROTOCOL_SCOPES: [&str; 6] = [
     "openid",
     "profile",
     "email",

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use super::access::Entitlement;
+use super::access::{Entitlement, PROTOCOL_SCOPES};
 use super::authorize::error_redirect;
 use super::cimd::{ClientKind, ResolvedClient};
 use super::error::{ErrorCode, FlowError, OAuthError};
@@ -317,9 +317,10 @@ fn consent_view(
         verified: matches!(kind, ClientKind::Document { verified: true }),
         local_only,
         scopes: granted.iter().map(str::to_owned).collect(),
+        // `offline_access`, `openid` and the like are about the sign-in, not permissions.
         withheld: requested
             .iter()
-            .filter(|s| !granted.contains(s))
+            .filter(|s| !granted.contains(s) && !PROTOCOL_SCOPES.contains(s))
             .map(str::to_owned)
             .collect(),
         by_role: server.access.uses_roles(),

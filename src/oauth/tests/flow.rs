@@ -69,7 +69,11 @@ async fn consent_is_bound_to_the_browser_checked_against_csrf_and_usable_once() 
     let f = Fixture::new().await;
     let client = f.register().await;
     let flow = f
-        .consent_flow(&client, "&scope=orders%3Ainvoices%3Aread", t0())
+        .consent_flow(
+            &client,
+            "&scope=orders%3Ainvoices%3Aread%20offline_access%20billing%3Aall%3Aread",
+            t0(),
+        )
         .await;
     let flow_id = flow.id.clone();
     let consent::ConsentStep::Ask(view) =
@@ -78,6 +82,11 @@ async fn consent_is_bound_to_the_browser_checked_against_csrf_and_usable_once() 
         panic!("remembered consent is off: the page is shown");
     };
     assert_eq!(view.scopes, ["orders:invoices:read"]);
+    assert_eq!(
+        view.withheld,
+        ["billing:all:read"],
+        "offline_access is about the sign-in, not a permission withheld"
+    );
     assert_eq!(view.redirect_host, "app.example.com");
     assert!(!view.document_client && !view.verified && !view.local_only);
 
