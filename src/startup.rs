@@ -275,7 +275,12 @@ impl Application {
 /// Keeps the revocation view fresh and purges expired rows.
 async fn background_tasks(state: AppState) {
     let max_token_age = crate::config::chrono_duration(state.settings.tokens.access_ttl);
-    let retention = Lifetimes::from(&state.settings.tokens).retention();
+    let audit = state
+        .settings
+        .audit
+        .retention
+        .map(crate::config::chrono_duration);
+    let retention = Lifetimes::from(&state.settings.tokens).retention(audit);
     let mut ticks: u64 = 0;
     let mut interval = tokio::time::interval(REVOCATION_POLL);
     loop {

@@ -92,6 +92,42 @@ pub struct Settings {
     /// Clients identified by a metadata document URL.
     pub cimd: CimdSettings,
     pub consent: ConsentSettings,
+    pub audit: AuditSettings,
+}
+
+/// The audit trail's upkeep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Events older than this are deleted by the periodic purge; `None` keeps them all.
+    pub retention: Option<Duration>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAudit {
+    /// Days to keep audit events; 0 keeps them forever.
+    retention_days: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+        }
+    }
+}
+
+fn parse_audit(raw: RawAudit) -> Result<AuditSettings, ConfigError> {
+    if raw.retention_days > 100 * 365 {
+        return Err(ConfigError::invalid(
+            "audit.retention_days",
+            "use at most 36500 days, or 0 to keep every event",
+        ));
+    }
+    Ok(AuditSettings {
+        retention: (raw.retention_days > 0)
+            .then(|| Duration::from_secs(raw.retention_days * 24 * 3600)),
+    })
 }
 
 /// Lifetimes of what Portcullis issues.
@@ -165,6 +201,8 @@ struct RawSettings {
     cimd: clients::RawCimd,
     #[serde(default)]
     consent: clients::RawConsent,
+    #[serde(default)]
+    audit: RawAudit,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -305,6 +343,7 @@ impl Settings {
         let backends = backends::parse(raw.backends, &gateway)?;
         let cimd = clients::parse_cimd(raw.cimd, raw.bind, raw.public_base_url.as_ref())?;
         let consent = clients::parse_consent(raw.consent)?;
+        let audit = parse_audit(raw.audit)?;
         let settings = Settings {
             bind: raw.bind,
             public_base_url: raw.public_base_url,
@@ -322,6 +361,7 @@ impl Settings {
             gateway,
             cimd,
             consent,
+            audit,
         };
         if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(

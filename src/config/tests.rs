@@ -264,3 +264,19 @@ fn presets_find_their_issuer_and_name_what_they_miss() {
         );
     }
 }
+
+#[test]
+fn audit_events_are_kept_a_year_unless_told_otherwise() {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let retention = |toml: &str| Settings::from_toml(toml).map(|s| s.audit.retention);
+    assert_eq!(retention("").unwrap(), Some(365 * day));
+    assert_eq!(
+        retention("[audit]\nretention_days = 30").unwrap(),
+        Some(30 * day)
+    );
+    assert_eq!(retention("[audit]\nretention_days = 0").unwrap(), None);
+    let err = retention("[audit]\nretention_days = 100000")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("audit.retention_days"), "{err}");
+}

@@ -42,12 +42,14 @@ impl Lifetimes {
     }
 
     /// What the periodic purge keeps: a redeemed code until the tokens it gave have expired,
-    /// a rotated token's successor through the grace window, step-up requests through theirs.
-    pub fn retention(&self) -> Retention {
+    /// a rotated token's successor through the grace window, step-up requests through theirs,
+    /// audit events for `audit` (or always).
+    pub fn retention(&self, audit: Option<chrono::Duration>) -> Retention {
         Retention {
             redeemed_codes: self.access + self.code,
             refresh_grace: self.refresh_grace,
             step_up: STEP_UP_WINDOW,
+            audit,
         }
     }
 }

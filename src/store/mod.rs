@@ -314,10 +314,8 @@ pub trait Store: Directory + KeyStore + ConsentStore {
     /// Deletes expired flows, codes, refresh tokens, revoked-token rows, step-up requests and
     /// remembered approvals, and clears the successors of tokens rotated before the grace
     /// window. Redeemed codes are kept for `keep.redeemed_codes` after redemption, so that a
-    /// late replay is still recognised (and revokes its grant). Returns rows deleted or cleared.
-    ///
-    /// Audit events are not touched: they do not expire, and retention of the audit trail is
-    /// out of scope for now (an operator prunes `audit_events` by `time` if they must).
+    /// late replay is still recognised (and revokes its grant), and audit events for
+    /// `keep.audit`. Returns rows deleted or cleared.
     async fn purge_expired(&self, now: DateTime<Utc>, keep: &Retention) -> StoreResult<u64>;
 }
 
@@ -332,6 +330,8 @@ pub struct Retention {
     pub refresh_grace: chrono::Duration,
     /// A step-up request is answered by a refresh within this window.
     pub step_up: chrono::Duration,
+    /// Audit events older than this are deleted; `None` keeps them all.
+    pub audit: Option<chrono::Duration>,
 }
 
 /// The store in use, shared by every handler.

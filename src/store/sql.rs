@@ -499,6 +499,13 @@ where
             let result = sqlx::query(sql).bind(Ts(cutoff)).execute(&mut *tx).await?;
             deleted += DB::rows_affected(&result);
         }
+        if let Some(audit) = keep.audit {
+            let result = sqlx::query("DELETE FROM audit_events WHERE time <= $1")
+                .bind(Ts(now - audit))
+                .execute(&mut *tx)
+                .await?;
+            deleted += DB::rows_affected(&result);
+        }
         tx.commit().await?;
         Ok(deleted)
     }

@@ -103,6 +103,7 @@ conformance!(
     audit_events_list_newest_first_up_to_the_limit,
     batches_of_500_and_more_audit_events_are_inserted,
     a_batch_with_a_duplicate_id_inserts_nothing,
+    audit_events_older_than_the_retention_are_purged,
     a_grant_keeps_the_redirect_uri_it_was_issued_through,
     a_consent_is_found_for_its_browser_client_redirect_and_resource_until_it_expires,
     revoking_a_grant_forgets_the_consents_of_its_person_client_and_redirect,

@@ -274,3 +274,40 @@ pub(super) async fn a_batch_with_a_duplicate_id_inserts_nothing(store: &dyn Stor
         vec!["e-1"]
     );
 }
+
+pub(super) async fn audit_events_older_than_the_retention_are_purged(store: &dyn Store) {
+    let events = [
+        bare("old", 0, AuditKind::SignIn),
+        bare("edge", 50, AuditKind::SignIn),
+        bare("young", 100, AuditKind::SignIn),
+    ];
+    store.insert_audit_events(&events).await.unwrap();
+    let ids = || async {
+        let all = AuditFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let mut ids: Vec<String> = store
+            .audit_events(&all)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // Kept for ever when no retention is set.
+    let forever = super::fixtures::KEEP;
+    assert_eq!(store.purge_expired(at(10_000), &forever).await.unwrap(), 0);
+    assert_eq!(ids().await, ["edge", "old", "young"]);
+
+    // 150 s of retention at 200 s: what happened at 50 s or before goes.
+    let keep = portcullis::store::Retention {
+        audit: Some(Duration::seconds(150)),
+        ..forever
+    };
+    assert_eq!(store.purge_expired(at(200), &keep).await.unwrap(), 2);
+    assert_eq!(ids().await, ["young"]);
+}

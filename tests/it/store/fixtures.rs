@@ -13,6 +13,7 @@ pub(super) const KEEP: Retention = Retention {
     redeemed_codes: Duration::hours(1),
     refresh_grace: Duration::minutes(1),
     step_up: Duration::minutes(2),
+    audit: None,
 };
 
 pub(super) fn t0() -> DateTime<Utc> {
