@@ -377,6 +377,17 @@ where
         grant_id: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<Option<String>> {
+        // Every refresh asks; almost none has a request. A read answers those without taking
+        // the database's write lock, and only a pending request is deleted (once, whoever asks
+        // at the same time).
+        let pending: Option<(String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT scope, requested_at FROM step_ups WHERE grant_id = $1")
+                .bind(grant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if pending.is_none() {
+            return Ok(None);
+        }
         let taken: Option<(String, DateTime<Utc>)> = sqlx::query_as(
             "DELETE FROM step_ups WHERE grant_id = $1 RETURNING scope, requested_at",
         )
