@@ -49,7 +49,8 @@ const note = (...parts) => console.error("[conformance]", ...parts);
 const output = mkdtempSync(join(tmpdir(), "portcullis-conformance."));
 process.on("exit", () => rmSync(output, { recursive: true, force: true }));
 
-const args = [CONFORMANCE, "authorization", "--url", options.url, "--client-id", options["client-id"]];
+// `--option=value`: a client id may begin with `-`.
+const args = [CONFORMANCE, "authorization", `--url=${options.url}`, `--client-id=${options["client-id"]}`];
 args.push("--port", options.port, "--output-dir", output);
 if (options.resource) args.push("--resource", options.resource);
 if (options.scenario) args.push("--scenario", options.scenario);

@@ -151,14 +151,11 @@ pub async fn run_conformance(url: &str, client_id: &str, port: u16, resource: &s
     let mut command = tokio::process::Command::new("node");
     command
         .arg(format!("{DIR}/conformance.mjs"))
-        .args([
-            "--url",
-            url,
-            "--client-id",
-            client_id,
-            "--resource",
-            resource,
-        ])
-        .args(["--port", &port.to_string()]);
+        // `--option=value`: a generated client id may begin with `-`, which `parseArgs`
+        // would otherwise take for an option.
+        .arg(format!("--url={url}"))
+        .arg(format!("--client-id={client_id}"))
+        .arg(format!("--resource={resource}"))
+        .arg(format!("--port={port}"));
     run_json_lines(command, TIMEOUT).await
 }
