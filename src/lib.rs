@@ -8,6 +8,8 @@ pub mod admin;
 pub mod audit;
 /// The one place the time is read.
 pub mod clock;
+/// Redis, when configured: events, locks and caches shared by instances.
+pub mod cluster;
 /// Typed settings: embedded defaults, then a TOML file, then the environment.
 pub mod config;
 /// Fernet encryption at rest, random tokens, hashes, PKCE.
@@ -20,6 +22,8 @@ pub mod http;
 pub mod oauth;
 /// Route paths shared by the router and the discovery documents.
 pub mod paths;
+/// Rate limits per client address, person, client and API key.
+pub mod ratelimit;
 /// Binding, building the state, serving, and shutting down.
 pub mod startup;
 /// What every handler shares.

@@ -150,6 +150,11 @@ async fn administer(settings: &Settings, command: &admin::Command) -> anyhow::Re
         access: &settings.access,
         access_ttl: chrono_duration(settings.tokens.access_ttl),
         now: Clock::default().now(),
+        redis: settings
+            .redis_url
+            .as_ref()
+            .map(|url| portcullis::cluster::Redis::new(url, &settings.redis_prefix))
+            .transpose()?,
     };
     let mut out = std::io::stdout().lock();
     admin::run(&admin, command, &mut out).await?;

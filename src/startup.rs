@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
@@ -14,6 +13,7 @@ use std::sync::Arc;
 
 use crate::audit::{Auditor, LogSink, StoreSink};
 use crate::clock::Clock;
+use crate::cluster::{Event, Redis};
 use crate::config::Settings;
 use crate::crypto::Secrets;
 use crate::gateway::api_keys::ApiKeyVerifier;
@@ -28,6 +28,7 @@ use crate::oauth::server::{AuthorizationServer, Lifetimes};
 use crate::oauth::tokens::{KeySet, install_crypto_provider};
 use crate::oauth::upstream_tokens::UpstreamTokenKeeper;
 use crate::paths::PublicUrl;
+use crate::ratelimit::RateLimits;
 use crate::state::{AppParts, AppState};
 use crate::store::{self, DynStore};
 use crate::upstream::{self, Providers, dev};
@@ -38,9 +39,6 @@ pub struct Application {
     state: AppState,
     router: axum::Router,
 }
-
-/// How often each instance re-reads revocations made by the others.
-const REVOCATION_POLL: Duration = Duration::from_secs(5);
 
 /// The Fernet keys: configured ones, or (development provider only) a generated key kept in a
 /// local file so that encrypted data survives restarts.
@@ -131,15 +129,22 @@ impl Application {
         if providers.is_empty() {
             bail!("`providers`: no identity provider is configured");
         }
-        if settings.redis_url.is_some() {
-            // Flows, grants and revocations live in the database, so several instances already
-            // behave as one; nothing would read or write Redis yet.
-            tracing::warn!(
-                "REDIS_URL is set, but this version keeps all shared state in the database and does not use Redis"
-            );
-        }
+        // Flows, grants and revocations live in the database, so several instances behave as
+        // one without Redis too; Redis makes revocations immediate and limits shared.
+        let redis = settings
+            .redis_url
+            .as_ref()
+            .map(|url| Redis::new(url, &settings.redis_prefix))
+            .transpose()?;
+        let limits = Arc::new(
+            RateLimits::new(&settings.rate_limits, redis.as_ref())
+                .context("setting up the rate limits")?,
+        );
         let auditor = Auditor::start(vec![Arc::new(StoreSink(store.clone())), Arc::new(LogSink)]);
-        let revocations = Arc::new(RevocationView::default());
+        let revocations = Arc::new(match &redis {
+            Some(redis) => RevocationView::shared(redis.clone()),
+            None => RevocationView::default(),
+        });
         let resources = Arc::new(gateway::resources(public.base(), &settings));
         let upstream = UpstreamTokenKeeper::new(
             store.clone(),
@@ -147,7 +152,8 @@ impl Application {
             providers.clone(),
             revocations.clone(),
             settings.session_bound_providers(),
-        );
+        )
+        .shared_through(redis.clone());
         let identity = Arc::new(IdentityForwarder::new(
             public.issuer().to_owned(),
             keys.clone(),
@@ -155,12 +161,13 @@ impl Application {
             crate::config::chrono_duration(settings.gateway.assertion_ttl),
         ));
         let access = Arc::new(AccessPolicy::new(&settings.access, &settings.providers));
+        let api_keys = ApiKeyVerifier::new(store.clone(), access.clone());
         let verifier = TokenVerifier::new(
             public.issuer().to_owned(),
             keys.clone(),
             revocations.clone(),
             OtherCredentials {
-                api_keys: ApiKeyVerifier::new(store.clone(), access.clone()),
+                api_keys: api_keys.clone(),
                 trusted: TrustedIssuers::new(
                     &settings.trusted_issuers,
                     access.clone(),
@@ -180,6 +187,7 @@ impl Application {
             secrets: secrets.clone(),
             auditor: auditor.clone(),
             clock: clock.clone(),
+            limits: limits.clone(),
         })?);
         let extra = if providers.has_dev() {
             dev::router(
@@ -221,6 +229,9 @@ impl Application {
             revocations,
             auditor,
             clock,
+            redis,
+            limits,
+            api_keys,
         });
         let router = crate::http::router(state.clone(), extra);
         Ok(Self {
@@ -281,8 +292,22 @@ async fn background_tasks(state: AppState) {
         .retention
         .map(crate::config::chrono_duration);
     let retention = Lifetimes::from(&state.settings.tokens).retention(audit);
+    // Revocations and key changes published by the other instances and the operator's
+    // commands; stopped with the other background tasks.
+    let _subscription = state.redis.as_ref().map(|redis| {
+        let (view, keys) = (state.revocations.clone(), state.api_keys.clone());
+        AbortOnDrop(redis.subscribe(move |event| {
+            view.apply(&event);
+            if event == Event::KeysChanged {
+                keys.forget_verdicts();
+            }
+        }))
+    });
+    let poll = state.settings.tokens.revocation_poll;
+    // Expired rows are purged about once a minute, on the poll's ticks.
+    let purge_every = (60 / poll.as_secs().max(1)).max(1);
     let mut ticks: u64 = 0;
-    let mut interval = tokio::time::interval(REVOCATION_POLL);
+    let mut interval = tokio::time::interval(poll);
     loop {
         interval.tick().await;
         if let Err(error) = state
@@ -292,8 +317,7 @@ async fn background_tasks(state: AppState) {
         {
             tracing::warn!(%error, "refreshing the revocation view failed");
         }
-        // About once a minute.
-        if ticks.is_multiple_of(12) {
+        if ticks.is_multiple_of(purge_every) {
             match state.store.purge_expired(state.now(), &retention).await {
                 Ok(0) => {}
                 Ok(rows) => tracing::debug!(rows, "purged expired rows"),
@@ -301,6 +325,15 @@ async fn background_tasks(state: AppState) {
             }
         }
         ticks += 1;
+    }
+}
+
+/// Ends a task when dropped (with the task that holds it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -7,12 +7,15 @@ use std::sync::Arc;
 
 use crate::audit::Auditor;
 use crate::clock::Clock;
+use crate::cluster::Redis;
 use crate::config::Settings;
 use crate::gateway::Gateway;
+use crate::gateway::api_keys::ApiKeyVerifier;
 use crate::oauth::revocation::RevocationView;
 use crate::oauth::server::AuthorizationServer;
 use crate::oauth::tokens::KeySet;
 use crate::paths::PublicUrl;
+use crate::ratelimit::RateLimits;
 use crate::store::DynStore;
 
 /// Cheap to clone: one `Arc` around the parts.
@@ -33,6 +36,11 @@ pub struct AppParts {
     /// Where audit events go: the database and the `audit` log target.
     pub auditor: Auditor,
     pub clock: Clock,
+    /// Redis, when configured.
+    pub redis: Option<Redis>,
+    pub limits: Arc<RateLimits>,
+    /// Verdicts on API keys, forgotten when another instance publishes a change.
+    pub api_keys: ApiKeyVerifier,
 }
 
 impl AppState {

@@ -190,15 +190,20 @@ pub(super) async fn revoke(admin: &Admin<'_>, id: &str, out: &mut Output<'_>) ->
         ));
     }
     admin.store.revoke_api_key(id, admin.now).await?;
+    super::publish(admin, crate::cluster::Event::KeysChanged).await;
     if let Some(owner) = admin.store.get_user(&key.user_id).await? {
         let reason = format!("API key {} ({id}) revoked", key.name);
         audit(admin, person_event(admin, &owner, reason)).await?;
     }
     out.outcome(&Outcome::new(
-        format!(
-            "API key {id} revoked: every instance refuses it within {} s",
-            crate::gateway::api_keys::VERDICT_TTL.as_secs()
-        ),
+        if admin.redis.is_some() {
+            format!("API key {id} revoked: every instance refuses it now")
+        } else {
+            format!(
+                "API key {id} revoked: every instance refuses it within {} s",
+                crate::gateway::api_keys::VERDICT_TTL.as_secs()
+            )
+        },
         true,
     ))
 }

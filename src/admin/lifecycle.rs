@@ -12,9 +12,10 @@ use chrono::Duration;
 
 use super::output::{Outcome, Output, time};
 use super::{
-    Admin, AdminError, AdminResult, audit, grants_count, person_event, resolve_person,
+    Admin, AdminError, AdminResult, audit, grants_count, person_event, publish, resolve_person,
     revoke_grants, who,
 };
+use crate::cluster::Event;
 use crate::store::GrantFilter;
 
 /// How long after its expiry a token is still taken into account: the clock skew the token
@@ -41,6 +42,8 @@ pub(super) async fn disable(
     }
     let grants = admin.store.active_grants_of(&person.id).await?;
     revoke_grants(admin, &grants).await?;
+    // Their API keys too: instances judge each key again.
+    publish(admin, Event::KeysChanged).await;
     let revoked = format!("{} revoked", grants_count(grants.len()));
     let (message, reason) = match person.disabled_at {
         None => (

@@ -23,6 +23,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::cluster::Event;
 use crate::config::AccessSettings;
 use crate::store::{AuditEvent, AuditKind, Decision, Store, StoreError, User};
 
@@ -262,6 +263,9 @@ pub struct Admin<'a> {
     /// revocation could still be presented.
     pub access_ttl: Duration,
     pub now: DateTime<Utc>,
+    /// Redis, when configured: running instances learn of revocations through it at once
+    /// (and by polling the database otherwise).
+    pub redis: Option<crate::cluster::Redis>,
 }
 
 /// Runs `command`, writing what it shows or did to `out`.
@@ -383,8 +387,32 @@ fn check_role(admin: &Admin<'_>, role: &str) -> AdminResult<()> {
 async fn revoke_grants(admin: &Admin<'_>, grant_ids: &[String]) -> AdminResult<()> {
     for id in grant_ids {
         admin.store.revoke_grant(id, admin.now).await?;
+        publish(
+            admin,
+            Event::GrantRevoked {
+                id: id.clone(),
+                at: admin.now,
+            },
+        )
+        .await;
     }
     Ok(())
+}
+
+/// Tells running instances about a change already made in the database. Without Redis, or
+/// when it does not answer, they learn of it from the database within seconds instead.
+async fn publish(admin: &Admin<'_>, event: Event) {
+    let Some(redis) = &admin.redis else {
+        return;
+    };
+    let published = tokio::time::timeout(std::time::Duration::from_secs(2), redis.publish(&event));
+    match published.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "publishing to Redis failed; instances learn of the change by polling")
+        }
+        Err(_) => tracing::warn!("Redis did not answer; instances learn of the change by polling"),
+    }
 }
 
 /// The audit event of an operator's change to `person`.

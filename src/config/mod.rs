@@ -29,6 +29,8 @@ mod issuers;
 mod presets;
 /// `[[providers]]`.
 mod providers;
+/// `[rate_limits]`.
+mod rate_limits;
 
 pub use access::{
     AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, Role, UserAdmission,
@@ -40,6 +42,7 @@ pub use clients::{CimdHosts, CimdSettings, ConsentSettings};
 pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use presets::{Quirks, SubjectFrom};
 pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
+pub use rate_limits::RateLimitSettings;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
@@ -74,6 +77,9 @@ pub struct Settings {
     pub database_url: String,
     /// Optional Redis (`REDIS_URL`).
     pub redis_url: Option<Url>,
+    /// What every Redis key and channel of this deployment starts with, so that several
+    /// deployments can share one Redis (`PORTCULLIS_REDIS_PREFIX`).
+    pub redis_prefix: String,
     /// Fernet keys (`PORTCULLIS_FERNET_KEYS`, comma-separated): the first encrypts, all decrypt.
     pub fernet_keys: Vec<SecretString>,
     /// Where the generated Fernet key is kept when only the development provider is configured.
@@ -93,6 +99,7 @@ pub struct Settings {
     pub cimd: CimdSettings,
     pub consent: ConsentSettings,
     pub audit: AuditSettings,
+    pub rate_limits: RateLimitSettings,
 }
 
 /// The audit trail's upkeep.
@@ -142,6 +149,9 @@ pub struct TokenSettings {
     pub flow_ttl: Duration,
     /// How long a sign-in lasts however often it is refreshed: then the person signs in again.
     pub session_ttl: Duration,
+    /// How often each instance reads the revocations the others made from the database (with
+    /// Redis they arrive at once; this is the fallback).
+    pub revocation_poll: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +189,8 @@ struct RawSettings {
     database_url: String,
     #[serde(default)]
     redis_url: Option<String>,
+    #[serde(default = "default_redis_prefix")]
+    redis_prefix: String,
     #[serde(default, deserialize_with = "comma_list")]
     fernet_keys: Vec<SecretString>,
     dev_key_file: PathBuf,
@@ -203,6 +215,8 @@ struct RawSettings {
     consent: clients::RawConsent,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    rate_limits: rate_limits::RawRateLimits,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -214,6 +228,16 @@ struct RawTokens {
     code_ttl_secs: u64,
     flow_ttl_secs: u64,
     session_ttl_secs: u64,
+    #[serde(default = "default_revocation_poll_secs")]
+    revocation_poll_secs: u64,
+}
+
+fn default_revocation_poll_secs() -> u64 {
+    5
+}
+
+fn default_redis_prefix() -> String {
+    "portcullis".to_owned()
 }
 
 /// Accepts `"k1,k2"` (from the environment) as well as `["k1", "k2"]` (from TOML).
@@ -249,6 +273,7 @@ fn defaults() -> serde_json::Value {
             code_ttl_secs: 60,
             flow_ttl_secs: 600,
             session_ttl_secs: 30 * 24 * 3600,
+            revocation_poll_secs: default_revocation_poll_secs(),
         },
         "limits": LimitSettings { max_body_bytes: 64 * 1024, max_mcp_body_bytes: 4 * 1024 * 1024 },
         "log": LogSettings { format: LogFormat::Text, filter: "info".into() },
@@ -322,6 +347,18 @@ impl Settings {
             .map_err(|e| {
                 ConfigError::invalid("redis_url", format!("not a URL: {e} (REDIS_URL)"))
             })?;
+        let prefix = &raw.redis_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::invalid(
+                "redis_prefix",
+                "use 1 to 64 letters, digits, `_` or `-`",
+            ));
+        }
         let t = &raw.tokens;
         let tokens = TokenSettings {
             access_ttl: positive_seconds("tokens.access_ttl_secs", t.access_ttl_secs)?,
@@ -330,6 +367,10 @@ impl Settings {
             code_ttl: positive_seconds("tokens.code_ttl_secs", t.code_ttl_secs)?,
             flow_ttl: positive_seconds("tokens.flow_ttl_secs", t.flow_ttl_secs)?,
             session_ttl: positive_seconds("tokens.session_ttl_secs", t.session_ttl_secs)?,
+            revocation_poll: positive_seconds(
+                "tokens.revocation_poll_secs",
+                t.revocation_poll_secs,
+            )?,
         };
         let access = access::parse(raw.roles, raw.default_role, raw.grant)?;
         let providers = providers::parse(
@@ -344,11 +385,13 @@ impl Settings {
         let cimd = clients::parse_cimd(raw.cimd, raw.bind, raw.public_base_url.as_ref())?;
         let consent = clients::parse_consent(raw.consent)?;
         let audit = parse_audit(raw.audit)?;
+        let rate_limits = rate_limits::parse_rate_limits(raw.rate_limits)?;
         let settings = Settings {
             bind: raw.bind,
             public_base_url: raw.public_base_url,
             database_url: raw.database_url,
             redis_url,
+            redis_prefix: raw.redis_prefix,
             fernet_keys: raw.fernet_keys,
             dev_key_file: raw.dev_key_file,
             tokens,
@@ -362,6 +405,7 @@ impl Settings {
             cimd,
             consent,
             audit,
+            rate_limits,
         };
         if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(

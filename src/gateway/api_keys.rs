@@ -12,6 +12,9 @@ use crate::oauth::access::{AccessPolicy, Entitlement};
 use crate::oauth::api_keys::{KeyRefusal, hash, owner_entitlement};
 use crate::store::{ApiKey, DynStore, StoreError, User};
 
+/// The `client_id` (and session) of a caller using an API key is this and the key's id.
+pub const KEY_CLIENT_PREFIX: &str = "api-key:";
+
 /// How long a verdict on a key is remembered: the revocation propagation time.
 pub const VERDICT_TTL: Duration = Duration::from_secs(5);
 /// A key's last use is written at most this often.
@@ -50,6 +53,12 @@ impl ApiKeyVerifier {
                 .time_to_live(TOUCH_INTERVAL)
                 .build(),
         }
+    }
+
+    /// Forgets every remembered verdict: a key was revoked or a person disabled (published by
+    /// another instance or the operator's command), so each key is judged again at its next use.
+    pub fn forget_verdicts(&self) {
+        self.verdicts.invalidate_all();
     }
 
     /// The holder of `key`, or why it is refused.

@@ -65,7 +65,7 @@ impl Caller {
     /// key's scopes within the owner's entitlement. Its client and session name the key.
     pub fn with_key(holder: &KeyHolder, issuer: &str, resource: &Resource) -> Self {
         let key = &holder.key;
-        let tag = format!("api-key:{}", key.id);
+        let tag = format!("{}{}", super::api_keys::KEY_CLIENT_PREFIX, key.id);
         let caller = Self::new(AccessClaims {
             iss: issuer.to_owned(),
             sub: holder.owner.id.clone(),

@@ -161,6 +161,9 @@ pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Respo
         Ok(caller) => caller,
         Err(why) => return respond::unauthorized(&endpoint.resource, why),
     };
+    if let Err(limited) = gateway.within_limits(&caller).await {
+        return respond::rate_limited(limited);
+    }
     let request_id = request_id(&parts.headers);
     match (&endpoint.serves, &parts.method) {
         (_, &HttpMethod::POST) => {}

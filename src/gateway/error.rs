@@ -15,6 +15,8 @@ pub mod code {
     pub const FORBIDDEN: i64 = -32004;
     pub const REQUEST_TOO_LARGE: i64 = -32005;
     pub const INPUT_NOT_BRIDGED: i64 = -32006;
+    /// Over a rate limit (HTTP 429).
+    pub const RATE_LIMITED: i64 = -32029;
     /// Defined by MCP 2026-07-28 (`HeaderMismatchError`, `UnsupportedProtocolVersionError`).
     pub const HEADER_MISMATCH: i64 = super::super::era::HEADER_MISMATCH;
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = super::super::era::UNSUPPORTED_PROTOCOL_VERSION;

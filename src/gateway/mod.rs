@@ -70,6 +70,7 @@ use crate::crypto::Secrets;
 use crate::oauth::access::AccessPolicy;
 use crate::oauth::resource::{ResourceSpec, Resources};
 use crate::paths::{self, PublicUrl};
+use crate::ratelimit::{Class, Limited, RateLimits};
 use crate::store::DynStore;
 pub use backend::{Backend, Transport};
 use caller::TokenVerifier;
@@ -130,6 +131,8 @@ pub struct GatewayParts<'a> {
     pub secrets: Secrets,
     pub auditor: Auditor,
     pub clock: Clock,
+    /// Requests per person, client and API key.
+    pub limits: Arc<RateLimits>,
 }
 
 /// The backends, the endpoints in front of them, and what every request passes through.
@@ -154,6 +157,7 @@ pub struct Gateway {
     asks: asks::Asks,
     /// Calls waiting for a modern client's retry with its input.
     parking: mrtr::Parking,
+    limits: Arc<RateLimits>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -165,6 +169,26 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Counts a request of `caller` against its limits: per API key for a key, per client
+    /// otherwise, and per person (issuer and subject) always.
+    pub async fn within_limits(&self, caller: &caller::Caller) -> Result<(), Limited> {
+        let claims = &caller.claims;
+        if claims.client_id.starts_with(api_keys::KEY_CLIENT_PREFIX) {
+            self.limits
+                .check(Class::McpApiKey, &claims.client_id)
+                .await?;
+        } else if self.limits.limits(Class::McpClient) {
+            self.limits
+                .check(Class::McpClient, &claims.client_id)
+                .await?;
+        }
+        if self.limits.limits(Class::McpPerson) {
+            let person = format!("{}\n{}", claims.iss, claims.sub);
+            self.limits.check(Class::McpPerson, &person).await?;
+        }
+        Ok(())
+    }
+
     pub fn new(parts: GatewayParts<'_>) -> anyhow::Result<Self> {
         let GatewayParts {
             settings,
@@ -177,6 +201,7 @@ impl Gateway {
             secrets,
             auditor,
             clock,
+            limits,
         } = parts;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -261,6 +286,7 @@ impl Gateway {
             allowed_origins,
             asks: asks::Asks::default(),
             parking: mrtr::Parking::default(),
+            limits,
         })
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::caller::{Caller, Unauthenticated};
 use super::error::GatewayError;
 use crate::oauth::resource::{GrantMode, Resource};
+use crate::ratelimit::Limited;
 
 /// The 401 for `resource`: `error="invalid_token"` only when a token was sent (RFC 6750 §3.1),
 /// `resource_metadata` so a client can discover where to sign in (RFC 9728 §5.1), and, when the
@@ -37,6 +38,26 @@ pub fn unauthorized(resource: &Resource, why: Unauthenticated) -> Response {
         (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response(),
         &challenge,
     )
+}
+
+/// The 429 for a caller over one of its limits, with `Retry-After`. The body was not read, so
+/// the JSON-RPC error answers no request in particular (`id` null).
+pub fn rate_limited(limited: Limited) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": {
+        "code": super::error::code::RATE_LIMITED,
+        "message": format!(
+            "Too many requests ({} limit); retry after {} s",
+            limited.class.name(),
+            limited.retry_after_secs
+        ),
+        "data": { "retryAfter": limited.retry_after_secs, "limit": limited.class.name() },
+    }});
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(limited.retry_after_secs),
+    );
+    response
 }
 
 /// The 403 for a call the token's scopes do not cover (RFC 6750 §3.1, MCP step-up). Its `scope`

@@ -242,17 +242,39 @@ pub async fn live() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers: 503 otherwise. Redis, when configured, is reported but
+/// does not make the instance unready: every instance shares it, and each serves correctly
+/// without it (limits fail open, revocations are polled), so taking them all out of the load
+/// balancer would turn a Redis blip into an outage. It says `"status": "degraded"` then.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ok", "database": "ok"})).into_response(),
-        Err(error) => {
-            tracing::warn!(%error, "readiness check: database unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "unavailable", "database": "unavailable"})),
-            )
-                .into_response()
+    let (database, redis) = tokio::join!(state.store.ping(), async {
+        match &state.redis {
+            Some(redis) => Some(redis.ping().await),
+            None => None,
         }
+    });
+    if let Err(error) = &database {
+        tracing::warn!(%error, "readiness check: database unavailable");
     }
+    if let Some(Err(error)) = &redis {
+        tracing::warn!(%error, "readiness check: Redis unavailable");
+    }
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let mut body = serde_json::json!({
+        "status": match (&database, &redis) {
+            (Err(_), _) => "unavailable",
+            (Ok(()), Some(Err(_))) => "degraded",
+            _ => "ok",
+        },
+        "database": word(database.is_ok()),
+    });
+    if let Some(redis) = &redis {
+        body["redis"] = word(redis.is_ok()).into();
+    }
+    let status = if database.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }

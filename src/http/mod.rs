@@ -5,8 +5,12 @@ mod api;
 /// The browser side: authorize, provider and consent pages, callback.
 mod pages;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::Router;
-use axum::http::{HeaderName, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
@@ -15,6 +19,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::paths;
+use crate::ratelimit::{Class, RateLimits, address_subject};
 use crate::state::AppState;
 
 const STYLESHEET: &str = include_str!("../../static/portcullis.css");
@@ -43,11 +48,15 @@ fn discovery_routes() -> Router<AppState> {
         )
 }
 
-/// The routes below the public base URL's path.
-fn app_routes() -> Router<AppState> {
-    discovery_routes()
-        .route(paths::JWKS, get(api::jwks))
-        .route(paths::REGISTER, post(api::register))
+/// The routes below the public base URL's path; the OAuth endpoints are rate limited per
+/// client address, each class on its own count.
+fn app_routes(state: &AppState) -> Router<AppState> {
+    let register = Router::new().route(paths::REGISTER, post(api::register));
+    let token = Router::new()
+        .route(paths::TOKEN, post(api::token))
+        .route(paths::REVOKE, post(api::revoke))
+        .route(paths::INTROSPECT, post(api::introspect));
+    let sign_in = Router::new()
         .route(paths::AUTHORIZE, get(pages::authorize))
         .route(
             paths::AUTHORIZE_PROVIDER,
@@ -57,16 +66,67 @@ fn app_routes() -> Router<AppState> {
             paths::AUTHORIZE_CONSENT,
             get(pages::consent_page).post(pages::decide),
         )
-        .route(paths::CALLBACK, get(pages::callback))
-        .route(paths::TOKEN, post(api::token))
-        .route(paths::REVOKE, post(api::revoke))
-        .route(paths::INTROSPECT, post(api::introspect))
+        .route(paths::CALLBACK, get(pages::callback));
+    discovery_routes()
+        .route(paths::JWKS, get(api::jwks))
         .route(paths::HEALTH_LIVE, get(api::live))
         .route(paths::HEALTH_READY, get(api::ready))
         .route(
             &format!("{}/portcullis.css", paths::STATIC),
             get(stylesheet),
         )
+        .merge(limited(register, state, Class::Register))
+        .merge(limited(token, state, Class::Token))
+        .merge(limited(sign_in, state, Class::Authorize))
+}
+
+/// `routes`, each request counted against `class` per client address first.
+fn limited<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    state: &AppState,
+    class: Class,
+) -> Router<S> {
+    if !state.limits.limits(class) || !routes.has_routes() {
+        return routes;
+    }
+    routes.route_layer(axum::middleware::from_fn_with_state(
+        (state.limits.clone(), class),
+        limit_by_address,
+    ))
+}
+
+/// Refuses a request over its address's limit: 429 with `Retry-After` and an OAuth error
+/// (`temporarily_unavailable`, RFC 6749 §4.1.2.1: the server is overloaded for now).
+async fn limit_by_address(
+    State((limits, class)): State<(Arc<RateLimits>, Class)>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(address) = limits.client_address(peer, request.headers())
+        && let Err(limited) = limits.check(class, &address_subject(address)).await
+    {
+        let body = serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": format!(
+                "too many requests from this address; retry after {} s",
+                limited.retry_after_secs
+            ),
+        });
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::RETRY_AFTER, limited.retry_after_secs.to_string()),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            axum::Json(body),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Well-known documents at the origin's root, with the issuer's or resource's path inserted
@@ -94,10 +154,11 @@ fn well_known_routes() -> Router<AppState> {
 /// The whole application; `extra` (the development sign-in pages) is served below the prefix too.
 pub fn router(state: AppState, extra: Router) -> Router {
     let prefix = state.public.prefix().to_owned();
-    let app = app_routes()
+    let app = app_routes(&state)
         .with_state(state.clone())
         .merge(state.gateway.router())
-        .merge(extra);
+        // The development sign-in's pages count as signing in.
+        .merge(limited(extra, &state, Class::Authorize));
     let well_known = well_known_routes().with_state(state.clone());
     let routes = if prefix.is_empty() {
         app.merge(well_known)

@@ -6,13 +6,17 @@ use std::sync::RwLock;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::cluster::{Event, Redis};
 use crate::store::{Store, StoreResult};
 
-/// Grants and access tokens known to be revoked, refreshed from the store by polling so that
-/// a revocation on one instance reaches the others within one poll interval.
+/// Grants and access tokens known to be revoked. A revocation made here is published through
+/// Redis, when there is one, and reaches the other instances at once; every instance also
+/// polls the store, so that without Redis (or while it is down) a revocation reaches the
+/// others within one poll interval.
 #[derive(Debug, Default)]
 pub struct RevocationView {
     inner: RwLock<Seen>,
+    redis: Option<Redis>,
 }
 
 #[derive(Debug, Default)]
@@ -23,6 +27,14 @@ struct Seen {
 }
 
 impl RevocationView {
+    /// A view that publishes the revocations made here to the other instances through `redis`.
+    pub fn shared(redis: Redis) -> Self {
+        Self {
+            inner: RwLock::default(),
+            redis: Some(redis),
+        }
+    }
+
     /// True when the token or its grant was revoked.
     pub fn is_revoked(&self, jti: &str, sid: &str) -> bool {
         match self.inner.read() {
@@ -32,13 +44,44 @@ impl RevocationView {
         }
     }
 
+    /// Records a grant revoked here (already in the store), and tells the other instances.
     pub fn note_grant(&self, sid: &str, at: DateTime<Utc>) {
+        self.remember_grant(sid, at);
+        if let Some(redis) = &self.redis {
+            redis.publish_later(Event::GrantRevoked {
+                id: sid.to_owned(),
+                at,
+            });
+        }
+    }
+
+    /// Records an access token revoked here (already in the store), and tells the others.
+    pub fn note_token(&self, jti: &str, at: DateTime<Utc>) {
+        self.remember_token(jti, at);
+        if let Some(redis) = &self.redis {
+            redis.publish_later(Event::TokenRevoked {
+                jti: jti.to_owned(),
+                at,
+            });
+        }
+    }
+
+    /// Applies a revocation another instance (or the operator's command) published.
+    pub fn apply(&self, event: &Event) {
+        match event {
+            Event::GrantRevoked { id, at } => self.remember_grant(id, *at),
+            Event::TokenRevoked { jti, at } => self.remember_token(jti, *at),
+            Event::KeysChanged => {}
+        }
+    }
+
+    fn remember_grant(&self, sid: &str, at: DateTime<Utc>) {
         if let Ok(mut seen) = self.inner.write() {
             seen.grants.insert(sid.to_owned(), at);
         }
     }
 
-    pub fn note_token(&self, jti: &str, at: DateTime<Utc>) {
+    fn remember_token(&self, jti: &str, at: DateTime<Utc>) {
         if let Ok(mut seen) = self.inner.write() {
             seen.tokens.insert(jti.to_owned(), at);
         }

@@ -3,10 +3,12 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::revocation::RevocationView;
+use crate::cluster::{Lock, Redis};
 use crate::crypto::Secrets;
 use crate::store::{DynStore, Grant, StoreError, UpstreamTokens};
 use crate::upstream::{ProviderTokens, Providers, UpstreamError};
@@ -47,10 +49,27 @@ pub struct UpstreamTokenKeeper {
     /// spend: concurrent callers of one grant (parallel tool calls) share one refresh, so the
     /// provider never sees that refresh token twice from this instance.
     refreshes: moka::future::Cache<(String, String), UpstreamTokens>,
+    /// With Redis, one refresh per grant across instances too (a lock per grant).
+    redis: Option<Redis>,
 }
 
 /// How long a finished refresh answers callers that read the grant before it was stored.
-const REFRESH_REUSE: std::time::Duration = std::time::Duration::from_secs(30);
+const REFRESH_REUSE: Duration = Duration::from_secs(30);
+/// How long one instance's cross-instance refresh lock lasts at most (the provider's answer
+/// is long overdue by then).
+const REFRESH_LOCK: Duration = Duration::from_secs(20);
+/// How long an instance waits for another's refresh of the same grant before it refreshes
+/// itself (the stored-token compare-and-swap still keeps the grant right then).
+const REFRESH_WAIT: Duration = Duration::from_secs(15);
+const REFRESH_POLL: Duration = Duration::from_millis(100);
+
+/// Whose turn it is to refresh a grant upstream.
+enum Turn {
+    /// This instance's, holding the lock when Redis gave one.
+    Ours(Option<Lock>),
+    /// Another instance refreshed while this one waited: its tokens.
+    Done(UpstreamTokens),
+}
 
 impl UpstreamTokenKeeper {
     pub fn new(
@@ -70,7 +89,14 @@ impl UpstreamTokenKeeper {
                 .time_to_live(REFRESH_REUSE)
                 .max_capacity(100_000)
                 .build(),
+            redis: None,
         }
+    }
+
+    /// The same keeper, refreshing each grant once across every instance sharing `redis`.
+    pub fn shared_through(mut self, redis: Option<Redis>) -> Self {
+        self.redis = redis;
+        self
     }
 
     /// Encrypts what the provider issued, for the grant row.
@@ -114,11 +140,67 @@ impl UpstreamTokenKeeper {
         }
     }
 
+    /// One upstream refresh of `grant`, by this instance or (with Redis) whichever instance
+    /// took the grant's lock first.
+    async fn refresh(
+        &self,
+        grant: &Grant,
+        refresh_enc: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UpstreamTokens, UpstreamRefreshError> {
+        let lock = match self.turn(grant, refresh_enc).await? {
+            Turn::Done(upstream) => return Ok(upstream),
+            Turn::Ours(lock) => lock,
+        };
+        let refreshed = self.refresh_upstream(grant, refresh_enc, now).await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        refreshed
+    }
+
+    /// Waits for this instance's turn to refresh `grant`: at once without Redis; with it,
+    /// once no other instance holds the grant's lock (or one finished meanwhile). A Redis
+    /// error, or a wait too long, means refreshing without the lock.
+    async fn turn(&self, grant: &Grant, refresh_enc: &str) -> Result<Turn, UpstreamRefreshError> {
+        let Some(redis) = &self.redis else {
+            return Ok(Turn::Ours(None));
+        };
+        let name = format!("upstream-refresh:{}", grant.id);
+        let deadline = tokio::time::Instant::now() + REFRESH_WAIT;
+        loop {
+            match redis.try_lock(&name, REFRESH_LOCK).await {
+                Ok(Some(lock)) => {
+                    // The holder before may have just finished: its tokens stand.
+                    if let Some(upstream) = self.stored_since(grant, refresh_enc).await? {
+                        lock.release().await;
+                        return Ok(Turn::Done(upstream));
+                    }
+                    return Ok(Turn::Ours(Some(lock)));
+                }
+                Ok(None) => {
+                    if let Some(upstream) = self.stored_since(grant, refresh_enc).await? {
+                        return Ok(Turn::Done(upstream));
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        tracing::warn!(grant_id = %grant.id, "another instance's upstream refresh is taking long; refreshing here");
+                        return Ok(Turn::Ours(None));
+                    }
+                    tokio::time::sleep(REFRESH_POLL).await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "no Redis lock for the upstream refresh; refreshing without it");
+                    return Ok(Turn::Ours(None));
+                }
+            }
+        }
+    }
+
     /// One upstream refresh of `grant` with its refresh token `refresh_enc`. The new tokens
     /// are stored only while that token is still the grant's (another instance may have
     /// refreshed first: then its tokens are the grant's). The grant ends only on the provider's
     /// `invalid_grant`, and not even then when the grant meanwhile holds another refresh token.
-    async fn refresh(
+    async fn refresh_upstream(
         &self,
         grant: &Grant,
         refresh_enc: &str,

@@ -23,6 +23,8 @@ mod cimd;
 mod cli;
 /// The real MCP clients, unmodified, against a 2025-era and a 2026-era backend.
 mod clients;
+/// Several instances as one through Redis: revocations, shared limits, Redis outages.
+mod cluster;
 /// The development sign-in, the upstream refresh, a public URL with a path.
 mod edges;
 /// server-everything spoken to directly, proving the helpers.
@@ -37,6 +39,8 @@ mod github;
 mod idp;
 /// What real clients send, accepted as they send it.
 mod leniency;
+/// Rate limits per address on the OAuth endpoints and per person on the MCP endpoints.
+mod limits;
 /// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
 /// Who may sign in and what each person may do: admission, identities, roles, refresh.

@@ -63,6 +63,7 @@ pub(crate) async fn app_with(
         corp_toml: corp.to_owned(),
         grant_scopes: r#"["rec:*:call"]"#,
         extra_toml: extra,
+        ..Options::default()
     })
     .await;
     (app, backend)

@@ -23,5 +23,7 @@ pub mod modern;
 pub mod prereq;
 /// A backend that records every request it receives.
 pub mod recorder;
+/// Redis: the shared test server, and private ones a test stops and starts.
+pub mod redis;
 /// The TypeScript MCP SDK client.
 pub mod sdk;

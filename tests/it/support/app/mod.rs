@@ -59,6 +59,10 @@ pub struct Options {
     pub grant_scopes: &'static str,
     /// Appended to the configuration (after the providers): `[[backends]]`, `[gateway]`…
     pub extra_toml: String,
+    /// A database to use instead of a fresh one of `db`'s kind (several instances on one).
+    pub database_url: Option<String>,
+    /// The Fernet key (instances sharing a database share it); a new one when `None`.
+    pub fernet_key: Option<String>,
 }
 
 impl Default for Options {
@@ -72,6 +76,8 @@ impl Default for Options {
             top_toml: "grant = \"requested\"\n".to_owned(),
             grant_scopes: r#"["demo:*:read"]"#,
             extra_toml: String::new(),
+            database_url: None,
+            fernet_key: None,
         }
     }
 }
@@ -93,12 +99,13 @@ pub fn browser() -> reqwest::Client {
 }
 
 pub async fn spawn(options: Options) -> TestApp {
-    let (store_url, tmp) = match options.db {
-        Db::Sqlite => {
+    let (store_url, tmp) = match (options.database_url, options.db) {
+        (Some(url), _) => (url, None),
+        (None, Db::Sqlite) => {
             let (_, url, tmp) = db::fresh_sqlite().await;
             (url, Some(tmp))
         }
-        Db::Postgres => {
+        (None, Db::Postgres) => {
             let (_, url) = db::fresh_postgres().await;
             (url, None)
         }
@@ -133,7 +140,9 @@ grant_scopes = {grant_scopes}
 {partner}
 {extra}
 "#,
-        key = portcullis::crypto::Secrets::generate_key(),
+        key = options
+            .fernet_key
+            .unwrap_or_else(portcullis::crypto::Secrets::generate_key),
         extra = options.extra_toml,
         issuer = idp.issuer,
         client_id = idp.client_id,
