@@ -23,6 +23,8 @@ mod cimd;
 mod cli;
 /// The real MCP clients, unmodified, against a 2025-era and a 2026-era backend.
 mod clients;
+/// Dockerfile, docker-compose.yml and deploy/: accepted by Compose, agreeing with the code.
+mod deploy;
 /// The development sign-in, the upstream refresh, a public URL with a path.
 mod edges;
 /// server-everything spoken to directly, proving the helpers.
