@@ -15,6 +15,8 @@ pub mod code {
     pub const FORBIDDEN: i64 = -32004;
     pub const REQUEST_TOO_LARGE: i64 = -32005;
     pub const INPUT_NOT_BRIDGED: i64 = -32006;
+    /// Portcullis itself (its database) is out of reach for now: retry after `Retry-After`.
+    pub const TEMPORARILY_UNAVAILABLE: i64 = -32007;
     /// Defined by MCP 2026-07-28 (`HeaderMismatchError`, `UnsupportedProtocolVersionError`).
     pub const HEADER_MISMATCH: i64 = super::super::era::HEADER_MISMATCH;
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = super::super::era::UNSUPPORTED_PROTOCOL_VERSION;
@@ -71,6 +73,10 @@ pub enum GatewayError {
     Timeout,
     #[error("{0}")]
     Unavailable(&'static str),
+    /// What the gateway needs from its own database cannot be read now: HTTP 503 with
+    /// `Retry-After`, whichever endpoint answers.
+    #[error("the gateway is temporarily unavailable; try again shortly")]
+    TemporarilyUnavailable,
     /// The backend answered with a JSON-RPC error: passed on as it is.
     #[error("{message}")]
     Backend {
@@ -106,6 +112,7 @@ impl GatewayError {
             Self::HeaderMismatch(_) => code::HEADER_MISMATCH,
             Self::UnsupportedVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::InputRequired => code::INPUT_NOT_BRIDGED,
+            Self::TemporarilyUnavailable => code::TEMPORARILY_UNAVAILABLE,
             Self::Forbidden { .. } => code::FORBIDDEN,
             Self::RequestTooLarge => code::REQUEST_TOO_LARGE,
             Self::ResponseTooLarge => code::RESPONSE_TOO_LARGE,
@@ -130,6 +137,7 @@ impl GatewayError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SignInEnded => StatusCode::UNAUTHORIZED,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout if relayed => StatusCode::GATEWAY_TIMEOUT,
             Self::ResponseTooLarge | Self::Unavailable(_) | Self::Malformed if relayed => {
@@ -144,7 +152,9 @@ impl GatewayError {
         match self {
             Self::Timeout => Outcome::Timeout,
             Self::RequestTooLarge | Self::ResponseTooLarge => Outcome::TooLarge,
-            Self::Unavailable(_) | Self::SignInEnded => Outcome::Unavailable,
+            Self::Unavailable(_) | Self::SignInEnded | Self::TemporarilyUnavailable => {
+                Outcome::Unavailable
+            }
             _ => Outcome::Error,
         }
     }
