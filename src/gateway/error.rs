@@ -17,6 +17,8 @@ pub mod code {
     pub const INPUT_NOT_BRIDGED: i64 = -32006;
     /// Portcullis itself (its database) is out of reach for now: retry after `Retry-After`.
     pub const TEMPORARILY_UNAVAILABLE: i64 = -32007;
+    /// The caller holds as many server streams open as one person may.
+    pub const TOO_MANY_STREAMS: i64 = -32008;
     /// Defined by MCP 2026-07-28 (`HeaderMismatchError`, `UnsupportedProtocolVersionError`).
     pub const HEADER_MISMATCH: i64 = super::super::era::HEADER_MISMATCH;
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = super::super::era::UNSUPPORTED_PROTOCOL_VERSION;
@@ -77,6 +79,10 @@ pub enum GatewayError {
     /// `Retry-After`, whichever endpoint answers.
     #[error("the gateway is temporarily unavailable; try again shortly")]
     TemporarilyUnavailable,
+    /// The caller has `[gateway] max_streams_per_person` server streams open already: HTTP 429
+    /// with `Retry-After`.
+    #[error("too many open streams: close one, or try again later")]
+    TooManyStreams,
     /// The backend answered with a JSON-RPC error: passed on as it is.
     #[error("{message}")]
     Backend {
@@ -113,6 +119,7 @@ impl GatewayError {
             Self::UnsupportedVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::InputRequired => code::INPUT_NOT_BRIDGED,
             Self::TemporarilyUnavailable => code::TEMPORARILY_UNAVAILABLE,
+            Self::TooManyStreams => code::TOO_MANY_STREAMS,
             Self::Forbidden { .. } => code::FORBIDDEN,
             Self::RequestTooLarge => code::REQUEST_TOO_LARGE,
             Self::ResponseTooLarge => code::RESPONSE_TOO_LARGE,
@@ -138,6 +145,7 @@ impl GatewayError {
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SignInEnded => StatusCode::UNAUTHORIZED,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout if relayed => StatusCode::GATEWAY_TIMEOUT,
             Self::ResponseTooLarge | Self::Unavailable(_) | Self::Malformed if relayed => {

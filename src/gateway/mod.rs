@@ -154,6 +154,11 @@ pub struct Gateway {
     asks: asks::Asks,
     /// Calls waiting for a modern client's retry with its input.
     parking: mrtr::Parking,
+    /// Server streams each person holds open, and how many they may.
+    streams: relay::StreamSlots,
+    max_streams_per_person: usize,
+    /// A relayed server stream silent this long is closed.
+    sse_idle_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -261,6 +266,9 @@ impl Gateway {
             allowed_origins,
             asks: asks::Asks::default(),
             parking: mrtr::Parking::default(),
+            streams: relay::StreamSlots::default(),
+            max_streams_per_person: settings.gateway.max_streams_per_person,
+            sse_idle_timeout: settings.gateway.sse_idle_timeout,
         })
     }
 

@@ -101,7 +101,8 @@ pub fn error(
         _ => {
             let status = error.status(relayed);
             let mut response = (status, axum::Json(error.to_message(id))).into_response();
-            if status == StatusCode::SERVICE_UNAVAILABLE {
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
+            {
                 // RFC 9110 §10.2.3: when to try again.
                 response.headers_mut().insert(
                     header::RETRY_AFTER,

@@ -16,19 +16,7 @@ fn free_port() -> u16 {
 /// Runs `program args…`, as the `postgres` user when this process is root (Postgres refuses to
 /// run as root), and panics with its output when it fails.
 fn as_postgres(program: PathBuf, args: &[&str]) {
-    const AS_POSTGRES: &str = r#"
-        if [ "$(id -u)" = 0 ]; then
-            exec "$(command -v runuser || echo /usr/sbin/runuser)" -u postgres -- "$@"
-        fi
-        exec "$@"
-    "#;
-    let output = Command::new("sh")
-        .args(["-c", AS_POSTGRES, "as-postgres"])
-        .arg(&program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sh");
+    let output = run_as_postgres(&program, args);
     assert!(
         output.status.success(),
         "{} {args:?}: {}{}",
@@ -36,6 +24,22 @@ fn as_postgres(program: PathBuf, args: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+fn run_as_postgres(program: &std::path::Path, args: &[&str]) -> std::process::Output {
+    const AS_POSTGRES: &str = r#"
+        if [ "$(id -u)" = 0 ]; then
+            exec "$(command -v runuser || echo /usr/sbin/runuser)" -u postgres -- "$@"
+        fi
+        exec "$@"
+    "#;
+    Command::new("sh")
+        .args(["-c", AS_POSTGRES, "as-postgres"])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sh")
 }
 
 /// A Postgres cluster only this test uses, so that it can stop it. Stopped (immediately) and
@@ -156,7 +160,11 @@ impl PrivatePostgres {
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         // It may be stopped already: then pg_ctl fails, which is fine here.
-        let _ = std::panic::catch_unwind(|| self.stop_with("immediate"));
+        let data = self.data();
+        let _ = run_as_postgres(
+            &self.bin.join("pg_ctl"),
+            &["-D", &data, "-m", "immediate", "-w", "stop"],
+        );
     }
 }
 
