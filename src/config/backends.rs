@@ -127,6 +127,11 @@ pub struct GatewaySettings {
     /// Browser origins (`scheme://host[:port]`) besides the public URL's that may call the MCP
     /// endpoints; a request from any other `Origin` gets 403 (MCP transports §Security).
     pub allowed_origins: Vec<String>,
+    /// A relayed server stream (SSE) that carries nothing, not even a keep-alive comment, for
+    /// this long is closed (`sse_idle_timeout_secs`).
+    pub sse_idle_timeout: Duration,
+    /// Server streams one person may hold open at once; the next is refused with 429.
+    pub max_streams_per_person: usize,
 }
 
 /// `[[backends]]` as written.
@@ -188,6 +193,18 @@ pub(super) struct RawGateway {
     assertion_ttl_secs: u64,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    #[serde(default = "default_sse_idle_timeout_secs")]
+    sse_idle_timeout_secs: u64,
+    #[serde(default = "default_max_streams_per_person")]
+    max_streams_per_person: usize,
+}
+
+fn default_sse_idle_timeout_secs() -> u64 {
+    300
+}
+
+fn default_max_streams_per_person() -> usize {
+    8
 }
 
 impl Default for RawGateway {
@@ -196,6 +213,8 @@ impl Default for RawGateway {
             tool_separator: "__".into(),
             assertion_ttl_secs: 60,
             allowed_origins: Vec::new(),
+            sse_idle_timeout_secs: default_sse_idle_timeout_secs(),
+            max_streams_per_person: default_max_streams_per_person(),
         }
     }
 }
@@ -213,6 +232,18 @@ pub(super) fn parse_gateway(raw: RawGateway) -> Result<GatewaySettings, ConfigEr
             "use 1 to 3600 seconds",
         ));
     }
+    if raw.sse_idle_timeout_secs == 0 || raw.sse_idle_timeout_secs > 86_400 {
+        return Err(ConfigError::invalid(
+            "gateway.sse_idle_timeout_secs",
+            "use 1 to 86400 seconds",
+        ));
+    }
+    if raw.max_streams_per_person == 0 || raw.max_streams_per_person > 1000 {
+        return Err(ConfigError::invalid(
+            "gateway.max_streams_per_person",
+            "use 1 to 1000",
+        ));
+    }
     let mut allowed_origins = Vec::with_capacity(raw.allowed_origins.len());
     for (index, origin) in raw.allowed_origins.iter().enumerate() {
         allowed_origins.push(parse_origin(origin).ok_or_else(|| {
@@ -226,6 +257,8 @@ pub(super) fn parse_gateway(raw: RawGateway) -> Result<GatewaySettings, ConfigEr
         tool_separator: raw.tool_separator,
         assertion_ttl: Duration::from_secs(raw.assertion_ttl_secs),
         allowed_origins,
+        sse_idle_timeout: Duration::from_secs(raw.sse_idle_timeout_secs),
+        max_streams_per_person: raw.max_streams_per_person,
     })
 }
 
@@ -376,6 +409,34 @@ mod tests {
 
     fn error(toml: &str) -> String {
         Settings::from_toml(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn server_streams_have_an_idle_timeout_and_a_per_person_cap() {
+        let defaults = Settings::from_toml("").unwrap().gateway;
+        assert_eq!(defaults.sse_idle_timeout.as_secs(), 300);
+        assert_eq!(defaults.max_streams_per_person, 8);
+        let set = Settings::from_toml(
+            "[gateway]\nsse_idle_timeout_secs = 30\nmax_streams_per_person = 2\n",
+        )
+        .unwrap()
+        .gateway;
+        assert_eq!(set.sse_idle_timeout.as_secs(), 30);
+        assert_eq!(set.max_streams_per_person, 2);
+        for (toml, key) in [
+            ("sse_idle_timeout_secs = 0", "gateway.sse_idle_timeout_secs"),
+            (
+                "max_streams_per_person = 0",
+                "gateway.max_streams_per_person",
+            ),
+            (
+                "max_streams_per_person = 100000",
+                "gateway.max_streams_per_person",
+            ),
+        ] {
+            let said = error(&format!("[gateway]\n{toml}\n"));
+            assert!(said.contains(key), "{toml}: {said}");
+        }
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl ApiKeyVerifier {
             .await
         {
             Ok(verdict) => verdict?,
+            Err(error) if error.is_unavailable() => {
+                // Not remembered: the next call looks again.
+                tracing::warn!(%error, "looking up an API key: storage unavailable");
+                return Err(KeyRefusal::Unavailable);
+            }
             Err(error) => {
                 // Refused, and not remembered: the next call looks again.
                 tracing::error!(%error, "looking up an API key failed");

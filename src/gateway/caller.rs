@@ -12,6 +12,7 @@ use super::api_keys::{ApiKeyVerifier, KeyHolder};
 use super::trusted::TrustedIssuers;
 use crate::audit::Auditor;
 use crate::oauth::access::Entitlement;
+use crate::oauth::api_keys::KeyRefusal;
 use crate::oauth::api_keys::looks_like_key;
 use crate::oauth::resource::Resource;
 use crate::oauth::revocation::RevocationView;
@@ -143,6 +144,8 @@ pub enum Unauthenticated {
     NoToken,
     /// A token was sent and refused.
     InvalidToken,
+    /// The credential (an API key) could not be checked: the database is out of reach.
+    Unavailable,
 }
 
 /// Verifies access tokens for one issuer, records refusals, and says who is calling.
@@ -195,6 +198,7 @@ impl TokenVerifier {
         if looks_like_key(token) {
             return match self.api_keys.verify(token, now).await {
                 Ok(holder) => Ok(Caller::with_key(&holder, &self.issuer, resource)),
+                Err(KeyRefusal::Unavailable) => Err(Unauthenticated::Unavailable),
                 Err(reason) => Err(self.refuse(&reason, resource, now)),
             };
         }

@@ -17,6 +17,10 @@ pub mod code {
     pub const INPUT_NOT_BRIDGED: i64 = -32006;
     /// Over a rate limit (HTTP 429).
     pub const RATE_LIMITED: i64 = -32029;
+    /// Portcullis itself (its database) is out of reach for now: retry after `Retry-After`.
+    pub const TEMPORARILY_UNAVAILABLE: i64 = -32007;
+    /// The caller holds as many server streams open as one person may.
+    pub const TOO_MANY_STREAMS: i64 = -32008;
     /// Defined by MCP 2026-07-28 (`HeaderMismatchError`, `UnsupportedProtocolVersionError`).
     pub const HEADER_MISMATCH: i64 = super::super::era::HEADER_MISMATCH;
     pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = super::super::era::UNSUPPORTED_PROTOCOL_VERSION;
@@ -73,6 +77,14 @@ pub enum GatewayError {
     Timeout,
     #[error("{0}")]
     Unavailable(&'static str),
+    /// What the gateway needs from its own database cannot be read now: HTTP 503 with
+    /// `Retry-After`, whichever endpoint answers.
+    #[error("the gateway is temporarily unavailable; try again shortly")]
+    TemporarilyUnavailable,
+    /// The caller has `[gateway] max_streams_per_person` server streams open already: HTTP 429
+    /// with `Retry-After`.
+    #[error("too many open streams: close one, or try again later")]
+    TooManyStreams,
     /// The backend answered with a JSON-RPC error: passed on as it is.
     #[error("{message}")]
     Backend {
@@ -108,6 +120,8 @@ impl GatewayError {
             Self::HeaderMismatch(_) => code::HEADER_MISMATCH,
             Self::UnsupportedVersion { .. } => code::UNSUPPORTED_PROTOCOL_VERSION,
             Self::InputRequired => code::INPUT_NOT_BRIDGED,
+            Self::TemporarilyUnavailable => code::TEMPORARILY_UNAVAILABLE,
+            Self::TooManyStreams => code::TOO_MANY_STREAMS,
             Self::Forbidden { .. } => code::FORBIDDEN,
             Self::RequestTooLarge => code::REQUEST_TOO_LARGE,
             Self::ResponseTooLarge => code::RESPONSE_TOO_LARGE,
@@ -132,6 +146,8 @@ impl GatewayError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::SessionNotFound => StatusCode::NOT_FOUND,
             Self::SignInEnded => StatusCode::UNAUTHORIZED,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout if relayed => StatusCode::GATEWAY_TIMEOUT,
             Self::ResponseTooLarge | Self::Unavailable(_) | Self::Malformed if relayed => {
@@ -146,7 +162,9 @@ impl GatewayError {
         match self {
             Self::Timeout => Outcome::Timeout,
             Self::RequestTooLarge | Self::ResponseTooLarge => Outcome::TooLarge,
-            Self::Unavailable(_) | Self::SignInEnded => Outcome::Unavailable,
+            Self::Unavailable(_) | Self::SignInEnded | Self::TemporarilyUnavailable => {
+                Outcome::Unavailable
+            }
             _ => Outcome::Error,
         }
     }

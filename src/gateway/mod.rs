@@ -158,6 +158,11 @@ pub struct Gateway {
     /// Calls waiting for a modern client's retry with its input.
     parking: mrtr::Parking,
     limits: Arc<RateLimits>,
+    /// Server streams each person holds open, and how many they may.
+    streams: relay::StreamSlots,
+    max_streams_per_person: usize,
+    /// A relayed server stream silent this long is closed.
+    sse_idle_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -287,6 +292,9 @@ impl Gateway {
             asks: asks::Asks::default(),
             parking: mrtr::Parking::default(),
             limits,
+            streams: relay::StreamSlots::default(),
+            max_streams_per_person: settings.gateway.max_streams_per_person,
+            sse_idle_timeout: settings.gateway.sse_idle_timeout,
         })
     }
 

@@ -176,6 +176,26 @@ impl Exchange {
         // A call has a deadline; a GET stream of server messages lives as long as the client
         // wants.
         let deadline = (!pending.is_empty()).then(|| self.started + self.backend.timeout());
+        // A server stream holds a connection to the backend as long as it lasts: each person
+        // may hold only so many.
+        let slot = match deadline {
+            None if parts.method == axum::http::Method::GET => {
+                let person = &self.caller.claims.sub;
+                let max = self.gateway.max_streams_per_person;
+                let Some(slot) = self.gateway.streams.take(person, max) else {
+                    self.record.deny("too many open streams");
+                    return respond::error(
+                        &GatewayError::TooManyStreams,
+                        &first_id,
+                        true,
+                        &self.backend.resource,
+                        None,
+                    );
+                };
+                Some(slot)
+            }
+            _ => None,
+        };
         let sent = self
             .gateway
             .http
@@ -243,6 +263,8 @@ impl Exchange {
             record: self.record,
             started: self.started,
             deadline,
+            idle: self.gateway.sse_idle_timeout,
+            slot,
         };
         if is_sse {
             return (status, out_headers, relay.stream(response)).into_response();

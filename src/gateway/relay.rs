@@ -34,6 +34,53 @@ pub struct Relay {
     pub record: CallRecord,
     pub started: Instant,
     pub deadline: Option<Instant>,
+    /// A stream without a deadline (a GET stream of server messages) ends after this long
+    /// without a byte from the backend.
+    pub idle: std::time::Duration,
+    /// The caller's place among its open streams, given back when the relay ends or is dropped
+    /// (the client went away: the backend's response, and so its connection, is dropped too).
+    pub slot: Option<StreamSlot>,
+}
+
+/// How many server streams each person holds open.
+#[derive(Debug, Clone, Default)]
+pub struct StreamSlots {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl StreamSlots {
+    /// A place for one more stream of `person`, unless they hold `max` already.
+    pub fn take(&self, person: &str, max: usize) -> Option<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(person.to_owned()).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            slots: self.clone(),
+            person: person.to_owned(),
+        })
+    }
+}
+
+/// One open stream of a person; dropping it gives the place back.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: StreamSlots,
+    person: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.person) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.person);
+            }
+        }
+    }
 }
 
 impl Relay {
@@ -60,17 +107,17 @@ impl Relay {
         respond::error(&error, &self.first_id(), true, &self.backend.resource, None)
     }
 
-    /// The next chunk of `stream`, or `Err` when the deadline passed first.
+    /// The next chunk of `stream`, or `Err` when the deadline (or, without one, the idle
+    /// timeout) passed first.
     async fn next<S: futures::Stream + Unpin>(
         &self,
         stream: &mut S,
     ) -> Result<Option<S::Item>, ()> {
         match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, stream.next())
-                .await
-                .map_err(|_| ()),
-            None => Ok(stream.next().await),
+            Some(deadline) => tokio::time::timeout_at(deadline, stream.next()).await,
+            None => tokio::time::timeout(self.idle, stream.next()).await,
         }
+        .map_err(|_| ())
     }
 
     /// A JSON (or empty) response: read it whole, within the size limit and the deadline.
@@ -244,6 +291,8 @@ impl Relaying {
         self.relay
             .record
             .finish(outcome, self.relay.started, self.sent);
+        // The stream is over: the person may open another.
+        self.relay.slot.take();
         self.ended = true;
         out
     }

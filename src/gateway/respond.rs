@@ -16,6 +16,16 @@ use crate::ratelimit::Limited;
 /// A resource that grants the person's entitlement names no scope: clients echo it, and would
 /// then ask for less than the person may have.
 pub fn unauthorized(resource: &Resource, why: Unauthenticated) -> Response {
+    if why == Unauthenticated::Unavailable {
+        // The credential could not be checked at all: not a refusal, so no challenge.
+        return error(
+            &GatewayError::TemporarilyUnavailable,
+            &Value::Null,
+            false,
+            resource,
+            None,
+        );
+    }
     let metadata = &resource.metadata_url;
     let scope = if resource.basic_scopes.is_empty() || resource.grant == GrantMode::Entitlement {
         String::new()
@@ -109,6 +119,18 @@ pub fn error(
             insufficient_scope(resource, caller, error, required, roles, id)
         }
         (GatewayError::SignInEnded, _) => unauthorized(resource, Unauthenticated::InvalidToken),
-        _ => (error.status(relayed), axum::Json(error.to_message(id))).into_response(),
+        _ => {
+            let status = error.status(relayed);
+            let mut response = (status, axum::Json(error.to_message(id))).into_response();
+            if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS
+            {
+                // RFC 9110 §10.2.3: when to try again.
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::oauth::error::RETRY_AFTER_SECS),
+                );
+            }
+            response
+        }
     }
 }

@@ -33,18 +33,26 @@ impl From<OAuthError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status.unwrap_or_else(|| status_of(self.error.code));
-        let mut response = (status, Json(self.error.to_json())).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        let mut response = no_store(status, self.error.to_json());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            retry_after(&mut response);
+        }
         if status == StatusCode::UNAUTHORIZED && self.basic_attempted {
-            headers.insert(
+            response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Basic realm="portcullis""#),
             );
         }
         response
     }
+}
+
+/// Asks the client to wait before trying again (RFC 9110 §10.2.3), on a 503.
+pub fn retry_after(response: &mut Response) {
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::oauth::error::RETRY_AFTER_SECS),
+    );
 }
 
 /// The status of a JSON error response with `code` (RFC 6749 §5.2, RFC 6750 §3.1).

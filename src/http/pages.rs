@@ -158,6 +158,11 @@ fn page_copy(error: &FlowError) -> (StatusCode, &'static str, Cow<'static, str>)
             )
             .into(),
         ),
+        FlowError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "Portcullis cannot finish this step right now. Wait a few seconds, then reload this page.".into(),
+        ),
         FlowError::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
@@ -177,7 +182,7 @@ fn capitalized(why: &str) -> String {
 
 fn error_page(state: &AppState, error: &FlowError) -> Response {
     let (status, title, message) = page_copy(error);
-    html(
+    let mut response = html(
         status,
         ErrorPage {
             base_path: base_path(state),
@@ -185,7 +190,11 @@ fn error_page(state: &AppState, error: &FlowError) -> Response {
             message: &message,
         }
         .render(),
-    )
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        super::api::retry_after(&mut response);
+    }
+    response
 }
 
 /// Sends the browser to a page of the flow `flow_id`.

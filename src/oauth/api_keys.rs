@@ -57,6 +57,9 @@ pub enum KeyRefusal {
     Expired,
     #[error("the API key's owner is disabled or gone")]
     OwnerDisabled,
+    /// Not a refusal: the key could not be looked up (the database is out of reach).
+    #[error("the API key could not be checked")]
+    Unavailable,
 }
 
 /// What the owner of a key may do now: their roles (assigned, default, and those their most

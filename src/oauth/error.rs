@@ -91,11 +91,27 @@ impl OAuthError {
     }
 }
 
-/// Logs a storage failure and turns it into a `server_error` for the client.
+/// How long a client is asked to wait (`Retry-After`, seconds) when Portcullis is temporarily
+/// unavailable: about what a database restart or fail-over takes.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Logs a storage failure and turns it into an error for the client: `temporarily_unavailable`
+/// (503, retry) when the database is out of reach, `server_error` (500) otherwise.
+///
+/// RFC 6749 §4.1.2.1 defines `temporarily_unavailable` for the authorization endpoint only; the
+/// token, registration, revocation and introspection endpoints use it the same way, as is
+/// common practice, so that clients wait and retry instead of giving up.
 impl From<crate::store::StoreError> for OAuthError {
     fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(%error, "storage failed");
-        Self::server_error()
+        if error.is_unavailable() {
+            tracing::warn!(%error, "storage unavailable");
+            Self::temporarily_unavailable(
+                "the authorization server is temporarily unavailable; try again shortly",
+            )
+        } else {
+            tracing::error!(%error, "storage failed");
+            Self::server_error()
+        }
     }
 }
 
@@ -139,6 +155,9 @@ pub enum FlowError {
     /// them off). The reason is audited, not shown.
     #[error("the person is not admitted")]
     NotAdmitted { provider_name: String },
+    /// The database is out of reach for now: the person is asked to try again shortly (503).
+    #[error("temporarily unavailable")]
+    Unavailable,
     /// Something failed inside Portcullis; the cause was logged where it happened.
     #[error("internal error")]
     Internal,
@@ -146,7 +165,12 @@ pub enum FlowError {
 
 impl From<crate::store::StoreError> for FlowError {
     fn from(error: crate::store::StoreError) -> Self {
-        tracing::error!(%error, "storage failed");
-        Self::Internal
+        if error.is_unavailable() {
+            tracing::warn!(%error, "storage unavailable");
+            Self::Unavailable
+        } else {
+            tracing::error!(%error, "storage failed");
+            Self::Internal
+        }
     }
 }

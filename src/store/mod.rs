@@ -44,8 +44,12 @@ pub enum StoreError {
     /// A row with the same unique key exists already.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The database cannot be reached now (stopped, restarting, refusing connections, or no
+    /// connection free in time): the request may succeed if tried again shortly.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
     #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is malformed: {0}")]
@@ -53,6 +57,42 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the database is out of reach for now, not when a statement or the data is
+    /// wrong: the client is told to retry (503), not that Portcullis failed (500).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Whether `error` says the database cannot be reached, rather than that something is wrong.
+fn unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        // Postgres SQLSTATEs (Appendix A): class 08 connection exceptions, 57P01 admin
+        // shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting or stopping),
+        // 53300 too many connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
 
 /// The outcome of presenting an authorization code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,5 +384,76 @@ pub async fn connect(database_url: &str) -> StoreResult<DynStore> {
         Ok(Arc::new(PostgresStore::connect(database_url).await?))
     } else {
         Ok(Arc::new(SqliteStore::connect(database_url).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    /// A driver error carrying only a SQLSTATE, as Postgres reports one.
+    #[derive(Debug, thiserror::Error)]
+    #[error("sqlstate {0}")]
+    struct Sqlstate(&'static str);
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn stored(error: sqlx::Error) -> StoreError {
+        error.into()
+    }
+
+    fn sqlstate(code: &'static str) -> StoreError {
+        stored(sqlx::Error::Database(Box::new(Sqlstate(code))))
+    }
+
+    #[test]
+    fn an_unreachable_database_is_unavailable() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(stored(sqlx::Error::Io(refused)).is_unavailable());
+        assert!(stored(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(stored(sqlx::Error::PoolClosed).is_unavailable());
+        assert!(stored(sqlx::Error::WorkerCrashed).is_unavailable());
+    }
+
+    #[test]
+    fn postgres_shutting_down_starting_or_disconnected_is_unavailable() {
+        for code in [
+            "57P01", "57P02", "57P03", "08006", "08001", "08003", "53300",
+        ] {
+            assert!(sqlstate(code).is_unavailable(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_statement_or_bad_data_is_a_failure_not_an_outage() {
+        // 42P01 undefined table, 23502 not-null violation, 22P02 invalid text representation.
+        for code in ["42P01", "23502", "22P02"] {
+            assert!(!sqlstate(code).is_unavailable(), "{code}");
+        }
+        assert!(!stored(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!stored(sqlx::Error::ColumnNotFound("x".into())).is_unavailable());
+        assert!(!StoreError::Conflict("client").is_unavailable());
+        assert!(!StoreError::Corrupt("flow f".into()).is_unavailable());
     }
 }

@@ -12,11 +12,11 @@ use super::{
     SigningKeyRecord, StoreError, UpstreamTokens, User,
 };
 
-/// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else to `Database`.
+/// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else as `?` would.
 pub(super) fn on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |error| match error {
         sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(what),
-        other => StoreError::Database(other),
+        other => other.into(),
     }
 }
 

@@ -31,6 +31,8 @@ mod deploy;
 mod edges;
 /// server-everything spoken to directly, proving the helpers.
 mod everything;
+/// Faults: `kill -9`, two instances behind a proxy, the database stopped and started.
+mod faults;
 /// The whole sign-in, as an MCP client that knows only a URL.
 mod flow;
 /// The MCP endpoints: proxy, aggregate, audit.

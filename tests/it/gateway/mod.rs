@@ -14,6 +14,8 @@ mod facade;
 mod hardening;
 /// `/mcp/{id}` relayed to a Streamable HTTP backend.
 mod proxy;
+/// Relayed server streams: a cap per person, an idle timeout, closed when the client leaves.
+mod streams;
 
 use serde_json::{Value, json};
 

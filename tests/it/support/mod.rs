@@ -19,8 +19,12 @@ pub mod github;
 pub mod idp;
 /// A backend that speaks only MCP 2026-07-28, over Streamable HTTP.
 pub mod modern;
+/// Postgres and Redis of a test's own, to stop and start again.
+pub mod outage;
 /// What the suite needs on the machine, checked once.
 pub mod prereq;
+/// Portcullis as a separate process, and a round-robin proxy in front of several.
+pub mod process;
 /// A backend that records every request it receives.
 pub mod recorder;
 /// Redis: the shared test server, and private ones a test stops and starts.

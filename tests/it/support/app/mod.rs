@@ -99,7 +99,7 @@ pub fn browser() -> reqwest::Client {
 }
 
 pub async fn spawn(options: Options) -> TestApp {
-    let (store_url, tmp) = match (options.database_url, options.db) {
+    let (store_url, tmp) = match (options.database_url.clone(), options.db) {
         (Some(url), _) => (url, None),
         (None, Db::Sqlite) => {
             let (_, url, tmp) = db::fresh_sqlite().await;
@@ -110,6 +110,12 @@ pub async fn spawn(options: Options) -> TestApp {
             (url, None)
         }
     };
+    let toml = config_toml(&options, &store_url);
+    spawn_with_settings(Settings::from_toml(&toml).unwrap(), tmp).await
+}
+
+/// The configuration [`spawn`] runs with, on the database at `store_url`.
+pub fn config_toml(options: &Options, store_url: &str) -> String {
     let idp = TestIdp::from_env();
     let partner = if options.second_provider {
         format!(
@@ -119,7 +125,7 @@ pub async fn spawn(options: Options) -> TestApp {
     } else {
         String::new()
     };
-    let toml = format!(
+    format!(
         r#"
 bind = "127.0.0.1:0"
 database_url = "{store_url}"
@@ -142,6 +148,7 @@ grant_scopes = {grant_scopes}
 "#,
         key = options
             .fernet_key
+            .clone()
             .unwrap_or_else(portcullis::crypto::Secrets::generate_key),
         extra = options.extra_toml,
         issuer = idp.issuer,
@@ -150,8 +157,7 @@ grant_scopes = {grant_scopes}
         grant_scopes = options.grant_scopes,
         corp = options.corp_toml,
         top = options.top_toml,
-    );
-    spawn_with_settings(Settings::from_toml(&toml).unwrap(), tmp).await
+    )
 }
 
 /// An app with only the development provider (the embedded default) on a fresh SQLite file,
@@ -184,6 +190,21 @@ pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempD
         stop: Some(stop),
         task: Some(task),
         _tmp: tmp,
+    }
+}
+
+/// The same helpers, sending `http`'s requests to a Portcullis that runs elsewhere (another
+/// process, or several behind a proxy) at `base`. `state` is that of an app built on the same
+/// configuration and database but not serving.
+pub fn driving(base: String, http: reqwest::Client, state: portcullis::state::AppState) -> TestApp {
+    TestApp {
+        base,
+        clock: Clock::default(),
+        http,
+        state,
+        stop: None,
+        task: None,
+        _tmp: None,
     }
 }
 
@@ -404,9 +425,19 @@ impl TestApp {
         scope: Option<&str>,
         resource: Option<String>,
     ) -> (TestClient, Value) {
+        self.tokens_with(&browser(), login, scope, resource).await
+    }
+
+    /// [`Self::tokens_for_resource`] with the browser `browser`.
+    pub async fn tokens_with(
+        &self,
+        browser: &reqwest::Client,
+        login: &str,
+        scope: Option<&str>,
+        resource: Option<String>,
+    ) -> (TestClient, Value) {
         let client = self.register_public_client().await;
         let (verifier, challenge) = pkce();
-        let browser = browser();
         let url = self.authorize_url(&AuthRequest {
             client: &client,
             challenge: &challenge,
@@ -414,7 +445,7 @@ impl TestApp {
             scope,
             resource: resource.clone(),
         });
-        let back = self.sign_in(&browser, &url, login).await;
+        let back = self.sign_in(browser, &url, login).await;
         let code = query_param(&back, "code").expect("a code");
         let resource = resource.unwrap_or_else(|| self.mcp_url());
         let (status, body) = self
