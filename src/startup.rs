@@ -317,6 +317,7 @@ async fn background_tasks(state: AppState) {
         {
             tracing::warn!(%error, "refreshing the revocation view failed");
         }
+        state.gateway.flush_rejections(state.now());
         if ticks.is_multiple_of(purge_every) {
             match state.store.purge_expired(state.now(), &retention).await {
                 Ok(0) => {}

@@ -3,12 +3,14 @@
 //! The hot path: signature and claims checked locally (a signature that verified once is
 //! remembered), revocation looked up in memory. No database round trip.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
 use chrono::{DateTime, Utc};
 
 use super::api_keys::{ApiKeyVerifier, KeyHolder};
+use super::rejections::Rejections;
 use super::trusted::TrustedIssuers;
 use crate::audit::Auditor;
 use crate::oauth::access::Entitlement;
@@ -156,7 +158,8 @@ pub struct TokenVerifier {
     revocations: Arc<RevocationView>,
     api_keys: ApiKeyVerifier,
     trusted: TrustedIssuers,
-    auditor: Auditor,
+    /// Refusals, audited per source per minute.
+    rejections: Arc<Rejections>,
 }
 
 /// What a [`TokenVerifier`] checks besides Portcullis' own tokens.
@@ -179,15 +182,22 @@ impl TokenVerifier {
             revocations,
             api_keys: others.api_keys,
             trusted: others.trusted,
-            auditor,
+            rejections: Arc::new(Rejections::new(auditor)),
         }
     }
 
-    /// The caller of a request to `resource`, or why there is none.
+    /// Audits the refusals counted in a minute that is over.
+    pub fn flush_rejections(&self, now: DateTime<Utc>) {
+        self.rejections.flush(now);
+    }
+
+    /// The caller of a request to `resource` from the address `source` (when known), or why
+    /// there is none.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         resource: &Resource,
+        source: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Caller, Unauthenticated> {
         let token = match parse_bearer(headers) {
@@ -199,18 +209,19 @@ impl TokenVerifier {
             return match self.api_keys.verify(token, now).await {
                 Ok(holder) => Ok(Caller::with_key(&holder, &self.issuer, resource)),
                 Err(KeyRefusal::Unavailable) => Err(Unauthenticated::Unavailable),
-                Err(reason) => Err(self.refuse(&reason, resource, now)),
+                Err(reason) => Err(self.refuse(&reason, resource, source, now)),
             };
         }
         if let Some(verdict) = self.trusted.verify(token, &self.issuer, now).await {
-            return verdict.map_err(|reason| self.refuse(&reason, resource, now));
+            return verdict.map_err(|reason| self.refuse(&reason, resource, source, now));
         }
         match self.keys.verify(token, &self.issuer, &resource.uri, now) {
             Ok(claims) if !self.revocations.is_revoked(&claims.jti, &claims.sid) => {
                 Ok(Caller::of_grant(claims))
             }
             Ok(claims) => {
-                self.auditor.record(
+                self.rejections.note(
+                    source,
                     AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
                         .user(claims.sub.clone(), claims.email.as_deref())
                         .client(claims.client_id.clone())
@@ -218,7 +229,9 @@ impl TokenVerifier {
                 );
                 Err(Unauthenticated::InvalidToken)
             }
-            Err(reason) => Err(self.refuse(&format!("rejected token ({reason})"), resource, now)),
+            Err(reason) => {
+                Err(self.refuse(&format!("rejected token ({reason})"), resource, source, now))
+            }
         }
     }
 
@@ -228,9 +241,11 @@ impl TokenVerifier {
         &self,
         reason: &dyn std::fmt::Display,
         resource: &Resource,
+        source: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Unauthenticated {
-        self.auditor.record(
+        self.rejections.note(
+            source,
             AuditEvent::new(AuditKind::RequestDenied, Decision::Denied, now)
                 .reason(format!("{reason} for {}", resource.uri)),
         );

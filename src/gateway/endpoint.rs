@@ -153,9 +153,14 @@ pub async fn handle(State(served): State<Served>, request: HttpRequest) -> Respo
         return (StatusCode::FORBIDDEN, axum::Json(error)).into_response();
     }
     let now = gateway.clock.now();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let source = gateway.limits.client_address(peer, &parts.headers);
     let caller = match gateway
         .verifier
-        .authenticate(&parts.headers, &endpoint.resource, now)
+        .authenticate(&parts.headers, &endpoint.resource, source, now)
         .await
     {
         Ok(caller) => caller,

@@ -42,6 +42,8 @@ mod mrtr;
 pub mod policy;
 /// The streaming reverse proxy in front of Streamable HTTP backends.
 mod proxy;
+/// Refused credentials, audited per source per minute.
+mod rejections;
 /// Relaying a proxied backend's JSON or SSE answer.
 mod relay;
 /// The shared HTTP answers: 401, step-up 403, JSON-RPC errors.
@@ -174,6 +176,11 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
+    /// Audits the refused credentials counted in a minute that is over.
+    pub fn flush_rejections(&self, now: chrono::DateTime<chrono::Utc>) {
+        self.verifier.flush_rejections(now);
+    }
+
     /// Counts a request of `caller` against its limits: per API key for a key, per client
     /// otherwise, and per person (issuer and subject) always.
     pub async fn within_limits(&self, caller: &caller::Caller) -> Result<(), Limited> {
