@@ -291,7 +291,12 @@ async fn background_tasks(state: AppState) {
         .audit
         .retention
         .map(crate::config::chrono_duration);
-    let retention = Lifetimes::from(&state.settings.tokens).retention(audit);
+    let unused_clients = state
+        .settings
+        .clients
+        .purge_unused_after
+        .map(crate::config::chrono_duration);
+    let retention = Lifetimes::from(&state.settings.tokens).retention(audit, unused_clients);
     // Revocations and key changes published by the other instances and the operator's
     // commands; stopped with the other background tasks.
     let _subscription = state.redis.as_ref().map(|redis| {

@@ -90,6 +90,41 @@ impl Default for RawCimd {
     }
 }
 
+/// Registered clients' upkeep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// A client registered this long ago that holds no grant is deleted; `None` keeps them.
+    pub purge_unused_after: Option<Duration>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawClients {
+    /// Days; 0 keeps every client.
+    purge_unused_after_days: u64,
+}
+
+impl Default for RawClients {
+    fn default() -> Self {
+        Self {
+            purge_unused_after_days: 30,
+        }
+    }
+}
+
+pub(super) fn parse_clients(raw: RawClients) -> Result<ClientSettings, ConfigError> {
+    if raw.purge_unused_after_days > 10 * 365 {
+        return Err(ConfigError::invalid(
+            "clients.purge_unused_after_days",
+            "use at most 3650 days, or 0 to keep every client",
+        ));
+    }
+    Ok(ClientSettings {
+        purge_unused_after: (raw.purge_unused_after_days > 0)
+            .then(|| Duration::from_secs(raw.purge_unused_after_days * 24 * 3600)),
+    })
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawConsent {

@@ -38,7 +38,7 @@ pub use access::{
 pub use backends::{
     BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
 };
-pub use clients::{CimdHosts, CimdSettings, ConsentSettings};
+pub use clients::{CimdHosts, CimdSettings, ClientSettings, ConsentSettings};
 pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use presets::{Quirks, SubjectFrom};
 pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
@@ -100,6 +100,7 @@ pub struct Settings {
     pub consent: ConsentSettings,
     pub audit: AuditSettings,
     pub rate_limits: RateLimitSettings,
+    pub clients: ClientSettings,
 }
 
 /// The audit trail's upkeep.
@@ -217,6 +218,8 @@ struct RawSettings {
     audit: RawAudit,
     #[serde(default)]
     rate_limits: rate_limits::RawRateLimits,
+    #[serde(default)]
+    clients: clients::RawClients,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -386,6 +389,7 @@ impl Settings {
         let consent = clients::parse_consent(raw.consent)?;
         let audit = parse_audit(raw.audit)?;
         let rate_limits = rate_limits::parse_rate_limits(raw.rate_limits)?;
+        let clients = clients::parse_clients(raw.clients)?;
         let settings = Settings {
             bind: raw.bind,
             public_base_url: raw.public_base_url,
@@ -406,6 +410,7 @@ impl Settings {
             consent,
             audit,
             rate_limits,
+            clients,
         };
         if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(

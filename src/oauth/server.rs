@@ -44,12 +44,20 @@ impl Lifetimes {
     /// What the periodic purge keeps: a redeemed code until the tokens it gave have expired,
     /// a rotated token's successor through the grace window, step-up requests through theirs,
     /// audit events for `audit` (or always).
-    pub fn retention(&self, audit: Option<chrono::Duration>) -> Retention {
+    /// What the periodic purge keeps: `audit` events and `unused_clients` as configured.
+    pub fn retention(
+        &self,
+        audit: Option<chrono::Duration>,
+        unused_clients: Option<chrono::Duration>,
+    ) -> Retention {
         Retention {
             redeemed_codes: self.access + self.code,
             refresh_grace: self.refresh_grace,
             step_up: STEP_UP_WINDOW,
             audit,
+            // The clock skew a token check allows, with room to spare.
+            dead_grants: Some(self.access + chrono::Duration::minutes(2)),
+            unused_clients,
         }
     }
 }

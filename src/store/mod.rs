@@ -372,6 +372,13 @@ pub struct Retention {
     pub step_up: chrono::Duration,
     /// Audit events older than this are deleted; `None` keeps them all.
     pub audit: Option<chrono::Duration>,
+    /// A grant is deleted once no token issued from it can still be presented: this long
+    /// (an access token's life, with a margin) after it was revoked, or after it was issued
+    /// when none of its refresh tokens is left. `None` keeps grants.
+    pub dead_grants: Option<chrono::Duration>,
+    /// A registered client with no grant left is deleted this long after its registration;
+    /// `None` keeps clients.
+    pub unused_clients: Option<chrono::Duration>,
 }
 
 /// The store in use, shared by every handler.

@@ -510,6 +510,31 @@ where
             let result = sqlx::query(sql).bind(Ts(cutoff)).execute(&mut *tx).await?;
             deleted += DB::rows_affected(&result);
         }
+        if let Some(dead) = keep.dead_grants {
+            // Revoked, or with nothing left to refresh with and nothing to redeem: no token
+            // issued from it is still good. Its codes, refresh tokens and step-ups go with it.
+            let result = sqlx::query(
+                "DELETE FROM grants
+                 WHERE (revoked_at IS NOT NULL AND revoked_at <= $1)
+                    OR (revoked_at IS NULL AND created_at <= $1
+                        AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
+                        AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id))",
+            )
+            .bind(Ts(now - dead))
+            .execute(&mut *tx)
+            .await?;
+            deleted += DB::rows_affected(&result);
+        }
+        if let Some(unused) = keep.unused_clients {
+            let result = sqlx::query(
+                "DELETE FROM clients WHERE created_at <= $1
+                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id)",
+            )
+            .bind(Ts(now - unused))
+            .execute(&mut *tx)
+            .await?;
+            deleted += DB::rows_affected(&result);
+        }
         if let Some(audit) = keep.audit {
             let result = sqlx::query("DELETE FROM audit_events WHERE time <= $1")
                 .bind(Ts(now - audit))

@@ -95,6 +95,7 @@ conformance!(
     a_step_up_request_is_taken_once_within_its_window,
     timestamps_round_trip_to_the_microsecond,
     expiry_within_one_second_compares_as_time,
+    dead_grants_and_unused_clients_are_purged,
     an_audit_event_reads_back_with_every_field,
     every_audit_kind_and_decision_round_trips,
     audit_events_filter_by_user_id_or_email,

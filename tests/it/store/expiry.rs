@@ -72,3 +72,57 @@ pub(super) async fn expiry_within_one_second_compares_as_time(store: &dyn Store)
     assert!(store.get_code("code-half").await.unwrap().is_some());
     assert_eq!(revoked_jtis(store).await, vec!["jti-half".to_owned()]);
 }
+
+/// Grants no token can come from any more, and registered clients left without a grant, are
+/// purged; everything a token or a client could still use stays.
+pub(super) async fn dead_grants_and_unused_clients_are_purged(store: &dyn Store) {
+    use super::fixtures::{at, client};
+    use portcullis::store::Retention;
+
+    // Grants issued at t0: one revoked at 10 s, one with a refresh token good for a day, one
+    // with an unredeemed code, one with nothing left.
+    for id in ["revoked", "refreshable", "pending", "spent"] {
+        seeded_grant(store, id).await;
+    }
+    store.revoke_grant("revoked", at(10)).await.unwrap();
+    let token = refresh_token("rt", "refreshable", at(86_400));
+    store.insert_refresh_token(&token).await.unwrap();
+    store
+        .insert_code(&code("code", "pending", at(86_400)))
+        .await
+        .unwrap();
+    // Clients registered at t0: `client-1` holds the grants, `idle` none.
+    for id in ["client-1", "idle"] {
+        store.insert_client(&client(id)).await.unwrap();
+    }
+    let keep = Retention {
+        dead_grants: Some(Duration::seconds(100)),
+        unused_clients: Some(Duration::seconds(1000)),
+        ..KEEP
+    };
+    let grants = || async {
+        let mut ids: Vec<String> = ["revoked", "refreshable", "pending", "spent"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut kept = Vec::new();
+        for id in ids.drain(..) {
+            if store.get_grant(&id).await.unwrap().is_some() {
+                kept.push(id);
+            }
+        }
+        kept
+    };
+
+    // Before a token's life has passed, nothing goes.
+    assert_eq!(store.purge_expired(at(99), &keep).await.unwrap(), 0);
+    assert_eq!(grants().await.len(), 4);
+    // After it: the revoked grant and the one with nothing left.
+    assert_eq!(store.purge_expired(at(111), &keep).await.unwrap(), 2);
+    assert_eq!(grants().await, ["refreshable", "pending"]);
+    // The idle client goes after its time; the one holding grants stays.
+    assert_eq!(store.purge_expired(at(999), &keep).await.unwrap(), 0);
+    assert_eq!(store.purge_expired(at(1000), &keep).await.unwrap(), 1);
+    assert!(store.get_client("idle").await.unwrap().is_none());
+    assert!(store.get_client("client-1").await.unwrap().is_some());
+}

@@ -14,6 +14,8 @@ pub(super) const KEEP: Retention = Retention {
     refresh_grace: Duration::minutes(1),
     step_up: Duration::minutes(2),
     audit: None,
+    dead_grants: None,
+    unused_clients: None,
 };
 
 pub(super) fn t0() -> DateTime<Utc> {
