@@ -202,7 +202,9 @@ impl Application {
         let auth = Arc::new(AuthorizationServer {
             public: public.clone(),
             store: store.clone(),
-            clients: Arc::new(Clients::new(store.clone(), &settings.cimd)?),
+            clients: Arc::new(
+                Clients::new(store.clone(), &settings.cimd)?.shared_through(redis.clone()),
+            ),
             remember_consent: crate::config::chrono_duration(settings.consent.remember_for),
             secrets,
             keys: keys.clone(),

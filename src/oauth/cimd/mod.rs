@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use self::fetch::{FetchError, Fetcher};
+use crate::cluster::Redis;
 use crate::config::{CimdHosts, CimdSettings};
 use crate::store::{Client, DynStore, StoreError};
 
@@ -81,6 +82,15 @@ struct Documents {
     /// URLs whose fetch failed lately, with the reason.
     failures: moka::future::Cache<String, Arc<ClientErrorKind>>,
     fetches: tokio::sync::Semaphore,
+    /// With Redis, documents one instance fetched serve the others while they are fresh.
+    redis: Option<Redis>,
+}
+
+/// A fetched document as the instances share it through Redis.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SharedDocument {
+    body: String,
+    fresh_until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +106,11 @@ impl From<&ClientErrorKind> for ClientError {
             ClientErrorKind::Unavailable(why) => Self::Unavailable(why.clone()),
         }
     }
+}
+
+/// The Redis name of a document's shared copy: the URL's hash (bounded, no `:`).
+fn shared_name(client_id: &str) -> String {
+    crate::crypto::sha256_hex(client_id)
 }
 
 /// Resolves `client_id`s for the authorize, consent and token endpoints.
@@ -120,11 +135,20 @@ impl Clients {
                     .time_to_live(FAILURE_MEMORY)
                     .build(),
                 fetches: tokio::sync::Semaphore::new(MAX_CONCURRENT_FETCHES),
+                redis: None,
             })
         } else {
             None
         };
         Ok(Self { store, documents })
+    }
+
+    /// The same clients, sharing fetched documents with the other instances through `redis`.
+    pub fn shared_through(mut self, redis: Option<Redis>) -> Self {
+        if let Some(documents) = &mut self.documents {
+            documents.redis = redis;
+        }
+        self
     }
 
     /// True when metadata document `client_id`s are accepted (and advertised).
@@ -201,6 +225,9 @@ impl Documents {
                 kind,
             });
         }
+        if let Some(client) = self.shared_copy(client_id, now).await {
+            return Ok(ResolvedClient { client, kind });
+        }
         let failure = match self.failures.get(client_id).await {
             Some(recent) => (*recent).clone(),
             None => match self.fetch(client_id, &url, now).await {
@@ -230,6 +257,25 @@ impl Documents {
             return Ok(ResolvedClient { client, kind });
         }
         Err(ClientError::from(&failure))
+    }
+
+    /// A fresh copy another instance fetched, checked again as if fetched here, and kept.
+    async fn shared_copy(&self, client_id: &str, now: DateTime<Utc>) -> Option<Client> {
+        let redis = self.redis.as_ref()?;
+        let bytes = redis.cache_get("cimd", &shared_name(client_id)).await?;
+        let shared: SharedDocument = serde_json::from_slice(&bytes).ok()?;
+        if shared.fresh_until <= now {
+            return None;
+        }
+        let client = document::client_from_document(client_id, shared.body.as_bytes(), now).ok()?;
+        let cached = Cached {
+            client: client.clone(),
+            fresh_until: shared.fresh_until,
+        };
+        self.cache
+            .insert(client_id.to_owned(), Arc::new(cached))
+            .await;
+        Some(client)
     }
 
     /// Fetches and checks the document; caches a good one as its headers allow.
@@ -271,6 +317,17 @@ impl Documents {
                 self.cache
                     .insert(client_id.to_owned(), Arc::new(cached))
                     .await;
+                if let (Some(redis), Ok(body)) = (&self.redis, std::str::from_utf8(&fetched.body)) {
+                    let shared = SharedDocument {
+                        body: body.to_owned(),
+                        fresh_until: now + crate::config::chrono_duration(fresh_for),
+                    };
+                    if let Ok(bytes) = serde_json::to_vec(&shared) {
+                        redis
+                            .cache_put("cimd", &shared_name(client_id), &bytes, fresh_for)
+                            .await;
+                    }
+                }
             }
             // `no-store`: not kept, not even as a fallback.
             None => self.cache.invalidate(client_id).await,

@@ -120,3 +120,37 @@ async fn shipped_documents_can_be_switched_off() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{page}");
     app.stop().await;
 }
+
+/// With Redis, a document one instance fetched serves the others while it is fresh: the
+/// document's server sees one fetch for both.
+#[tokio::test]
+async fn instances_sharing_redis_fetch_a_document_once() {
+    let docs = DocumentServer::start().await;
+    let (redis_url, _own) = crate::support::redis::shared().await;
+    let prefix = crate::support::redis::fresh_prefix();
+    let instance = || {
+        crate::support::app::spawn(crate::support::app::Options {
+            second_provider: false,
+            grant_scopes: r#"["demo:*:read"]"#,
+            top_toml: format!(
+                "grant = \"requested\"\nredis_url = \"{redis_url}\"\nredis_prefix = \"{prefix}\"\n"
+            ),
+            extra_toml: docs.cimd_toml(""),
+            ..crate::support::app::Options::default()
+        })
+    };
+    let (a, b) = (instance().await, instance().await);
+    let client = serve_client(&docs, "/shared.json", "public, max-age=600");
+
+    let (status, _) = authorize_answer(&a, &client).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = authorize_answer(&b, &client).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        docs.hits("/shared.json"),
+        1,
+        "the second instance used the first's copy"
+    );
+    a.stop().await;
+    b.stop().await;
+}
