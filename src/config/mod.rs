@@ -29,6 +29,8 @@ mod issuers;
 mod presets;
 /// `[[providers]]`.
 mod providers;
+/// `[metrics]`: the operator's endpoints.
+mod telemetry;
 
 pub use access::{
     AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, Role, UserAdmission,
@@ -40,6 +42,7 @@ pub use clients::{CimdHosts, CimdSettings, ConsentSettings};
 pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use presets::{Quirks, SubjectFrom};
 pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
+pub use telemetry::MetricsSettings;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
@@ -93,6 +96,8 @@ pub struct Settings {
     pub cimd: CimdSettings,
     pub consent: ConsentSettings,
     pub audit: AuditSettings,
+    /// Where `/metrics` and `/health/backends` are served, if anywhere.
+    pub metrics: MetricsSettings,
 }
 
 /// The audit trail's upkeep.
@@ -203,6 +208,8 @@ struct RawSettings {
     consent: clients::RawConsent,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    metrics: telemetry::RawMetrics,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -344,6 +351,7 @@ impl Settings {
         let cimd = clients::parse_cimd(raw.cimd, raw.bind, raw.public_base_url.as_ref())?;
         let consent = clients::parse_consent(raw.consent)?;
         let audit = parse_audit(raw.audit)?;
+        let metrics = telemetry::parse_metrics(raw.metrics)?;
         let settings = Settings {
             bind: raw.bind,
             public_base_url: raw.public_base_url,
@@ -362,6 +370,7 @@ impl Settings {
             cimd,
             consent,
             audit,
+            metrics,
         };
         if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(

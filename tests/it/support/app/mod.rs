@@ -41,6 +41,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The running app's state: lets a test mint tokens with its keys.
     pub state: portcullis::state::AppState,
+    /// `http://127.0.0.1:PORT` of the operator's own listener (`[metrics] bind`), if any.
+    pub operator: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _tmp: Option<tempfile::TempDir>,
@@ -162,6 +164,7 @@ pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempD
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
+    let operator = app.operator_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
@@ -172,6 +175,7 @@ pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempD
         clock,
         http: http_client(),
         state,
+        operator,
         stop: Some(stop),
         task: Some(task),
         _tmp: tmp,
