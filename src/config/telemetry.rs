@@ -55,3 +55,34 @@ pub(super) fn parse_metrics(raw: RawMetrics) -> Result<MetricsSettings, ConfigEr
         token,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+
+    #[test]
+    fn the_operator_endpoints_are_off_unless_configured() {
+        let settings = Settings::from_toml("").unwrap();
+        assert!(!settings.metrics.enabled());
+    }
+
+    #[test]
+    fn a_bind_or_a_long_token_turns_them_on() {
+        let bind = Settings::from_toml("[metrics]\nbind = \"127.0.0.1:9464\"").unwrap();
+        assert_eq!(bind.metrics.bind, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(bind.metrics.enabled());
+        let token = Settings::from_toml("[metrics]\ntoken = \"0123456789abcdef0123\"").unwrap();
+        assert!(token.metrics.enabled() && token.metrics.bind.is_none());
+    }
+
+    #[test]
+    fn a_short_or_spaced_token_is_refused_naming_the_key() {
+        for token in ["short", "0123456789 abcdef0123"] {
+            let error =
+                Settings::from_toml(&format!("[metrics]\ntoken = \"{token}\"")).unwrap_err();
+            assert!(error.to_string().contains("metrics.token"), "{error}");
+        }
+        let unknown = Settings::from_toml("[metrics]\nport = 9464").unwrap_err();
+        assert!(unknown.to_string().contains("port"), "{unknown}");
+    }
+}

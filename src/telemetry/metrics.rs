@@ -230,9 +230,13 @@ pub fn refresh_reuse() {
     counter!(REFRESH_REUSE).increment(1);
 }
 
-/// A request refused by the rate limit of `class` (a fixed word chosen by the limiter).
-pub fn rate_limited(class: &'static str) {
-    counter!(RATE_LIMITED, "class" => class).increment(1);
+/// A request refused by the rate limit of `class` (a fixed word chosen by the limiter, never
+/// text from the request: it is a label).
+pub fn rate_limited(class: &str) {
+    if !installed() {
+        return;
+    }
+    counter!(RATE_LIMITED, "class" => class.to_owned()).increment(1);
 }
 
 /// A stdio process of `backend` started.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::http::{HeaderMap, Request};
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tower_http::trace::{DefaultMakeSpan, MakeSpan};
@@ -115,8 +115,8 @@ pub fn incoming(headers: &HeaderMap, request_id: Option<String>) -> RequestConte
     RequestContext { request_id, span }
 }
 
-/// The current request's `traceparent` (and `tracestate`) as `(name, value)` pairs, for a
-/// backend request; none outside a request.
+/// The current request's `traceparent` (and `tracestate` when there is one) as `(name,
+/// value)` pairs, for a backend request; none outside a request.
 pub fn outgoing() -> Vec<(String, String)> {
     let Some(context) = current() else {
         return Vec::new();
@@ -124,14 +124,22 @@ pub fn outgoing() -> Vec<(String, String)> {
     let mut fields = std::collections::HashMap::new();
     let cx = opentelemetry::Context::new().with_remote_span_context(context.span);
     TraceContextPropagator::new().inject_context(&cx, &mut fields);
-    fields.into_iter().collect()
+    // The propagator writes an empty `tracestate` when there is none; W3C says leave it out.
+    let mut fields: Vec<(String, String)> =
+        fields.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    fields.sort();
+    fields
 }
 
-/// Adds the current request's `traceparent` and `tracestate` to a backend request's headers.
+/// Adds the current request's `traceparent` (and `tracestate`) to a backend request's headers.
 pub fn inject(headers: &mut HeaderMap) {
-    if let Some(context) = current() {
-        let cx = opentelemetry::Context::new().with_remote_span_context(context.span);
-        TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+    for (name, value) in outgoing() {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(name),
+            axum::http::HeaderValue::try_from(value),
+        ) {
+            headers.insert(name, value);
+        }
     }
 }
 
@@ -160,5 +168,74 @@ impl<B> MakeSpan<B> for RequestSpan {
         );
         let _ = span.set_parent(extract(request.headers()));
         span
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (axum::http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_callers_trace_is_kept_with_a_span_of_portcullis_own() {
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = incoming(
+            &headers(&[("traceparent", caller), ("tracestate", "congo=t61rcWkgMzE")]),
+            Some("req-1".into()),
+        );
+
+        assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(context.span.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(context.span.is_sampled());
+        assert_eq!(context.span.trace_state().header(), "congo=t61rcWkgMzE");
+        assert_eq!(context.request_id.as_deref(), Some("req-1"));
+    }
+
+    #[test]
+    fn a_missing_or_malformed_traceparent_starts_a_new_trace() {
+        for bad in [
+            None,
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+            Some("zz-not-a-trace-parent"),
+            Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+        ] {
+            let pairs: Vec<(&'static str, &str)> =
+                bad.map(|v| ("traceparent", v)).into_iter().collect();
+            let context = incoming(&headers(&pairs), None);
+            assert!(context.span.is_valid(), "{bad:?}");
+            assert_ne!(
+                context.trace_id(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "{bad:?}"
+            );
+        }
+        let one = incoming(&HeaderMap::new(), None);
+        let two = incoming(&HeaderMap::new(), None);
+        assert_ne!(one.trace_id(), two.trace_id());
+    }
+
+    #[tokio::test]
+    async fn backends_get_the_context_of_the_request_being_served_and_none_outside_one() {
+        assert!(outgoing().is_empty());
+        let context = incoming(&HeaderMap::new(), None);
+        let expected = format!("00-{}-{}-00", context.trace_id(), context.span.span_id());
+
+        let (fields, mut headers) = scope(context, async {
+            let mut headers = HeaderMap::new();
+            inject(&mut headers);
+            (outgoing(), headers)
+        })
+        .await;
+
+        assert_eq!(fields, vec![("traceparent".to_owned(), expected.clone())]);
+        assert_eq!(headers.remove("traceparent").unwrap(), expected.as_str());
+        assert!(headers.is_empty());
     }
 }

@@ -117,6 +117,7 @@ async fn without_a_traceparent_a_trace_is_started_and_every_audited_path_carries
 
     let (trace, _) = parts(backend.last().headers["traceparent"].to_str().unwrap());
     assert!(is_w3c_id(&trace, 32), "{trace}");
+    assert!(backend.last().headers.get("tracestate").is_none());
     let calls = audit_rows(&app, AuditKind::ToolCall).await;
     let allowed = calls
         .iter()
