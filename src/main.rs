@@ -73,11 +73,16 @@ fn main() -> ExitCode {
         return check_config(&settings);
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    telemetry::init(
+    // Spans are exported only by the server, and only when the OTEL_* variables ask for it.
+    let otlp = matches!(cli.command, Command::Serve)
+        .then(telemetry::Otlp::from_env)
+        .flatten();
+    let _telemetry = telemetry::init(
         settings.log.format,
         &settings.log.filter,
         std::io::stderr,
         ansi,
+        otlp.as_ref(),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,6 +15,10 @@ pub const INTROSPECT: &str = "/introspect";
 pub const MCP: &str = "/mcp";
 pub const HEALTH_LIVE: &str = "/health/live";
 pub const HEALTH_READY: &str = "/health/ready";
+/// Prometheus metrics, for operators (`[metrics]`).
+pub const METRICS: &str = "/metrics";
+/// Each backend's reachability, for operators (`[metrics]`).
+pub const HEALTH_BACKENDS: &str = "/health/backends";
 pub const STATIC: &str = "/static";
 
 /// `/callback/{provider}` for one provider.

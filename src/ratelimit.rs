@@ -199,7 +199,7 @@ impl RateLimits {
     }
 
     fn fail_open(&self, error: &dyn std::fmt::Display) {
-        metrics::counter!("portcullis_rate_limit_unavailable_total").increment(1);
+        crate::telemetry::metrics::rate_limit_unavailable();
         let now = chrono::Utc::now().timestamp();
         let last = self.last_warning.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= WARN_EVERY_SECS
@@ -263,7 +263,7 @@ pub fn address_subject(ip: IpAddr) -> String {
 }
 
 fn limited(class: Class, retry_after: Duration) -> Limited {
-    metrics::counter!("portcullis_rate_limited_total", "class" => class.name()).increment(1);
+    crate::telemetry::metrics::rate_limited(class.name());
     Limited {
         class,
         retry_after_secs: retry_after.as_secs_f64().ceil().max(1.0) as u64,

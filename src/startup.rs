@@ -38,6 +38,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     router: axum::Router,
+    /// `[metrics] bind`: the operator's endpoints on a listener of their own.
+    operator: Option<TcpListener>,
 }
 
 /// The Fernet keys: configured ones, or (development provider only) a generated key kept in a
@@ -110,6 +112,17 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.bind))?;
         let local = listener.local_addr()?;
+        let operator = match settings.metrics.bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("binding {bind} (metrics.bind)"))?,
+            ),
+            None => None,
+        };
+        if settings.metrics.enabled() {
+            crate::telemetry::metrics::install().context("installing the metrics recorder")?;
+        }
         let base = match &settings.public_base_url {
             Some(url) => url.clone(),
             None => Url::parse(&format!("http://{local}")).context("building the public URL")?,
@@ -240,7 +253,13 @@ impl Application {
             listener,
             state,
             router,
+            operator,
         })
+    }
+
+    /// Where the operator's endpoints listen on their own (`[metrics] bind`), if they do.
+    pub fn operator_addr(&self) -> Option<SocketAddr> {
+        self.operator.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -262,8 +281,20 @@ impl Application {
             listener,
             state,
             router,
+            operator,
         } = self;
         let background = tokio::spawn(background_tasks(state.clone()));
+        let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = operator.map(|listener| {
+            let router = crate::http::telemetry::own_listener(state.clone());
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async {
+                        let _ = operator_stopped.await;
+                    })
+                    .into_future(),
+            )
+        });
         // Answers often go out in two writes (the head, then a streamed body): without
         // TCP_NODELAY the second waits for the client's delayed ACK, about 40 ms.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -277,6 +308,10 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await;
+        let _ = stop_operator.send(());
+        if let Some(operator) = operator {
+            let _ = operator.await;
+        }
         background.abort();
         state.gateway.shutdown().await;
         // Whatever was audited before the stop reaches the database.
@@ -317,6 +352,7 @@ async fn background_tasks(state: AppState) {
     let mut interval = tokio::time::interval(poll);
     loop {
         interval.tick().await;
+        crate::telemetry::metrics::upkeep();
         if let Err(error) = state
             .revocations
             .poll(state.store.as_ref(), state.now(), max_token_age)

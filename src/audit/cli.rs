@@ -135,8 +135,9 @@ fn write_json_lines(events: &[AuditEvent], out: &mut dyn Write) -> anyhow::Resul
     Ok(())
 }
 
-const HEADERS: [&str; 10] = [
-    "TIME", "KIND", "DECISION", "USER", "CLIENT", "TOOL", "OUTCOME", "LATENCY", "BYTES", "REASON",
+const HEADERS: [&str; 11] = [
+    "TIME", "KIND", "DECISION", "USER", "CLIENT", "TOOL", "OUTCOME", "LATENCY", "BYTES", "TRACE",
+    "REASON",
 ];
 
 fn write_table(events: &[AuditEvent], out: &mut dyn Write) -> anyhow::Result<()> {
@@ -168,6 +169,7 @@ fn table_row(event: &AuditEvent) -> Vec<String> {
         event
             .response_bytes
             .map_or_else(|| "-".to_owned(), |b| b.to_string()),
+        cell(event.trace_id.as_deref()),
         // The last column is not padded: it may run long.
         cell(event.reason.as_deref()),
     ]

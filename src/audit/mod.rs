@@ -35,14 +35,23 @@ pub const MAX_BATCH: usize = 500;
 const SINK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl AuditEvent {
-    /// An event of `kind` at `now` with a fresh id and nothing else set; the setters below fill
-    /// in what the caller knows.
+    /// An event of `kind` at `now` with a fresh id; the setters below fill in what the caller
+    /// knows. Recorded while serving a request, it carries that request's id and trace id
+    /// (every path that audits gets them, refusals included).
     pub fn new(kind: AuditKind, decision: Decision, now: DateTime<Utc>) -> Self {
+        let (request_id, trace_id) = match crate::telemetry::trace::current() {
+            Some(context) => {
+                let trace_id = context.trace_id();
+                (context.request_id, Some(trace_id))
+            }
+            None => (None, None),
+        };
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             time: now,
             kind,
-            request_id: None,
+            request_id,
+            trace_id,
             user_id: None,
             user_email: None,
             client_id: None,
@@ -77,6 +86,12 @@ impl AuditEvent {
 
     pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The W3C trace id (32 hex digits).
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
         self
     }
 
@@ -163,6 +178,7 @@ impl AuditSink for LogSink {
                 latency_ms = event.latency_ms,
                 response_bytes = event.response_bytes,
                 request_id = event.request_id.as_deref(),
+                trace_id = event.trace_id.as_deref(),
                 "audit event"
             );
         }
@@ -237,6 +253,11 @@ impl Auditor {
     /// Events dropped so far because the queue was full (or the writer had stopped).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
     }
 }
 

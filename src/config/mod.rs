@@ -31,6 +31,8 @@ mod presets;
 mod providers;
 /// `[rate_limits]`.
 mod rate_limits;
+/// `[metrics]`: the operator's endpoints.
+mod telemetry;
 
 pub use access::{
     AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, Role, UserAdmission,
@@ -43,6 +45,7 @@ pub use issuers::{ScopeClaim, TrustedIssuer};
 pub use presets::{Quirks, SubjectFrom};
 pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
 pub use rate_limits::RateLimitSettings;
+pub use telemetry::MetricsSettings;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "portcullis.toml";
@@ -101,6 +104,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     pub rate_limits: RateLimitSettings,
     pub clients: ClientSettings,
+    /// Where `/metrics` and `/health/backends` are served, if anywhere.
+    pub metrics: MetricsSettings,
 }
 
 /// The audit trail's upkeep.
@@ -220,6 +225,8 @@ struct RawSettings {
     rate_limits: rate_limits::RawRateLimits,
     #[serde(default)]
     clients: clients::RawClients,
+    #[serde(default)]
+    metrics: telemetry::RawMetrics,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -390,6 +397,7 @@ impl Settings {
         let audit = parse_audit(raw.audit)?;
         let rate_limits = rate_limits::parse_rate_limits(raw.rate_limits)?;
         let clients = clients::parse_clients(raw.clients)?;
+        let metrics = telemetry::parse_metrics(raw.metrics)?;
         let settings = Settings {
             bind: raw.bind,
             public_base_url: raw.public_base_url,
@@ -411,6 +419,7 @@ impl Settings {
             audit,
             rate_limits,
             clients,
+            metrics,
         };
         if settings.fernet_keys.is_empty() && !settings.dev_only() {
             return Err(ConfigError::invalid(

@@ -7,6 +7,7 @@ use super::caller::Caller;
 use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::store::{AuditEvent, AuditKind, Decision};
+use crate::telemetry::metrics;
 
 /// The longest client-supplied value (tool name, request id) an audit record keeps.
 const MAX_RECORDED: usize = 200;
@@ -52,6 +53,8 @@ pub struct CallRecord {
     pub user_email: Option<String>,
     pub client_id: String,
     pub request_id: String,
+    /// Taken when the call starts: a streamed answer ends outside the request's task.
+    pub trace_id: Option<String>,
 }
 
 impl CallRecord {
@@ -71,6 +74,7 @@ impl CallRecord {
             user_email: caller.claims.email.clone(),
             client_id: caller.claims.client_id.clone(),
             request_id: bounded(request_id),
+            trace_id: crate::telemetry::trace::current().map(|c| c.trace_id()),
         }
     }
 
@@ -79,6 +83,7 @@ impl CallRecord {
             .user(self.user_id.clone(), self.user_email.as_deref())
             .client(self.client_id.clone())
             .request_id(self.request_id.clone());
+        event.trace_id.clone_from(&self.trace_id);
         event.backend = Some(self.backend.clone());
         event.tool = self.tool.as_deref().map(bounded);
         event
@@ -87,7 +92,8 @@ impl CallRecord {
     /// The call was refused before it reached the backend. Only tool calls are recorded: the
     /// rest of MCP's traffic (initialize, lists, notifications) calls nothing.
     pub fn deny(&self, reason: &str) {
-        if self.tool.is_some() {
+        if let Some(tool) = &self.tool {
+            metrics::tool_call_denied(&self.backend, tool);
             self.auditor
                 .record(self.event(Decision::Denied).reason(reason));
         }
@@ -95,13 +101,15 @@ impl CallRecord {
 
     /// The call reached the backend and ended with `outcome` (tool calls only, as above).
     pub fn finish(&self, outcome: Outcome, started: Instant, response_bytes: usize) {
-        if self.tool.is_none() {
+        let Some(tool) = &self.tool else {
             return;
-        }
+        };
+        let took = started.elapsed();
+        metrics::tool_call(&self.backend, tool, outcome.as_str(), took);
         self.auditor.record(
             self.event(Decision::Allowed)
                 .outcome(outcome.as_str())
-                .latency(started.elapsed())
+                .latency(took)
                 .response_bytes(u64::try_from(response_bytes).unwrap_or(u64::MAX)),
         );
     }

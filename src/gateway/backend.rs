@@ -2,6 +2,7 @@
 //! the way the gateway reaches it.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use url::Url;
 
@@ -51,4 +52,57 @@ impl Backend {
     pub fn timeout(&self) -> std::time::Duration {
         self.settings.timeout
     }
+
+    /// Whether the backend can be reached now, for the operator. An HTTP backend is reachable
+    /// when it answers anything at all (an MCP endpoint refuses a bare GET, which is fine); a
+    /// stdio backend's state is its processes, which start on the first call.
+    pub async fn probe(&self, http: &reqwest::Client) -> Probe {
+        let started = Instant::now();
+        let (transport, reachable, error) = match &self.transport {
+            Transport::Http { url, .. } => {
+                let sent = http.get(url.clone()).timeout(PROBE_TIMEOUT).send().await;
+                match sent {
+                    Ok(_) => ("http", Some(true), None),
+                    Err(error) if error.is_timeout() => (
+                        "http",
+                        Some(false),
+                        Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+                    ),
+                    Err(error) if error.is_connect() => (
+                        "http",
+                        Some(false),
+                        Some("the connection failed".to_owned()),
+                    ),
+                    Err(_) => ("http", Some(false), Some("the request failed".to_owned())),
+                }
+            }
+            Transport::Stdio(pool) => {
+                let running = pool.process_count();
+                let error = (running == 0)
+                    .then(|| "no process is running: one starts on the first call".to_owned());
+                ("stdio", (running > 0).then_some(true), error)
+            }
+        };
+        Probe {
+            id: self.id().to_owned(),
+            transport,
+            reachable,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error,
+        }
+    }
+}
+
+/// How long the operator's reachability check waits for an HTTP backend.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One backend's reachability, as `/health/backends` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Probe {
+    pub id: String,
+    pub transport: &'static str,
+    /// `null` for a stdio backend with no process running.
+    pub reachable: Option<bool>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
 }

@@ -333,10 +333,10 @@ async fn serve_message(
         None => {
             let (sender, messages) = tokio::sync::mpsc::unbounded_channel();
             let (gateway, endpoint, request) = (gateway.clone(), endpoint.clone(), request.clone());
-            let task = tokio::spawn(async move {
+            let task = tokio::spawn(crate::telemetry::trace::carried(async move {
                 let sink = Some(sender);
                 dispatch(&gateway, &endpoint, &caller, &request, &request_id, sink).await
-            });
+            }));
             Call { task, messages }
         }
     };

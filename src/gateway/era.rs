@@ -27,6 +27,9 @@ pub mod meta {
     pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
     /// Every key the protocol itself puts in a request's `_meta` begins so.
     pub const PROTOCOL_PREFIX: &str = "io.modelcontextprotocol/";
+    /// W3C Trace Context in `_meta`, unprefixed (SEP-414).
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
 }
 
 /// Request headers of the 2026-07-28 Streamable HTTP transport.
@@ -269,8 +272,10 @@ pub fn without_protocol_meta(params: Option<Value>) -> Option<Value> {
     Some(params)
 }
 
-/// Adds a modern request's `_meta` to `params`: the version, the gateway as the client, and the
-/// capabilities the gateway declares on behalf of its client.
+/// Adds a modern request's `_meta` to `params`: the version, the gateway as the client, the
+/// capabilities the gateway declares on behalf of its client, and (inside a request) the trace
+/// context, under the W3C names SEP-414 reserves, replacing the client's: the gateway is the
+/// backend's parent now.
 pub fn with_modern_meta(params: Option<Value>, version: &str, capabilities: &Value) -> Value {
     let mut params = params.unwrap_or_else(|| Value::Object(Map::new()));
     if !params.is_object() {
@@ -286,6 +291,14 @@ pub fn with_modern_meta(params: Option<Value>, version: &str, capabilities: &Val
             json!({ "name": "portcullis", "version": env!("CARGO_PKG_VERSION") }),
         );
         meta.insert(meta::CLIENT_CAPABILITIES.into(), capabilities.clone());
+        let trace = crate::telemetry::trace::outgoing();
+        if !trace.is_empty() {
+            meta.remove(meta::TRACEPARENT);
+            meta.remove(meta::TRACESTATE);
+            for (key, value) in trace {
+                meta.insert(key, Value::String(value));
+            }
+        }
     }
     params
 }

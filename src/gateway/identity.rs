@@ -91,6 +91,8 @@ impl IdentityForwarder {
         let claims = &caller.claims;
         let mut headers = HeaderMap::new();
         insert(&mut headers, REQUEST_ID, request_id);
+        // The backend's spans join the caller's trace, as children of Portcullis' own.
+        crate::telemetry::trace::inject(&mut headers);
         if backend.forwards(ForwardMode::IdentityHeaders) {
             insert(&mut headers, USER, &claims.sub);
             if let Some(email) = &claims.email {

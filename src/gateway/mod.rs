@@ -347,6 +347,11 @@ impl Gateway {
         router
     }
 
+    /// Every backend's reachability, probed at once.
+    pub async fn probe_backends(&self) -> Vec<backend::Probe> {
+        futures::future::join_all(self.backends.iter().map(|b| b.probe(&self.http))).await
+    }
+
     /// Stops the stdio processes: stdin closed, then a signal to any that linger.
     pub async fn shutdown(&self) {
         let pools = self.backends.iter().filter_map(|b| match &b.transport {

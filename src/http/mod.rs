@@ -4,6 +4,8 @@
 mod api;
 /// The browser side: authorize, provider and consent pages, callback.
 mod pages;
+/// The operator's view: `/metrics`, `/health/backends`, and the per-request trace context.
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -154,7 +156,11 @@ fn well_known_routes() -> Router<AppState> {
 /// The whole application; `extra` (the development sign-in pages) is served below the prefix too.
 pub fn router(state: AppState, extra: Router) -> Router {
     let prefix = state.public.prefix().to_owned();
-    let app = app_routes(&state)
+    let mut routes = app_routes(&state);
+    if let Some(token) = &state.settings.metrics.token {
+        routes = routes.merge(telemetry::behind_token(token.clone()));
+    }
+    let app = routes
         .with_state(state.clone())
         .merge(state.gateway.router())
         // The development sign-in's pages count as signing in.
@@ -181,9 +187,10 @@ pub fn router(state: AppState, extra: Router) -> Router {
             HeaderName::from_static("mcp-session-id"),
         ]);
     routes
+        .layer(axum::middleware::from_fn(telemetry::observe))
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::trace::RequestSpan))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,

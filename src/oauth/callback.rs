@@ -15,6 +15,7 @@ use crate::crypto::{constant_time_eq, random_token, sha256_hex};
 use crate::paths;
 use crate::store::{Attach, AuthorizationCode, Flow, Grant, SignedIn, User};
 use crate::store::{AuditEvent, AuditKind, Decision};
+use crate::telemetry::metrics::{self, SignIn};
 use crate::upstream::{Identity, UpstreamError};
 
 /// The person who signed in, admitted, with the roles they hold.
@@ -78,6 +79,7 @@ async fn admit(
     };
     if let Err(refusal) = verdict {
         tracing::warn!(target: "security", event = "signin.refused", provider = %provider_id, %refusal);
+        metrics::sign_in(provider_id, SignIn::NotAdmitted);
         let mut event = AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
             .client(flow.data.client_id.clone())
             .reason(format!("not admitted: {refusal}"));
@@ -160,6 +162,7 @@ pub async fn finish(
         return Err(FlowError::FlowGone);
     }
     if let Some(upstream_error) = params.get("error") {
+        metrics::sign_in(provider_id, SignIn::UpstreamDenied);
         server.auditor.record(
             AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
                 .client(flow.data.client_id.clone())
@@ -210,6 +213,7 @@ pub async fn finish(
         Ok(identity) => identity,
         Err(error) => {
             tracing::warn!(target: "security", event = "signin.upstream_failed", provider = %provider_id, %error);
+            metrics::sign_in(provider_id, SignIn::UpstreamFailed);
             let answer = match error {
                 UpstreamError::Transport(_) | UpstreamError::Discovery(_) => {
                     OAuthError::temporarily_unavailable(
@@ -263,6 +267,7 @@ pub async fn finish(
         .store
         .insert_grant_with_code(&grant, &authorization_code)
         .await?;
+    metrics::sign_in(provider_id, SignIn::Ok);
     server.auditor.record(
         AuditEvent::new(AuditKind::SignIn, Decision::Allowed, now)
             .user(user.id.clone(), user.email.as_deref())

@@ -18,6 +18,7 @@ use crate::crypto::{constant_time_eq, pkce_s256, random_token, sha256_hex};
 use crate::paths;
 use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Consent, Flow, UpstreamLeg};
+use crate::telemetry::metrics::{self, SignIn};
 use crate::upstream::AuthorizationRequest;
 
 /// What the consent page shows.
@@ -376,6 +377,10 @@ pub async fn decide(
             .take_flow(&flow.id, now)
             .await?
             .ok_or(FlowError::FlowGone)?;
+        metrics::sign_in(
+            flow.data.provider.as_deref().unwrap_or("none"),
+            SignIn::ConsentDenied,
+        );
         server.auditor.record(
             AuditEvent::new(AuditKind::SignIn, Decision::Denied, now)
                 .client(flow.data.client_id.clone())

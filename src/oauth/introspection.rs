@@ -12,6 +12,7 @@ use super::params::Params;
 use super::server::AuthorizationServer;
 use crate::crypto::sha256_hex;
 use crate::store::{AuditEvent, AuditKind, Decision};
+use crate::telemetry::metrics::{self, TokenEvent};
 
 /// RFC 7662 §2.2. An inactive, unknown or foreign token is `{"active": false}` and nothing more.
 pub async fn introspect(
@@ -116,6 +117,7 @@ pub async fn revoke(
             .revoke_access_token(&claims.jti, expires_at, now)
             .await?;
         server.revocations.note_token(&claims.jti, now);
+        metrics::token(TokenEvent::Revoked);
         server.auditor.record(
             AuditEvent::new(AuditKind::TokenRevoked, Decision::Allowed, now)
                 .user(claims.sub.clone(), claims.email.as_deref())
@@ -130,6 +132,7 @@ pub async fn revoke(
         }
         server.store.revoke_grant(&record.grant_id, now).await?;
         server.revocations.note_grant(&record.grant_id, now);
+        metrics::token(TokenEvent::Revoked);
         server.auditor.record(
             AuditEvent::new(AuditKind::TokenRevoked, Decision::Allowed, now)
                 .client(client.client_id.clone())

@@ -8,9 +8,9 @@ use super::{AuditEvent, AuditFilter};
 
 /// The columns of `audit_events`, in the order both engines insert and select them.
 pub(super) const COLUMNS: &str = "id, time, kind, request_id, user_id, user_email, client_id, \
-    backend, tool, decision, reason, outcome, latency_ms, response_bytes";
+    backend, tool, decision, reason, outcome, latency_ms, response_bytes, trace_id";
 
-/// Rows per multi-row `INSERT`: 14 binds each keeps a statement well under SQLite's 32,766 and
+/// Rows per multi-row `INSERT`: 15 binds each keeps a statement well under SQLite's 32,766 and
 /// Postgres' 65,535 bind parameters.
 pub(super) const INSERT_CHUNK: usize = 500;
 
@@ -38,7 +38,8 @@ where
             .push_bind(&event.reason)
             .push_bind(&event.outcome)
             .push_bind(event.latency_ms)
-            .push_bind(event.response_bytes);
+            .push_bind(event.response_bytes)
+            .push_bind(&event.trace_id);
     });
     insert
 }

@@ -231,6 +231,8 @@ pub trait Store: Directory + KeyStore + ConsentStore {
     async fn migrate(&self) -> StoreResult<()>;
     /// A cheap round trip, for `/health/ready`.
     async fn ping(&self) -> StoreResult<()>;
+    /// The connection pool as it is now, for `/metrics` (no round trip).
+    fn pool_stats(&self) -> crate::telemetry::metrics::PoolStats;
 
     // Clients (RFC 7591).
     /// Inserts a registered client; `Conflict` when the `client_id` exists.

@@ -248,6 +248,9 @@ pub struct AuditEvent {
     pub kind: AuditKind,
     /// The `X-Request-ID` the request carried or was given.
     pub request_id: Option<String>,
+    /// The W3C trace id of the request (32 hex digits): the caller's trace, or one Portcullis
+    /// started.
+    pub trace_id: Option<String>,
     pub user_id: Option<String>,
     pub user_email: Option<String>,
     pub client_id: Option<String>,

@@ -284,6 +284,7 @@ pub(super) struct AuditEventRow {
     outcome: Option<String>,
     latency_ms: Option<i64>,
     response_bytes: Option<i64>,
+    trace_id: Option<String>,
 }
 
 /// A kind or decision this version does not know (written by a newer one) surfaces as
@@ -300,6 +301,7 @@ impl TryFrom<AuditEventRow> for AuditEvent {
             time: row.time,
             kind,
             request_id: row.request_id,
+            trace_id: row.trace_id,
             user_id: row.user_id,
             user_email: row.user_email,
             client_id: row.client_id,

@@ -22,6 +22,7 @@ use super::{
     AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Directory, Flow, FlowData,
     Grant, KeyStore, RefreshToken, Retention, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
 };
+use crate::telemetry::metrics::PoolStats;
 
 /// [`Store`] on a pool of either engine; `SqliteStore` and `PostgresStore` name the two.
 pub struct SqlStore<DB: Database> {
@@ -60,6 +61,14 @@ where
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     async fn insert_client(&self, client: &Client) -> StoreResult<()> {

@@ -62,6 +62,7 @@ async fn seeded(dir: &std::path::Path) -> String {
         .client("client-1")
         .tool("orders", "list_orders")
         .request_id("req-1")
+        .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
         .outcome("ok")
         .latency_ms(12)
         .response_bytes(2048),
@@ -145,6 +146,7 @@ async fn audit_json_lines_carry_every_field() {
             "time": "2021-03-04T10:00:01Z",
             "kind": "tool_call",
             "request_id": "req-1",
+            "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
             "user_id": "user-ada",
             "user_email": "ada@example.com",
             "client_id": "client-1",
@@ -181,7 +183,7 @@ async fn audit_prints_a_table_by_default() {
     assert_eq!(lines.len(), 2, "{stdout}");
     for header in [
         "TIME", "KIND", "DECISION", "USER", "CLIENT", "TOOL", "OUTCOME", "LATENCY", "BYTES",
-        "REASON",
+        "TRACE", "REASON",
     ] {
         assert!(lines[0].contains(header), "{stdout}");
     }

@@ -45,6 +45,8 @@ mod idp;
 mod leniency;
 /// Rate limits per address on the OAuth endpoints and per person on the MCP endpoints.
 mod limits;
+/// `/metrics` and `/health/backends`: where they are served, what they count; the dashboard.
+mod metrics;
 /// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
 /// Who may sign in and what each person may do: admission, identities, roles, refresh.
@@ -67,6 +69,8 @@ mod step_up;
 mod store;
 /// What the tests share: databases, the IdP, the app, real MCP peers.
 mod support;
+/// Trace context from the caller to the backends and the audit row; spans over OTLP.
+mod tracing;
 /// Tokens of a trusted external issuer on the MCP endpoints.
 mod trusted;
 

@@ -19,6 +19,7 @@ use super::framing::{Line, LineReader};
 use super::link::{Link, PROCESS_EXITED};
 use crate::gateway::connection::{CallError, Notifications, relayed_client_capabilities};
 use crate::gateway::era::{self, Era, ServerFacts};
+use crate::telemetry::metrics;
 
 /// How long a process has to answer `initialize`: generous, since `npx -y` may first download
 /// the server.
@@ -375,6 +376,7 @@ struct Supervisor {
 
 impl Supervisor {
     async fn run(self, mut child: Child) {
+        metrics::stdio_started(&self.backend);
         let status = tokio::select! {
             status = child.wait() => status,
             () = self.kill.notified() => self.kill_now(&mut child).await,
@@ -391,6 +393,7 @@ impl Supervisor {
         self.link.close(PROCESS_EXITED);
         self.exited.send_replace(true);
         let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        metrics::stdio_exited(&self.backend, self.stopping.load(Ordering::Relaxed));
         if self.stopping.load(Ordering::Relaxed) {
             tracing::debug!(backend = %self.backend, pid = ?self.pid, %status, "stopped a backend process");
         } else {

@@ -15,6 +15,7 @@ use crate::oauth::pkce;
 use crate::oauth::server::AuthorizationServer;
 use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, CodeRedemption};
+use crate::telemetry::metrics::{self, TokenEvent};
 
 pub(super) async fn exchange(
     server: &AuthorizationServer,
@@ -84,6 +85,7 @@ pub(super) async fn exchange(
     }
 
     let refresh = refresh.map(|(token, _)| token);
+    metrics::token(TokenEvent::Issued);
     server.auditor.record(
         AuditEvent::new(AuditKind::TokenIssued, Decision::Allowed, now)
             .user(grant.user_id.clone(), None)

@@ -16,6 +16,7 @@ use crate::crypto::{random_token, sha256_hex};
 use crate::oauth::server::AuthorizationServer;
 use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Grant, RefreshToken};
+use crate::telemetry::metrics::{self, TokenEvent};
 
 /// The grants the token endpoint serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +175,7 @@ async fn revoke_grant(
     server.store.revoke_grant(grant_id, now).await?;
     server.revocations.note_grant(grant_id, now);
     tracing::warn!(target: "security", event = "grant.revoked", grant_id = %grant_id, reason = why);
+    metrics::token(TokenEvent::Revoked);
     server
         .auditor
         .record(AuditEvent::new(AuditKind::TokenRevoked, Decision::Denied, now).reason(why));

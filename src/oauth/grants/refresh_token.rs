@@ -15,6 +15,7 @@ use crate::oauth::server::AuthorizationServer;
 use crate::oauth::upstream_tokens::UpstreamRefreshError;
 use crate::store::{AuditEvent, AuditKind, Decision};
 use crate::store::{Client, Grant, RefreshToken};
+use crate::telemetry::metrics::{self, TokenEvent};
 
 pub(super) async fn exchange(
     server: &AuthorizationServer,
@@ -94,6 +95,7 @@ pub(super) async fn exchange(
             .ok_or_else(invalid)?;
         return answer_rotated(server, &grant, &record, &scope, now).await;
     }
+    metrics::token(TokenEvent::Refreshed);
     server.auditor.record(
         AuditEvent::new(AuditKind::TokenRefreshed, Decision::Allowed, now)
             .user(grant.user_id.clone(), None)
@@ -275,6 +277,7 @@ async fn answer_rotated(
             token_response(server, grant, scope, Some(&token), now).await
         }
         _ => {
+            metrics::refresh_reuse();
             revoke_grant(server, &grant.id, "refresh token reused", now).await?;
             Err(OAuthError::invalid_grant(
                 "the refresh token is invalid, expired or revoked",

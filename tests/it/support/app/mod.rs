@@ -41,6 +41,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The running app's state: lets a test mint tokens with its keys.
     pub state: portcullis::state::AppState,
+    /// `http://127.0.0.1:PORT` of the operator's own listener (`[metrics] bind`), if any.
+    pub operator: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _tmp: Option<tempfile::TempDir>,
@@ -177,6 +179,7 @@ pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempD
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr());
+    let operator = app.operator_addr().map(|addr| format!("http://{addr}"));
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until(async move {
@@ -187,6 +190,7 @@ pub async fn spawn_with_settings(settings: Settings, tmp: Option<tempfile::TempD
         clock,
         http: http_client(),
         state,
+        operator,
         stop: Some(stop),
         task: Some(task),
         _tmp: tmp,
@@ -202,6 +206,7 @@ pub fn driving(base: String, http: reqwest::Client, state: portcullis::state::Ap
         clock: Clock::default(),
         http,
         state,
+        operator: None,
         stop: None,
         task: None,
         _tmp: None,
