@@ -55,6 +55,24 @@ pub fn retry_after(response: &mut Response) {
     );
 }
 
+/// The 429 for a client address over its limit: an OAuth error (`temporarily_unavailable`,
+/// RFC 6749 §4.1.2.1: the server is overloaded for now) with `Retry-After`.
+pub fn rate_limited(limited: crate::ratelimit::Limited) -> Response {
+    let error = OAuthError::new(
+        ErrorCode::TemporarilyUnavailable,
+        format!(
+            "too many requests from this address; retry after {} s",
+            limited.retry_after_secs
+        ),
+    );
+    let mut response = no_store(StatusCode::TOO_MANY_REQUESTS, error.to_json());
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(limited.retry_after_secs),
+    );
+    response
+}
+
 /// The status of a JSON error response with `code` (RFC 6749 §5.2, RFC 6750 §3.1).
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{HeaderName, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower_http::cors::{Any, CorsLayer};
@@ -97,8 +97,7 @@ fn limited<S: Clone + Send + Sync + 'static>(
     ))
 }
 
-/// Refuses a request over its address's limit: 429 with `Retry-After` and an OAuth error
-/// (`temporarily_unavailable`, RFC 6749 §4.1.2.1: the server is overloaded for now).
+/// Refuses a request over its address's limit (see [`api::rate_limited`]).
 async fn limit_by_address(
     State((limits, class)): State<(Arc<RateLimits>, Class)>,
     request: axum::extract::Request,
@@ -111,22 +110,7 @@ async fn limit_by_address(
     if let Some(address) = limits.client_address(peer, request.headers())
         && let Err(limited) = limits.check(class, &address_subject(address)).await
     {
-        let body = serde_json::json!({
-            "error": "temporarily_unavailable",
-            "error_description": format!(
-                "too many requests from this address; retry after {} s",
-                limited.retry_after_secs
-            ),
-        });
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [
-                (header::RETRY_AFTER, limited.retry_after_secs.to_string()),
-                (header::CACHE_CONTROL, "no-store".to_owned()),
-            ],
-            axum::Json(body),
-        )
-            .into_response();
+        return api::rate_limited(limited);
     }
     next.run(request).await
 }
