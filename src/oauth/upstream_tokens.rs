@@ -24,12 +24,19 @@ pub enum UpstreamRefreshError {
     /// `temporarily_unavailable`, …); the grant is left alone.
     #[error("the identity provider could not be reached")]
     Unavailable,
+    /// Portcullis' own database could not be reached: nothing was decided, try again.
+    #[error("the database is unavailable")]
+    StorageUnavailable,
     #[error("the upstream tokens could not be used")]
     Internal,
 }
 
 impl From<StoreError> for UpstreamRefreshError {
     fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "the database is unavailable");
+            return Self::StorageUnavailable;
+        }
         tracing::error!(%error, "storage failed");
         Self::Internal
     }

@@ -68,6 +68,11 @@ pub(super) async fn exchange(
                 "the identity provider could not be reached; try again",
             ));
         }
+        Err(UpstreamRefreshError::StorageUnavailable) => {
+            return Err(OAuthError::temporarily_unavailable(
+                "the service is briefly unavailable; try again",
+            ));
+        }
         Err(UpstreamRefreshError::Internal) => return Err(OAuthError::server_error()),
     };
     let scope = if grant.upstream.id_token_enc == id_token_before {
