@@ -185,7 +185,8 @@ impl Application {
                     &settings.trusted_issuers,
                     access.clone(),
                     http.clone(),
-                ),
+                )
+                .shared_through(redis.clone()),
             },
             auditor.clone(),
         );

@@ -16,12 +16,15 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 
 use super::caller::Caller;
+use crate::cluster::Redis;
 use crate::config::{ScopeClaim, TrustedIssuer};
 use crate::oauth::access::AccessPolicy;
 use crate::oauth::tokens::AccessClaims;
 
 /// The least time between two fetches of one issuer's keys.
 const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a set one instance fetched serves the others (through Redis).
+const SHARED_FOR: Duration = Duration::from_secs(600);
 
 /// Why a token of a trusted issuer was refused. Answered like any other bad token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,9 +57,17 @@ pub struct TrustedIssuers {
     issuers: Arc<Vec<Issuer>>,
     access: Arc<AccessPolicy>,
     http: reqwest::Client,
+    /// With Redis, a key set one instance fetched serves the others.
+    redis: Option<Redis>,
 }
 
 impl TrustedIssuers {
+    /// The same issuers, sharing fetched key sets with the other instances through `redis`.
+    pub fn shared_through(mut self, redis: Option<Redis>) -> Self {
+        self.redis = redis;
+        self
+    }
+
     pub fn new(
         issuers: &[TrustedIssuer],
         access: Arc<AccessPolicy>,
@@ -74,6 +85,7 @@ impl TrustedIssuers {
             ),
             access,
             http,
+            redis: None,
         }
     }
 
@@ -196,10 +208,17 @@ impl TrustedIssuers {
                     return Err(ForeignTokenError::UnknownKey(id.clone()));
                 }
                 keys.fetched_at = Some(Instant::now());
-                let set = self.fetch(&issuer.settings).await.map_err(|error| {
-                    tracing::warn!(issuer = %id, %error, "fetching a trusted issuer's keys failed");
-                    ForeignTokenError::Keys(id.clone())
-                })?;
+                let set = match self.shared_set(id, kid).await {
+                    Some(set) => set,
+                    None => {
+                        let set = self.fetch(&issuer.settings).await.map_err(|error| {
+                            tracing::warn!(issuer = %id, %error, "fetching a trusted issuer's keys failed");
+                            ForeignTokenError::Keys(id.clone())
+                        })?;
+                        self.share(id, &set).await;
+                        set
+                    }
+                };
                 keys.set = Some(Arc::new(set));
                 keys.set
                     .as_ref()
@@ -214,6 +233,19 @@ impl TrustedIssuers {
             return Err(ForeignTokenError::Algorithm(id.clone()));
         }
         DecodingKey::from_jwk(&jwk).map_err(|_| ForeignTokenError::UnknownKey(id.clone()))
+    }
+
+    /// A key set of issuer `id` another instance fetched lately, when it holds `kid`.
+    async fn shared_set(&self, id: &str, kid: Option<&str>) -> Option<JwkSet> {
+        let bytes = self.redis.as_ref()?.cache_get("jwks", id).await?;
+        let set: JwkSet = serde_json::from_slice(&bytes).ok()?;
+        find(&set, kid).is_some().then_some(set)
+    }
+
+    async fn share(&self, id: &str, set: &JwkSet) {
+        if let (Some(redis), Ok(bytes)) = (&self.redis, serde_json::to_vec(set)) {
+            redis.cache_put("jwks", id, &bytes, SHARED_FOR).await;
+        }
     }
 
     async fn fetch(&self, settings: &TrustedIssuer) -> Result<JwkSet, String> {

@@ -159,3 +159,71 @@ async fn another_audience_or_a_disallowed_algorithm_is_refused(db: Db) {
     );
     app.stop().await;
 }
+
+/// With Redis, the issuer's keys one instance fetched serve the others: the JWKS is fetched
+/// once for two instances.
+#[tokio::test]
+async fn instances_sharing_redis_fetch_the_issuers_keys_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // The provider's JWKS, served through a counter.
+    let idp = TestIdp::from_env();
+    let discovery: Value = reqwest::get(format!("{}/.well-known/openid-configuration", idp.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upstream = discovery["jwks_uri"].as_str().unwrap().to_owned();
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let router = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let (upstream, counted) = (upstream.clone(), counted.clone());
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let set: Value = reqwest::get(&upstream).await.unwrap().json().await.unwrap();
+                axum::Json(set)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let (redis_url, _own) = crate::support::redis::shared().await;
+    let prefix = crate::support::redis::fresh_prefix();
+    let backend = recorder::spawn().await;
+    let instance = || {
+        spawn(Options {
+            top_toml: format!(
+                "default_role = \"reader\"\nredis_url = \"{redis_url}\"\nredis_prefix = \"{prefix}\"\n"
+            ),
+            grant_scopes: r#"["rec:*:call"]"#,
+            extra_toml: format!(
+                "{rec}\n[[trusted_issuers]]\nid = \"corp-services\"\nissuer = \"{issuer}\"\n\
+                 audience = \"{AUDIENCE}\"\njwks_uri = \"{jwks}\"\n",
+                rec = rec_config(&backend.url),
+                issuer = idp.issuer,
+            ),
+            ..Options::default()
+        })
+    };
+    let (a, b) = (instance().await, instance().await);
+    let token = service_token(AUDIENCE, "rec:tools:call").await;
+    for app in [&a, &b] {
+        let answer = app
+            .mcp(&rec_url(app), Some(&token), call(1, "anything"))
+            .await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "the second instance used the first's keys"
+    );
+    a.stop().await;
+    b.stop().await;
+}
