@@ -39,19 +39,23 @@ impl AuditEvent {
     /// knows. Recorded while serving a request, it carries that request's id and trace id
     /// (every path that audits gets them, refusals included).
     pub fn new(kind: AuditKind, decision: Decision, now: DateTime<Utc>) -> Self {
-        let (request_id, trace_id) = match crate::telemetry::trace::current() {
-            Some(context) => {
-                let trace_id = context.trace_id();
-                (context.request_id, Some(trace_id))
-            }
-            None => (None, None),
-        };
+        let mut event = Self::detached(kind, decision, now);
+        if let Some((request_id, trace_id)) = crate::telemetry::trace::current_ids() {
+            event.request_id = request_id;
+            event.trace_id = Some(trace_id);
+        }
+        event
+    }
+
+    /// As [`AuditEvent::new`], without the request's ids: for an event whose recorder kept
+    /// them itself (a call that may end outside the request's task).
+    pub fn detached(kind: AuditKind, decision: Decision, now: DateTime<Utc>) -> Self {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             time: now,
             kind,
-            request_id,
-            trace_id,
+            request_id: None,
+            trace_id: None,
             user_id: None,
             user_email: None,
             client_id: None,

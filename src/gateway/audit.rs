@@ -74,12 +74,12 @@ impl CallRecord {
             user_email: caller.claims.email.clone(),
             client_id: caller.claims.client_id.clone(),
             request_id: bounded(request_id),
-            trace_id: crate::telemetry::trace::current().map(|c| c.trace_id()),
+            trace_id: crate::telemetry::trace::current_ids().map(|(_, trace_id)| trace_id),
         }
     }
 
     fn event(&self, decision: Decision) -> AuditEvent {
-        let mut event = AuditEvent::new(AuditKind::ToolCall, decision, self.clock.now())
+        let mut event = AuditEvent::detached(AuditKind::ToolCall, decision, self.clock.now())
             .user(self.user_id.clone(), self.user_email.as_deref())
             .client(self.client_id.clone())
             .request_id(self.request_id.clone());

@@ -171,7 +171,7 @@ pub fn router(state: AppState, extra: Router) -> Router {
             HeaderName::from_static("mcp-session-id"),
         ]);
     routes
-        .layer(axum::middleware::from_fn(telemetry::observe))
+        .layer(telemetry::ObserveLayer)
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::trace::RequestSpan))

@@ -6,33 +6,73 @@
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use tower::{Layer, Service};
 
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::paths;
 use crate::state::AppState;
 use crate::telemetry::{metrics, trace};
 
-/// Gives the request its trace context (ambient while it is served: the audit trail and the
-/// backend calls read it), then counts the answer by route template and status.
-pub async fn observe(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let request_id = request
-        .headers()
-        .get(&super::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let context = trace::incoming(request.headers(), request_id);
-    let response = trace::scope(context, next.run(request)).await;
-    metrics::http_request(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        response.status().as_u16(),
-    );
-    response
+/// Gives each request its trace context (ambient while it is served: the audit trail and the
+/// backend calls read it), then counts the answer by route template and status. A service of
+/// its own rather than `from_fn`, which clones the whole inner stack on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObserveLayer;
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
+
+/// See [`ObserveLayer`].
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let request_id = request
+            .headers()
+            .get(&super::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let context = trace::incoming(request.headers(), request_id);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = trace::scope(context, answer).await?;
+            metrics::http_request(
+                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                response.status().as_u16(),
+            );
+            Ok(response)
+        })
+    }
 }
 
 /// `/metrics`: the sampled values read now, then every metric.

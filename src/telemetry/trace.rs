@@ -21,6 +21,8 @@ use tower_http::trace::{DefaultMakeSpan, MakeSpan};
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+const TRACEPARENT: &str = "traceparent";
+
 /// Set once the OpenTelemetry layer is installed: spans are exported and carry the context.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
@@ -57,6 +59,14 @@ tokio::task_local! {
 /// The context of the request this task serves, if any.
 pub fn current() -> Option<RequestContext> {
     CURRENT.try_with(Clone::clone).ok()
+}
+
+/// The request id and the trace id of the request this task serves (for its audit rows),
+/// without copying the rest of its context.
+pub fn current_ids() -> Option<(Option<String>, String)> {
+    CURRENT
+        .try_with(|c| (c.request_id.clone(), c.trace_id()))
+        .ok()
 }
 
 /// Runs `future` as the work of the request `context` describes.
@@ -96,7 +106,12 @@ pub fn incoming(headers: &HeaderMap, request_id: Option<String>) -> RequestConte
         span
     } else {
         let ids = RandomIdGenerator::default();
-        let parent = extract(headers);
+        // Most callers send none: no propagator then.
+        let parent = if headers.contains_key(TRACEPARENT) {
+            extract(headers)
+        } else {
+            opentelemetry::Context::new()
+        };
         let parent = parent.span();
         let parent = parent.span_context();
         let trace_id = if parent.is_valid() {
