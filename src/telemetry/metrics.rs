@@ -47,7 +47,7 @@ pub const DB_POOL_MAX: &str = "portcullis_db_pool_max_connections";
 pub const BUILD_INFO: &str = "portcullis_build_info";
 
 /// Every metric name, for the dashboard and alert files' test.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     HTTP_REQUESTS,
     TOOL_CALLS,
     TOOL_CALL_DURATION,
@@ -55,6 +55,7 @@ pub const NAMES: [&str; 15] = [
     TOKENS,
     REFRESH_REUSE,
     RATE_LIMITED,
+    RATE_LIMIT_UNAVAILABLE,
     STDIO_PROCESSES,
     STDIO_STARTS,
     STDIO_EXITS,
