@@ -137,7 +137,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = run(Plan::new(&args), &dir).await;
+    // On Ctrl-C the run is dropped, so what it started is stopped (Postgres, which `pg_ctl`
+    // detaches from the bench, only so).
+    let result = tokio::select! {
+        result = run(Plan::new(&args), &dir) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
     if args.keep || result.is_err() {
         eprintln!(
             "bench: the configuration, database and logs are in {}",
