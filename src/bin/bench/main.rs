@@ -10,18 +10,26 @@
 //! - proxy: server-everything's `echo` called directly and through `/mcp/everything`, the same
 //!   client and concurrency, interleaved, in one run;
 //! - scale: `whoami` cycling through 100 and through 100,000 distinct tokens;
+//! - limits: the CPU a rate limit adds to an MCP call, from outside (a server with limits on
+//!   against the one without) and in process (`RateLimits::check`, local and through Redis);
+//! - cluster: sign-ins and `whoami` on SQLite alone, on one instance with Postgres and Redis,
+//!   and on two instances sharing them (private Postgres and Redis, see `services`);
 //! - start-up time and resident memory.
 //!
 //! Server CPU comes from `/proc`, for the server process only (see `procs`). Linux only.
 
 mod browser;
+mod cluster;
+mod limits;
 mod mcp;
 mod procs;
 mod report;
 mod runs;
 mod scale;
+mod services;
 mod signin;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,6 +64,8 @@ enum Part {
     Whoami,
     Proxy,
     Scale,
+    Limits,
+    Cluster,
 }
 
 /// How much of everything to do.
@@ -71,6 +81,12 @@ struct Plan {
     scale_small: usize,
     scale_small_calls: usize,
     scale_large: usize,
+    /// Alternating rounds of `whoami` without and with rate limits, and calls per session in
+    /// each.
+    limit_rounds: usize,
+    limit_calls: usize,
+    /// In-process `RateLimits::check`s per form.
+    limit_checks: usize,
     /// The longest any one load loop may run.
     limit: Duration,
     parts: Vec<Part>,
@@ -80,7 +96,14 @@ impl Plan {
     fn new(args: &Args) -> Self {
         let quick = args.quick;
         let parts = if args.only.is_empty() {
-            vec![Part::Signin, Part::Whoami, Part::Proxy, Part::Scale]
+            vec![
+                Part::Signin,
+                Part::Whoami,
+                Part::Proxy,
+                Part::Scale,
+                Part::Limits,
+                Part::Cluster,
+            ]
         } else {
             args.only.clone()
         };
@@ -96,6 +119,9 @@ impl Plan {
             scale_large: args
                 .scale_tokens
                 .unwrap_or(if quick { 20_000 } else { 100_000 }),
+            limit_rounds: if quick { 2 } else { 4 },
+            limit_calls: if quick { 250 } else { 1000 },
+            limit_checks: if quick { 100_000 } else { 500_000 },
             limit: Duration::from_secs(if quick { 30 } else { 100 }),
             parts,
         }
@@ -111,7 +137,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = run(Plan::new(&args), &dir).await;
+    // On Ctrl-C the run is dropped, so what it started is stopped (Postgres, which `pg_ctl`
+    // detaches from the bench, only so).
+    let result = tokio::select! {
+        result = run(Plan::new(&args), &dir) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
     if args.keep || result.is_err() {
         eprintln!(
             "bench: the configuration, database and logs are in {}",
@@ -130,29 +161,52 @@ struct Rig {
     server: Server,
     database_url: String,
     fernet_key: String,
+    binary: PathBuf,
+    dir: PathBuf,
 }
 
-async fn start(binary: &Path, dir: &Path, report: &mut Report) -> anyhow::Result<Rig> {
-    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts");
-    let idp = procs::start_node(&scripts.join("idp/idp.mjs"), &dir.join("idp.log")).await?;
-    let everything = procs::start_node(
-        &scripts.join("mcp/everything-http.mjs"),
-        &dir.join("everything.log"),
-    )
-    .await?;
-    let fernet_key = procs::generate_key(binary).await?;
-    let port = procs::free_port()?;
-    let database_url = format!("sqlite:{}", dir.join("portcullis.db").display());
-    let config = dir.join("portcullis.toml");
+/// The rig's `[rate_limits]`: the loads come from one address, far above any per-address limit.
+const LIMITS_OFF: &str = "enabled = false";
+
+/// What differs between the servers the bench starts; all have the rig's provider and backend.
+struct ServerConfig<'a> {
+    bind: SocketAddr,
+    database_url: &'a str,
+    public_base_url: Option<&'a str>,
+    redis_url: Option<&'a str>,
+    /// The body of `[rate_limits]`.
+    rate_limits: &'a str,
+}
+
+/// Writes `{name}.toml` in `dir` and starts `portcullis serve` on it.
+async fn spawn_server(
+    binary: &Path,
+    dir: &Path,
+    name: &str,
+    peers: (&NodePeer, &NodePeer),
+    fernet_key: &str,
+    settings: &ServerConfig<'_>,
+) -> anyhow::Result<(Server, Duration)> {
+    let (idp, everything) = peers;
+    let mut top = format!(
+        "bind = \"{}\"\ndatabase_url = \"{}\"\n",
+        settings.bind, settings.database_url
+    );
+    for (key, value) in [
+        ("public_base_url", settings.public_base_url),
+        ("redis_url", settings.redis_url),
+    ] {
+        if let Some(value) = value {
+            top.push_str(&format!("{key} = \"{value}\"\n"));
+        }
+    }
+    let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
-            r#"bind = "127.0.0.1:{port}"
-database_url = "{database_url}"
-
-# The loads below come from one address, far above any per-address limit.
+            r#"{top}
 [rate_limits]
-enabled = false
+{rate_limits}
 
 [[providers]]
 id = "corp"
@@ -168,11 +222,51 @@ grant_scopes = ["everything:*:*"]
 id = "everything"
 url = "{backend}"
 "#,
+            rate_limits = settings.rate_limits,
             issuer = idp.url,
             backend = everything.url,
         ),
     )?;
-    let (server, startup) = procs::start_server(binary, dir, &config, port, &fernet_key).await?;
+    procs::start_server(binary, dir, name, &config, settings.bind, fernet_key).await
+}
+
+impl Rig {
+    /// Another server with the rig's provider and backend.
+    async fn spawn(&self, name: &str, settings: &ServerConfig<'_>) -> anyhow::Result<Server> {
+        let peers = (&self.idp, &self.everything);
+        let (server, _) = spawn_server(
+            &self.binary,
+            &self.dir,
+            name,
+            peers,
+            &self.fernet_key,
+            settings,
+        )
+        .await?;
+        Ok(server)
+    }
+}
+
+async fn start(binary: &Path, dir: &Path, report: &mut Report) -> anyhow::Result<Rig> {
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let idp = procs::start_node(&scripts.join("idp/idp.mjs"), &dir.join("idp.log")).await?;
+    let everything = procs::start_node(
+        &scripts.join("mcp/everything-http.mjs"),
+        &dir.join("everything.log"),
+    )
+    .await?;
+    let fernet_key = procs::generate_key(binary).await?;
+    let database_url = format!("sqlite:{}", dir.join("portcullis.db").display());
+    let settings = ServerConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], procs::free_port()?)),
+        database_url: &database_url,
+        public_base_url: None,
+        redis_url: None,
+        rate_limits: LIMITS_OFF,
+    };
+    let peers = (&idp, &everything);
+    let (server, startup) =
+        spawn_server(binary, dir, "portcullis", peers, &fernet_key, &settings).await?;
     println!(
         "portcullis: {} (pid {}), log {}",
         server.base,
@@ -211,10 +305,19 @@ url = "{backend}"
         server,
         database_url,
         fernet_key,
+        binary: binary.to_owned(),
+        dir: dir.to_owned(),
     })
 }
 
 async fn run(plan: Plan, dir: &Path) -> anyhow::Result<()> {
+    if (plan.has(Part::Limits) || plan.has(Part::Cluster))
+        && let Some(missing) = services::missing(plan.has(Part::Cluster))
+    {
+        anyhow::bail!(
+            "the limits and cluster parts need {missing}: install them (Debian: apt-get install postgresql redis-server), or choose other parts with --only"
+        );
+    }
     let binary = procs::server_binary().await?;
     let started = Instant::now();
     println!("machine: {}", procs::machine());
@@ -244,6 +347,18 @@ async fn run(plan: Plan, dir: &Path) -> anyhow::Result<()> {
     }
     if plan.has(Part::Scale) {
         runs::scale(&plan, &rig, &tokens, &mut report).await?;
+    }
+    if plan.has(Part::Limits) || plan.has(Part::Cluster) {
+        // Stopped when this block ends, also by an error.
+        let redis = services::Redis::start(dir).await?;
+        let limited = limits::start_limited(&rig).await?;
+        if plan.has(Part::Limits) {
+            limits::server_cost(&plan, &rig, &limited, &tokens, &mut report).await?;
+            limits::in_process(&plan, &redis, &mut report).await?;
+        }
+        if plan.has(Part::Cluster) {
+            cluster::run(&plan, &rig, &limited, &redis, &mut report).await?;
+        }
     }
     let after = rig.server.rss_mib()?;
     report.row("resident memory at the end", format!("{after:.1} MB"), "");

@@ -4,6 +4,7 @@
 //! many sessions at once, bounded in count and in time.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,11 +14,21 @@ pub const PROTOCOL_VERSION: &str = "2025-06-18";
 
 /// An HTTP client for one session: no redirects, no proxy, its own connection pool.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+    Ok(client_builder().build()?)
+}
+
+/// Like [`http_client`], but a request for `host` goes to `addr` (on the URL's port): one
+/// instance of several behind a shared public URL, asked with that URL's `Host`, as a load
+/// balancer would.
+pub fn http_client_to(host: &str, addr: SocketAddr) -> anyhow::Result<reqwest::Client> {
+    Ok(client_builder().resolve(host, addr).build()?)
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(Duration::from_secs(30))
-        .build()?)
 }
 
 /// One MCP session with one endpoint.
@@ -31,8 +42,17 @@ pub struct Session {
 impl Session {
     /// `initialize` and `notifications/initialized`, keeping the `Mcp-Session-Id` if any.
     pub async fn open(url: &str, token: Option<&str>) -> anyhow::Result<Session> {
+        Self::open_with(http_client()?, url, token).await
+    }
+
+    /// [`Session::open`] over `http`.
+    pub async fn open_with(
+        http: reqwest::Client,
+        url: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<Session> {
         let mut session = Session {
-            http: http_client()?,
+            http,
             url: url.to_owned(),
             token: token.map(str::to_owned),
             id: None,
@@ -206,4 +226,16 @@ where
         load.cut_short |= cut_short;
     }
     Ok(load)
+}
+
+/// `calls` calls of the built-in `whoami` in each of `sessions` at once, each with its session's
+/// token.
+pub async fn whoami(sessions: &[Session], calls: usize, deadline: Instant) -> anyhow::Result<Load> {
+    drive(
+        sessions.len(),
+        |_| calls,
+        deadline,
+        |s, i| sessions[s].call_tool(None, i + 1, "whoami", "{}", "structuredContent", i == 0),
+    )
+    .await
 }

@@ -6,6 +6,7 @@
 //! that exits. A delta uses the precise sum unless a thread went away in between, then the ticks.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -121,7 +122,9 @@ pub async fn generate_key(binary: &Path) -> anyhow::Result<String> {
 
 /// The server under test, `portcullis serve`; killed when dropped.
 pub struct Server {
+    /// `http://{addr}`.
     pub base: String,
+    pub addr: SocketAddr,
     pub pid: u32,
     /// Its stderr: the log, at the shipped defaults.
     pub log: PathBuf,
@@ -130,15 +133,17 @@ pub struct Server {
 
 /// Starts `portcullis --config <config> serve` in `dir` with nothing from the bench's own
 /// environment that Portcullis reads but `PORTCULLIS_FERNET_KEYS`, and waits until
-/// `/health/live` answers. Returns the server and how long that took.
+/// `/health/live` answers at `addr` (the configuration's `bind`). Its output goes to
+/// `{name}.out` and `{name}.log`. Returns the server and how long that took.
 pub async fn start_server(
     binary: &Path,
     dir: &Path,
+    name: &str,
     config: &Path,
-    port: u16,
+    addr: SocketAddr,
     fernet_key: &str,
 ) -> anyhow::Result<(Server, Duration)> {
-    let log = dir.join("portcullis.log");
+    let log = dir.join(format!("{name}.log"));
     let mut command = Command::new(binary);
     command
         .arg("--config")
@@ -146,7 +151,7 @@ pub async fn start_server(
         .arg("serve")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join("portcullis.out"))?)
+        .stdout(std::fs::File::create(dir.join(format!("{name}.out")))?)
         .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true);
     for (name, _) in std::env::vars_os() {
@@ -158,20 +163,11 @@ pub async fn start_server(
         }
     }
     command.env("PORTCULLIS_FERNET_KEYS", fernet_key);
-    // Like the node peers' `--exit-with-parent`: a bench killed outright leaves no server behind.
-    #[cfg(target_os = "linux")]
-    // SAFETY: the closure runs in the child between fork and exec and makes one prctl system
-    // call through rustix, which neither allocates nor locks: it is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-                .map_err(std::io::Error::from)
-        });
-    }
+    die_with_bench(&mut command);
     let started = Instant::now();
     let mut child = command.spawn()?;
     let pid = child.id().context("portcullis exited at once")?;
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{addr}");
     let http = reqwest::Client::builder().no_proxy().build()?;
     loop {
         if http
@@ -183,6 +179,7 @@ pub async fn start_server(
             let elapsed = started.elapsed();
             let server = Server {
                 base,
+                addr,
                 pid,
                 log,
                 _child: child,
@@ -196,6 +193,19 @@ pub async fn start_server(
             bail!("portcullis did not answer /health/live within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Like the node peers' `--exit-with-parent`: a bench killed outright leaves no child behind.
+pub fn die_with_bench(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the closure runs in the child between fork and exec and makes one prctl system
+    // call through rustix, which neither allocates nor locks: it is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
     }
 }
 
@@ -355,4 +365,55 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// One port free on every address of `hosts` (loopback addresses: all of 127.0.0.0/8 is
+/// loopback on Linux), for instances that share a public URL and differ only in their address.
+pub fn shared_free_port(hosts: &[std::net::Ipv4Addr]) -> anyhow::Result<u16> {
+    let first = *hosts.first().context("no address")?;
+    for _ in 0..20 {
+        let port = std::net::TcpListener::bind((first, 0))?
+            .local_addr()?
+            .port();
+        if hosts
+            .iter()
+            .all(|host| std::net::TcpListener::bind((*host, port)).is_ok())
+        {
+            return Ok(port);
+        }
+    }
+    bail!("found no port free on all of {hosts:?}")
+}
+
+/// The CPU a process and its children have used so far, in 10 ms ticks: its own, its
+/// live children's and that of the children it has waited for (a Postgres server: the
+/// postmaster and its backends, including those that ended).
+pub fn tree_cpu(pid: u32) -> anyhow::Result<Duration> {
+    // The parent, and utime + stime + cutime + cstime.
+    let ticks = |stat: &str| -> Option<(u32, u64)> {
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let parent = fields.get(1)?.parse().ok()?;
+        let used = fields
+            .get(11..=14)?
+            .iter()
+            .map(|f| f.parse::<u64>().ok())
+            .sum::<Option<u64>>()?;
+        Some((parent, used))
+    };
+    let own = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let (_, mut total) = ticks(&own).context("malformed /proc stat")?;
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Some(child) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A process may end between the listing and the read.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            && let Some((parent, used)) = ticks(&stat)
+            && parent == pid
+        {
+            total += used;
+        }
+    }
+    Ok(Duration::from_millis(total * 10))
 }

@@ -18,6 +18,8 @@ pub const PROXY_TARGET_RATIO: f64 = 0.8;
 pub const SCALE_TARGET_FACTOR: f64 = 1.25;
 pub const STARTUP_TARGET_MS: f64 = 200.0;
 pub const IDLE_RSS_TARGET_MB: f64 = 30.0;
+/// The CPU a rate limit may add to an MCP call (issue 9).
+pub const LIMIT_TARGET_US: f64 = 10.0;
 
 #[derive(Default)]
 pub struct Report {

@@ -179,19 +179,9 @@ pub async fn whoami(
     for token in tokens {
         sessions.push(Session::open(&url, Some(token)).await?);
     }
-    let sessions = &sessions;
-    let call = move |s: usize, i: usize| {
-        sessions[s].call_tool(None, i + 1, "whoami", "{}", "structuredContent", i == 0)
-    };
-    drive(plan.sessions, |_| 20, Instant::now() + plan.limit, call).await?;
+    mcp::whoami(&sessions, 20, Instant::now() + plan.limit).await?;
     let (log_before, cpu_before) = (rig.server.log_lines()?, rig.server.cpu()?);
-    let load = drive(
-        plan.sessions,
-        |_| plan.whoami,
-        Instant::now() + plan.limit,
-        call,
-    )
-    .await?;
+    let load = mcp::whoami(&sessions, plan.whoami, Instant::now() + plan.limit).await?;
     let cpu_after = rig.server.cpu()?;
     let cpu = per(cpu_after.since(&cpu_before), load.calls);
     let logged = rig.server.log_lines()? - log_before;

@@ -3,6 +3,7 @@
 //! when there is one and the consent page, signs in and consents at the real OpenID provider, and
 //! comes back through `/callback`; the client redeems the code at `/token`.
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::browser::{Browser, Jar, fill_form, redirect_target};
+use crate::mcp::{Load, drive};
 use crate::procs::CpuSample;
 
 /// The client's redirect URI: a loopback port nothing listens on (RFC 8252 §7.3); the browser
@@ -201,6 +203,38 @@ pub async fn sign_in(
             .to_owned(),
         scope: tokens["scope"].as_str().unwrap_or_default().to_owned(),
     })
+}
+
+/// Session `s` of `clients` signs in `count` times for `{base}/mcp` as `{login}-{s}`, all
+/// sessions at once, stopping early at `deadline`; returns the load and each session's last
+/// access token.
+pub async fn concurrently(
+    clients: &[reqwest::Client],
+    base: &str,
+    login: &str,
+    count: usize,
+    deadline: Instant,
+) -> anyhow::Result<(Load, Vec<String>)> {
+    let resource = format!("{base}/mcp");
+    let tokens = RefCell::new(vec![String::new(); clients.len()]);
+    let (resource, tokens_ref) = (&resource, &tokens);
+    let load = drive(
+        clients.len(),
+        |_| count,
+        deadline,
+        move |s, _| async move {
+            let login = format!("{login}-{s}");
+            let got = sign_in(&clients[s], base, resource, None, &login, None).await?;
+            tokens_ref.borrow_mut()[s] = got.access_token;
+            Ok(())
+        },
+    )
+    .await?;
+    let tokens = tokens.into_inner();
+    if tokens.iter().any(String::is_empty) {
+        bail!("the sign-ins at {base} stopped at the time limit before every session had a token");
+    }
+    Ok((load, tokens))
 }
 
 /// Follows the provider's redirects and submits its login and consent forms, until a redirect
