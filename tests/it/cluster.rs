@@ -34,6 +34,11 @@ impl Cluster {
     }
 
     async fn instance(&self, limits: &str) -> TestApp {
+        self.instance_with(limits, "").await
+    }
+
+    /// An instance with `extra` (backends…) in its configuration too.
+    async fn instance_with(&self, limits: &str, extra: &str) -> TestApp {
         let public = self.public.lock().unwrap().clone();
         let public_toml = public
             .map(|url| format!("public_base_url = \"{url}\"\n"))
@@ -47,7 +52,7 @@ impl Cluster {
                 self.redis_url, self.prefix
             ),
             extra_toml: format!(
-                "[tokens]\nrevocation_poll_secs = 3600\n\n[rate_limits]\n{limits}\n"
+                "{extra}\n[tokens]\nrevocation_poll_secs = 3600\n\n[rate_limits]\n{limits}\n"
             ),
             ..Options::default()
         })
@@ -301,4 +306,86 @@ async fn an_instance_starts_and_serves_while_redis_is_unreachable() {
     let (_, tokens) = app.tokens_for("alice@example.com", None).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(whoami_status(&app, access).await, StatusCode::OK);
+}
+
+/// An expired upstream token is refreshed by one instance at a time: while another instance
+/// holds the grant's lock, a call waits, then uses the tokens that instance stored, and does
+/// not spend the upstream refresh token again.
+#[tokio::test]
+async fn an_upstream_refresh_under_another_instances_lock_waits_for_its_tokens() {
+    let (redis_url, _own) = redis::shared().await;
+    let cluster = Cluster::new(redis_url).await;
+    let backend = crate::support::recorder::spawn().await;
+    let config = format!(
+        "[[backends]]\nid = \"rec\"\nurl = \"{}\"\nscope = \"demo:tools:read\"\n\
+         forward = [\"upstream-token\"]\n",
+        backend.url
+    );
+    let app = cluster.instance_with("", &config).await;
+    let (_, tokens) = app
+        .tokens_for_resource("alice@example.com", None, Some(app.url("/mcp/rec")))
+        .await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let grant_id = crate::negative::claims_of(&token).sid;
+    app.expire_upstream_token(&grant_id).await;
+
+    // Another instance is refreshing this grant.
+    let redis =
+        portcullis::cluster::Redis::new(&cluster.redis_url.parse().unwrap(), &cluster.prefix)
+            .unwrap();
+    let lock = redis
+        .try_lock(
+            &format!("upstream-refresh:{grant_id}"),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    let call = {
+        let (http, url, token) = (app.http.clone(), app.url("/mcp/rec"), token.clone());
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                              "params": {"name": "echo", "arguments": {}}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!call.is_finished(), "the call waits for the other instance");
+
+    // The other instance stores what its refresh got, and lets go.
+    let store = &app.state.store;
+    let before = store.get_grant(&grant_id).await.unwrap().unwrap().upstream;
+    let secrets = &app.state.auth.secrets;
+    let theirs = portcullis::store::UpstreamTokens {
+        access_token_enc: Some(secrets.encrypt("from-the-other-instance")),
+        refresh_token_enc: Some(secrets.encrypt("their-new-refresh-token")),
+        id_token_enc: before.id_token_enc.clone(),
+        expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+    };
+    let spent = before.refresh_token_enc.clone().unwrap();
+    assert!(
+        store
+            .replace_grant_upstream(&grant_id, &spent, &theirs)
+            .await
+            .unwrap()
+    );
+    lock.release().await;
+
+    assert_eq!(call.await.unwrap(), StatusCode::OK);
+    assert_eq!(
+        backend.last().headers["authorization"],
+        "Bearer from-the-other-instance"
+    );
+    let now = store.get_grant(&grant_id).await.unwrap().unwrap().upstream;
+    assert_eq!(
+        (now.access_token_enc, now.refresh_token_enc),
+        (theirs.access_token_enc, theirs.refresh_token_enc),
+        "nothing refreshed the grant again"
+    );
 }
