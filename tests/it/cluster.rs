@@ -296,7 +296,13 @@ async fn redis_stopped_then_started_again_costs_no_request_and_events_flow_again
 async fn an_instance_starts_and_serves_while_redis_is_unreachable() {
     // Nothing listens on this port.
     let cluster = Cluster::new(format!("redis://127.0.0.1:{}", redis::free_port())).await;
-    let app = cluster.instance("register_per_minute = 1").await;
+    let metrics_token = "metrics-token-for-the-test";
+    let app = cluster
+        .instance_with(
+            "register_per_minute = 1",
+            &format!("[metrics]\ntoken = \"{metrics_token}\"\n"),
+        )
+        .await;
     let (status, body) = ready(&app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["redis"], "unavailable", "{body}");
@@ -306,6 +312,52 @@ async fn an_instance_starts_and_serves_while_redis_is_unreachable() {
     let (_, tokens) = app.tokens_for("alice@example.com", None).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(whoami_status(&app, access).await, StatusCode::OK);
+    // The limits failed open, and the operator can see so.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .bearer_auth(metrics_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unlimited = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("portcullis_rate_limit_unavailable_total "))
+        .unwrap_or_else(|| panic!("no fallback counter in\n{metrics}"));
+    assert!(
+        unlimited.trim().parse::<f64>().unwrap() >= 3.0,
+        "{unlimited}"
+    );
+}
+
+#[tokio::test]
+async fn a_person_disabled_by_the_operator_is_refused_everywhere_within_a_second() {
+    let (redis_url, _own) = redis::shared().await;
+    let cluster = Cluster::new(redis_url).await;
+    let a = cluster.instance("").await;
+    let b = cluster.instance("").await;
+    cluster.wait_for_subscribers(2).await;
+    let (_, tokens) = a.tokens_for("dora@example.com", None).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(whoami_status(&b, access).await, StatusCode::OK);
+
+    let shell = tempfile::tempdir().unwrap();
+    let output = crate::cli::portcullis(
+        shell.path(),
+        &["users", "disable", "dora@example.com"],
+        &[
+            ("DATABASE_URL", &cluster.database_url),
+            ("REDIS_URL", &cluster.redis_url),
+            ("PORTCULLIS_REDIS_PREFIX", &cluster.prefix),
+        ],
+    );
+    assert!(output.status.success(), "{}", crate::cli::text(&output));
+    for instance in [&a, &b] {
+        refused_within(instance, access, Duration::from_secs(1)).await;
+    }
 }
 
 /// An expired upstream token is refreshed by one instance at a time: while another instance
