@@ -20,6 +20,8 @@ pub mod gateway;
 pub mod http;
 /// The OAuth protocol core: authorize, consent, callback, grants, tokens, metadata.
 pub mod oauth;
+/// OpenAPI documents as MCP tool definitions, with the plan for calling each operation.
+pub mod openapi;
 /// Route paths shared by the router and the discovery documents.
 pub mod paths;
 /// Rate limits per client address, person, client and API key.

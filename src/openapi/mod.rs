@@ -1,0 +1,206 @@
+//! OpenAPI documents as MCP tools: read an OpenAPI 3.0 or 3.1 document (JSON or YAML), resolve
+//! its local `$ref`s, and turn each selected operation into a tool definition with the plan for
+//! calling it. Nothing here sends a request; the gateway's OpenAPI backend builds on [`load`].
+//!
+//! The document is read with `serde_json` / `yaml_serde` into a JSON value and the parts a tool
+//! needs (parameters, request bodies, schemas) are read from it: `oas3` reads only 3.1 and
+//! `openapiv3` only 3.0, and the input schema is JSON Schema either way, so one reader over the
+//! shared shape serves both versions (3.0's `nullable` and boolean exclusive bounds are
+//! rewritten to their 3.1 form).
+
+mod refs;
+mod tools;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::{Map, Value};
+
+pub use tools::{MAX_TOOL_NAME_LEN, sanitize_tool_name};
+
+/// How a document is turned into tools.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The backend's id: the first part of every default scope.
+    pub backend_id: String,
+    /// Globs over tags and operationIds; empty keeps every operation.
+    pub include: Vec<String>,
+    /// Globs over tags and operationIds; an operation matching one is left out.
+    pub exclude: Vec<String>,
+    /// Remote `$ref`s are refused unless this is set. Fetching them is not implemented yet, so
+    /// an operation that needs one is still reported as unusable, with a different reason.
+    pub allow_remote_refs: bool,
+}
+
+/// What a document yields: the tools, and the operations that could not become tools.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub version: SpecVersion,
+    pub tools: Vec<OpenApiTool>,
+    pub unusable: Vec<UnusableOperation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecVersion {
+    V3_0,
+    V3_1,
+}
+
+/// One operation as an MCP tool.
+#[derive(Debug, Clone)]
+pub struct OpenApiTool {
+    /// Unique in the catalog, within MCP's tool-name characters and [`MAX_TOOL_NAME_LEN`].
+    pub name: String,
+    /// The operationId as the document spells it, if it has one.
+    pub operation_id: Option<String>,
+    pub description: Option<String>,
+    /// One JSON Schema object: each parameter is a property, the request body is `body`.
+    pub input_schema: Map<String, Value>,
+    pub annotations: Annotations,
+    /// `{backend_id}:{first tag or first path segment}:{read|write}`.
+    pub scope: String,
+    pub tags: Vec<String>,
+    pub plan: CallPlan,
+}
+
+/// MCP tool annotations (hints only, never trusted for security).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations {
+    pub read_only_hint: Option<bool>,
+    pub destructive_hint: Option<bool>,
+}
+
+/// How to call the operation with a tool call's arguments.
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    pub method: http::Method,
+    /// The path template as written in the document, e.g. `/items/{item_id}`.
+    pub path: String,
+    pub parameters: Vec<ParameterPlan>,
+    pub body: Option<BodyPlan>,
+}
+
+/// Where one argument goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParameterPlan {
+    /// The property in the tool's input schema.
+    pub argument: String,
+    /// The parameter's name on the wire.
+    pub name: String,
+    pub location: Location,
+    pub required: bool,
+    pub encoding: ParameterEncoding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Path,
+    Query,
+    Header,
+    Cookie,
+}
+
+/// A parameter is serialised either by `style`/`explode` (its `schema`) or as a media type
+/// (its `content`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParameterEncoding {
+    Style {
+        style: Style,
+        explode: bool,
+        allow_reserved: bool,
+    },
+    Content {
+        media_type: String,
+    },
+}
+
+/// OpenAPI's parameter styles (OpenAPI 3.1 §4.8.12.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Matrix,
+    Label,
+    Form,
+    Simple,
+    SpaceDelimited,
+    PipeDelimited,
+    DeepObject,
+}
+
+/// The request body: the tool's `body` argument, sent as `media_type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyPlan {
+    pub argument: String,
+    pub media_type: String,
+    pub required: bool,
+}
+
+/// An operation left out, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableOperation {
+    /// Upper case, or `*` when a whole path item was unusable.
+    pub method: String,
+    pub path: String,
+    pub reason: Unusable,
+}
+
+impl std::fmt::Display for UnusableOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.method, self.path, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("remote reference {0:?} refused (set allow_remote_refs to allow it)")]
+    RemoteRef(String),
+    #[error("remote reference {0:?} allowed but remote references are not fetched yet")]
+    RemoteRefNotFetched(String),
+    #[error("reference {0:?} points at nothing in the document")]
+    MissingRef(String),
+    #[error("reference {0:?} is nested too deeply or loops")]
+    RefTooDeep(String),
+    #[error("no supported request body type (JSON or form) among {0:?}")]
+    UnsupportedBody(Vec<String>),
+    #[error("operationId {0:?} is already used by another operation")]
+    DuplicateOperationId(String),
+    #[error("two parameters would both be the argument {0:?}")]
+    ArgumentClash(String),
+    #[error("malformed operation: {0}")]
+    Malformed(String),
+}
+
+/// A document that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("the document is neither JSON nor YAML: {0}")]
+    Syntax(String),
+    #[error("the document is not an OpenAPI 3.0 or 3.1 document (openapi = {0:?})")]
+    Version(String),
+    #[error("invalid selection pattern {pattern:?}: {reason}")]
+    Pattern { pattern: String, reason: String },
+}
+
+/// Reads a document (JSON or YAML) and turns its selected operations into tools.
+pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
+    let root = parse(bytes)?;
+    let version = match root.get("openapi").and_then(Value::as_str) {
+        Some(v) if v.starts_with("3.0.") => SpecVersion::V3_0,
+        Some(v) if v.starts_with("3.1.") => SpecVersion::V3_1,
+        other => return Err(SpecError::Version(other.unwrap_or("").to_owned())),
+    };
+    tools::build(&root, version, options)
+}
+
+fn parse(bytes: &[u8]) -> Result<Value, SpecError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let root: Value = if first == Some(&b'{') {
+        serde_json::from_slice(bytes).map_err(|e| SpecError::Syntax(e.to_string()))?
+    } else {
+        yaml_serde::from_slice(bytes).map_err(|e| SpecError::Syntax(e.to_string()))?
+    };
+    if root.is_object() {
+        Ok(root)
+    } else {
+        Err(SpecError::Syntax("the top level is not an object".into()))
+    }
+}

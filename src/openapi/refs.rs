@@ -1,0 +1,170 @@
+//! Local `$ref` resolution. Component schemas are copied once into the tool schema's `$defs`
+//! and referred to there, so recursive models stay finite; any other local reference is
+//! inlined, with a depth bound so a loop of non-schema references ends in an error.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{SpecVersion, Unusable};
+
+const MAX_DEPTH: usize = 64;
+const SCHEMA_PREFIX: &str = "#/components/schemas/";
+
+/// Keywords whose values are data, not schemas: a `$ref` key inside them is not a reference.
+const DATA_KEYWORDS: &[&str] = &["example", "examples", "default", "const", "enum"];
+
+pub(super) struct Resolver<'a> {
+    root: &'a Value,
+    version: SpecVersion,
+    allow_remote: bool,
+}
+
+impl<'a> Resolver<'a> {
+    pub(super) fn new(root: &'a Value, version: SpecVersion, allow_remote: bool) -> Self {
+        Self {
+            root,
+            version,
+            allow_remote,
+        }
+    }
+
+    /// Follows `$ref` until an object without one (parameters, request bodies, path items).
+    pub(super) fn follow(&self, mut value: &'a Value) -> Result<&'a Value, Unusable> {
+        for _ in 0..MAX_DEPTH {
+            match value.get("$ref").and_then(Value::as_str) {
+                Some(reference) => value = self.target(reference)?,
+                None => return Ok(value),
+            }
+        }
+        let last = value.get("$ref").and_then(Value::as_str).unwrap_or("");
+        Err(Unusable::RefTooDeep(last.to_owned()))
+    }
+
+    fn target(&self, reference: &str) -> Result<&'a Value, Unusable> {
+        let Some(pointer) = reference.strip_prefix('#') else {
+            return Err(if self.allow_remote {
+                Unusable::RemoteRefNotFetched(reference.to_owned())
+            } else {
+                Unusable::RemoteRef(reference.to_owned())
+            });
+        };
+        let decoded = percent_encoding::percent_decode_str(pointer).decode_utf8_lossy();
+        self.root
+            .pointer(&decoded)
+            .ok_or_else(|| Unusable::MissingRef(reference.to_owned()))
+    }
+
+    /// A schema with its references resolved: component schemas go to `defs` (keyed by
+    /// component name) and are referred to as `#/$defs/{name}`.
+    pub(super) fn schema(
+        &self,
+        schema: &Value,
+        defs: &mut BTreeMap<String, Value>,
+    ) -> Result<Value, Unusable> {
+        self.walk(schema, defs, 0)
+    }
+
+    fn walk(
+        &self,
+        value: &Value,
+        defs: &mut BTreeMap<String, Value>,
+        depth: usize,
+    ) -> Result<Value, Unusable> {
+        if depth > MAX_DEPTH {
+            return Err(Unusable::RefTooDeep(String::new()));
+        }
+        match value {
+            Value::Array(items) => items
+                .iter()
+                .map(|item| self.walk(item, defs, depth + 1))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(object) => self.walk_object(object, defs, depth),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn walk_object(
+        &self,
+        object: &Map<String, Value>,
+        defs: &mut BTreeMap<String, Value>,
+        depth: usize,
+    ) -> Result<Value, Unusable> {
+        let mut out = Map::with_capacity(object.len());
+        for (key, value) in object {
+            if key == "$ref"
+                && let Some(reference) = value.as_str()
+            {
+                if let Some(name) = reference.strip_prefix(SCHEMA_PREFIX)
+                    && !name.contains('/')
+                {
+                    self.define(reference, name, defs, depth)?;
+                    out.insert(key.clone(), Value::String(format!("#/$defs/{name}")));
+                } else {
+                    // Inlined: its keywords join this object's (siblings of `$ref` are allowed
+                    // in 3.1; in 3.0 there are none to clash with).
+                    let target = self.target(reference)?;
+                    if let Value::Object(inlined) = self.walk(target, defs, depth + 1)? {
+                        out.extend(inlined);
+                    }
+                }
+            } else if DATA_KEYWORDS.contains(&key.as_str()) || key.starts_with("x-") {
+                out.insert(key.clone(), value.clone());
+            } else {
+                out.insert(key.clone(), self.walk(value, defs, depth + 1)?);
+            }
+        }
+        if self.version == SpecVersion::V3_0 {
+            upgrade_3_0(&mut out);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn define(
+        &self,
+        reference: &str,
+        name: &str,
+        defs: &mut BTreeMap<String, Value>,
+        depth: usize,
+    ) -> Result<(), Unusable> {
+        // `name` stays escaped in the rewritten `$ref`; the `$defs` key is the name itself.
+        let key = percent_encoding::percent_decode_str(name)
+            .decode_utf8_lossy()
+            .replace("~1", "/")
+            .replace("~0", "~");
+        if defs.contains_key(&key) {
+            return Ok(());
+        }
+        let target = self.target(reference)?;
+        // A placeholder first, so a model that refers to itself stops here.
+        defs.insert(key.clone(), Value::Bool(true));
+        let resolved = self.walk(target, defs, depth + 1)?;
+        defs.insert(key, resolved);
+        Ok(())
+    }
+}
+
+/// OpenAPI 3.0's schema dialect differs from JSON Schema 2020-12 in `nullable` and in boolean
+/// `exclusiveMinimum`/`exclusiveMaximum`; rewrite both so one validator reads every schema.
+fn upgrade_3_0(schema: &mut Map<String, Value>) {
+    if schema.remove("nullable") == Some(Value::Bool(true))
+        && let Some(Value::String(kind)) = schema.get("type").cloned()
+    {
+        schema.insert(
+            "type".into(),
+            Value::Array(vec![Value::String(kind), Value::String("null".into())]),
+        );
+    }
+    for (exclusive, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
+        if let Some(Value::Bool(flag)) = schema.get(exclusive).cloned() {
+            schema.remove(exclusive);
+            if flag && let Some(limit) = schema.remove(bound) {
+                schema.insert(exclusive.into(), limit);
+            }
+        }
+    }
+}
