@@ -14,6 +14,16 @@ const SCHEMA_PREFIX: &str = "#/components/schemas/";
 /// Keywords whose values are data, not schemas: a `$ref` key inside them is not a reference.
 const DATA_KEYWORDS: &[&str] = &["example", "examples", "default", "const", "enum"];
 
+/// Keywords whose values map names to schemas: the names are not keywords, so a property
+/// called `default` or `$ref` is still a schema to walk.
+const SCHEMA_MAPS: &[&str] = &[
+    "properties",
+    "patternProperties",
+    "dependentSchemas",
+    "$defs",
+    "definitions",
+];
+
 pub(super) struct Resolver<'a> {
     root: &'a Value,
     version: SpecVersion,
@@ -105,12 +115,26 @@ impl<'a> Resolver<'a> {
                     // Inlined: its keywords join this object's (siblings of `$ref` are allowed
                     // in 3.1; in 3.0 there are none to clash with).
                     let target = self.target(reference)?;
-                    if let Value::Object(inlined) = self.walk(target, defs, depth + 1)? {
+                    let inlined = self.walk(target, defs, depth + 1).map_err(|e| match e {
+                        Unusable::RefTooDeep(inner) if inner.is_empty() => {
+                            Unusable::RefTooDeep(reference.to_owned())
+                        }
+                        other => other,
+                    })?;
+                    if let Value::Object(inlined) = inlined {
                         out.extend(inlined);
                     }
                 }
             } else if DATA_KEYWORDS.contains(&key.as_str()) || key.starts_with("x-") {
                 out.insert(key.clone(), value.clone());
+            } else if let (true, Value::Object(schemas)) =
+                (SCHEMA_MAPS.contains(&key.as_str()), value)
+            {
+                let mut walked = Map::with_capacity(schemas.len());
+                for (name, schema) in schemas {
+                    walked.insert(name.clone(), self.walk(schema, defs, depth + 1)?);
+                }
+                out.insert(key.clone(), Value::Object(walked));
             } else {
                 out.insert(key.clone(), self.walk(value, defs, depth + 1)?);
             }

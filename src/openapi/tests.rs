@@ -458,3 +458,51 @@ fn yaml_with_unquoted_status_code_keys_loads() {
     let doc = b"openapi: 3.0.0\ninfo: { title: t, version: 1 }\npaths:\n  /s:\n    get:\n      operationId: s\n      responses:\n        200: { description: ok }\n";
     assert_eq!(names(&load_ok(doc, &options("t"))), ["s"]);
 }
+
+#[test]
+fn properties_named_like_keywords_are_still_resolved_and_a_local_ref_loop_is_reported() {
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "paths": {
+            "/settings": { "put": {
+                "operationId": "put_settings",
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "type": "object", "properties": {
+                        "default": { "$ref": "#/components/schemas/Setting" },
+                        "example": { "$ref": "#/components/schemas/Setting/properties/value" },
+                    }}
+                }}}
+            }},
+            "/loop": { "post": {
+                "operationId": "loop",
+                "requestBody": { "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/Loop/properties/again" }
+                }}}
+            }},
+        },
+        "components": { "schemas": {
+            "Setting": { "type": "object", "properties": { "value": { "type": "string" } } },
+            "Loop": { "type": "object", "properties": {
+                "again": { "$ref": "#/components/schemas/Loop/properties/again" }
+            }},
+        }}
+    });
+    let catalog = load_ok(doc.to_string().as_bytes(), &options("t"));
+    let schema = schema_of(tool(&catalog, "put_settings"));
+    let body = &schema["properties"]["body"]["properties"];
+    assert_eq!(body["default"]["$ref"], "#/$defs/Setting");
+    assert_eq!(body["example"], json!({ "type": "string" }));
+    assert_eq!(
+        schema["$defs"]["Setting"]["properties"]["value"]["type"],
+        "string"
+    );
+    assert_eq!(
+        catalog.unusable,
+        [UnusableOperation {
+            method: "POST".into(),
+            path: "/loop".into(),
+            reason: Unusable::RefTooDeep("#/components/schemas/Loop/properties/again".into()),
+        }]
+    );
+}
