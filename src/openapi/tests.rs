@@ -316,6 +316,7 @@ paths:
       summary: Fine
       parameters:
         - { name: body, in: query, schema: { type: integer, nullable: true, minimum: 0, exclusiveMinimum: true } }
+        - { name: Authorization, in: header, required: true, schema: { type: string } }
       requestBody:
         content:
           application/x-www-form-urlencoded:
@@ -376,7 +377,7 @@ fn allowing_remote_refs_keeps_the_flag_but_does_not_fetch() {
 }
 
 #[test]
-fn path_item_parameters_merge_a_clashing_argument_is_qualified_and_3_0_schemas_are_upgraded() {
+fn path_parameters_merge_clashes_are_qualified_authorization_is_ignored_3_0_is_upgraded() {
     let catalog = load_ok(BROKEN.as_bytes(), &options("b"));
     let fine = tool(&catalog, "post_fine_id");
     assert_eq!(fine.scope, "b:fine:write");

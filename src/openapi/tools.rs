@@ -248,7 +248,9 @@ impl<'a> Operation<'a> {
                 let parameter = resolver.follow(parameter)?;
                 let key = (parameter.get("name"), parameter.get("in"));
                 merged.retain(|p| (p.get("name"), p.get("in")) != key);
-                merged.push(parameter);
+                if !is_ignored_header(parameter) {
+                    merged.push(parameter);
+                }
             }
         }
         Ok(merged)
@@ -301,6 +303,20 @@ fn name_characters(raw: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Header parameters named `Accept`, `Content-Type` or `Authorization` "SHALL be ignored"
+/// (OpenAPI 3.1 §4.8.12.1): the gateway sets those, and a model never supplies credentials.
+fn is_ignored_header(parameter: &Value) -> bool {
+    parameter.get("in").and_then(Value::as_str) == Some("header")
+        && parameter
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|name| {
+                ["accept", "content-type", "authorization"]
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h))
+            })
 }
 
 fn annotations(method: &http::Method) -> Annotations {
