@@ -183,7 +183,7 @@ pub enum GrantsCommand {
         #[arg(long)]
         user: Option<String>,
         /// Only this client's.
-        #[arg(long = "client", value_name = "CLIENT_ID")]
+        #[arg(long = "client", value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client_id: Option<String>,
         /// Only those issued through this redirect URI (with --client: one installation of a
         /// client identified by a metadata document).
@@ -203,7 +203,12 @@ pub enum GrantsCommand {
         #[arg(long)]
         user: Option<String>,
         /// Every active grant of this client issued through --redirect-uri.
-        #[arg(long = "client", value_name = "CLIENT_ID", requires = "redirect_uri")]
+        #[arg(
+            long = "client",
+            value_name = "CLIENT_ID",
+            requires = "redirect_uri",
+            allow_hyphen_values = true
+        )]
         client_id: Option<String>,
         #[arg(long, requires = "client_id")]
         redirect_uri: Option<String>,
@@ -225,9 +230,16 @@ pub enum ClientsCommand {
     /// Registered clients, newest first.
     List,
     /// One client, with everything it registered.
-    Show { client_id: String },
+    Show {
+        /// A registered client's id (one may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Revokes the client's active grants, then deletes its registration.
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 /// What went wrong, in one line naming it.

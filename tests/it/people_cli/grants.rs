@@ -142,4 +142,14 @@ async fn clients_are_listed_shown_and_deleted_with_their_grants_revoked() {
         sh.fails(&["clients", "delete", "client-1"])
             .contains("no client with id")
     );
+    // A generated client id may begin with `-`: it is still an id, not an option.
+    store.insert_client(&client("-Zq9client")).await.unwrap();
+    let dashed = sh.json(&["clients", "show", "-Zq9client"]);
+    assert_eq!(dashed[0]["client_id"], "-Zq9client");
+    assert_eq!(
+        sh.json(&["grants", "list", "--client", "-Zq9client"]).len(),
+        0
+    );
+    let said = sh.ok(&["clients", "delete", "-Zq9client"]);
+    assert!(said.starts_with("deleted client -Zq9client"), "{said}");
 }
