@@ -35,6 +35,7 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class, in declaration order: `class as usize` is its index here.
     const ALL: [Class; 6] = [
         Class::Register,
         Class::Authorize,
@@ -92,7 +93,7 @@ const WARN_EVERY_SECS: i64 = 30;
 pub struct RateLimits {
     enabled: bool,
     trusted_proxies: Vec<IpNet>,
-    /// Per class, in [`Class::ALL`] order.
+    /// Per class, indexed by the class (declared in [`Class::ALL`] order).
     rates: [Option<RateLimit>; 6],
     engine: Engine,
     last_warning: AtomicI64,
@@ -136,8 +137,7 @@ impl RateLimits {
     }
 
     fn rate(&self, class: Class) -> Option<&RateLimit> {
-        let index = Class::ALL.iter().position(|c| *c == class)?;
-        self.rates[index].as_ref()
+        self.rates[class as usize].as_ref()
     }
 
     /// True when `class` has a limit at all (so its subject need not be worked out).
@@ -365,6 +365,13 @@ mod tests {
         );
         // No peer known (not served over TCP): nothing to limit by.
         assert_eq!(limits.client_address(None, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn every_class_is_at_its_own_index() {
+        for (index, class) in Class::ALL.into_iter().enumerate() {
+            assert_eq!(class as usize, index, "{}", class.name());
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! per source per minute, so it cannot crowd real events out of the audit queue.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -40,31 +41,29 @@ impl Rejections {
     /// Counts one refusal from `source` (the client's address, when known); audits it when it
     /// is the source's first this minute. `event` is the refusal's own event.
     pub fn note(&self, source: Option<IpAddr>, event: AuditEvent) {
-        let now = event.time;
-        let first = {
+        let (closed, first) = {
             let Ok(mut minute) = self.minute.lock() else {
                 return;
             };
-            let closed = self.close_if_over(&mut minute, now);
+            let closed = self.close_if_over(&mut minute, event.time);
             let key = if minute.more.len() >= MAX_SOURCES && !minute.more.contains_key(&source) {
                 None
             } else {
                 source
             };
-            let first = match minute.more.get_mut(&key) {
-                Some(count) => {
-                    *count += 1;
+            let first = match minute.more.entry(key) {
+                Entry::Occupied(mut count) => {
+                    *count.get_mut() += 1;
                     false
                 }
-                None => {
-                    minute.more.insert(key, 0);
+                Entry::Vacant(slot) => {
+                    slot.insert(0);
                     true
                 }
             };
-            drop(minute);
-            self.record_all(closed);
-            first
+            (closed, first)
         };
+        self.record_all(closed);
         if first {
             let source =
                 source.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());

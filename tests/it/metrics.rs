@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::app::{Options, TestApp, spawn, spawn_dev};
 use crate::support::recorder::{self, Recorder};
 
-const TOKEN: &str = "metrics-token-for-the-tests-0123456789";
+pub(crate) const TOKEN: &str = "metrics-token-for-the-tests-0123456789";
 
 /// A gateway with the recorder as backend `rec` (and `more`, appended), metrics on `metrics`.
 async fn gateway(metrics: &str, more: &str) -> (TestApp, Recorder) {
@@ -50,7 +50,8 @@ async fn token_for_rec(app: &TestApp) -> String {
     tokens["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn scrape(app: &TestApp) -> String {
+/// `/metrics` of `app`, opened with `TOKEN`.
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let response = app
         .http
         .get(app.url("/metrics"))
@@ -69,7 +70,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of the sample of `name` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {
