@@ -217,7 +217,7 @@ pub enum SpecError {
 
 /// Reads a document (JSON or YAML) and turns its selected operations into tools.
 pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
-    let root = parse(bytes)?;
+    let root = parse_document(bytes)?;
     let version = match root.get("openapi").and_then(Value::as_str) {
         Some(v) if v.starts_with("3.0.") => SpecVersion::V3_0,
         Some(v) if v.starts_with("3.1.") => SpecVersion::V3_1,
@@ -226,7 +226,8 @@ pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
     tools::build(&root, version, options)
 }
 
-fn parse(bytes: &[u8]) -> Result<Value, SpecError> {
+/// A document (JSON or YAML) as a JSON value; its top level must be an object.
+pub fn parse_document(bytes: &[u8]) -> Result<Value, SpecError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let root: Value = if first == Some(&b'{') {
         serde_json::from_slice(bytes).map_err(|e| SpecError::Syntax(e.to_string()))?
