@@ -1,10 +1,16 @@
-//! Local `$ref` resolution. Component schemas are copied once into the tool schema's `$defs`
-//! and referred to there, so recursive models stay finite; any other local reference is
-//! inlined, with a depth bound so a loop of non-schema references ends in an error.
+//! `$ref` resolution. Component schemas are copied once into the tool schema's `$defs` and
+//! referred to there, so recursive models stay finite; any other reference is inlined, with a
+//! depth bound so a loop of non-schema references ends in an error.
+//!
+//! References into other documents are followed only into documents the caller fetched and
+//! passed in: before resolving, every reference in those documents (and every non-local one in
+//! the main document) is rewritten to an absolute URL, so a reference found inside an external
+//! document keeps pointing into that document without the resolver tracking where it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::{SpecVersion, Unusable};
 
@@ -24,18 +30,28 @@ const SCHEMA_MAPS: &[&str] = &[
     "definitions",
 ];
 
+/// The documents a resolver may follow references into, keyed by URL without fragment.
+pub(super) type Documents = HashMap<Url, Value>;
+
 pub(super) struct Resolver<'a> {
     root: &'a Value,
     version: SpecVersion,
     allow_remote: bool,
+    external: &'a Documents,
 }
 
 impl<'a> Resolver<'a> {
-    pub(super) fn new(root: &'a Value, version: SpecVersion, allow_remote: bool) -> Self {
+    pub(super) fn new(
+        root: &'a Value,
+        version: SpecVersion,
+        allow_remote: bool,
+        external: &'a Documents,
+    ) -> Self {
         Self {
             root,
             version,
             allow_remote,
+            external,
         }
     }
 
@@ -52,17 +68,27 @@ impl<'a> Resolver<'a> {
     }
 
     fn target(&self, reference: &str) -> Result<&'a Value, Unusable> {
-        let Some(pointer) = reference.strip_prefix('#') else {
-            return Err(if self.allow_remote {
-                Unusable::RemoteRefNotFetched(reference.to_owned())
-            } else {
-                Unusable::RemoteRef(reference.to_owned())
-            });
+        let (document, pointer) = match reference.strip_prefix('#') {
+            Some(pointer) => (self.root, pointer),
+            None if !self.allow_remote => {
+                return Err(Unusable::RemoteRef(reference.to_owned()));
+            }
+            None => self.external_target(reference)?,
         };
         let decoded = percent_encoding::percent_decode_str(pointer).decode_utf8_lossy();
-        self.root
+        document
             .pointer(&decoded)
             .ok_or_else(|| Unusable::MissingRef(reference.to_owned()))
+    }
+
+    /// The fetched document an absolute reference points into, and the pointer in it.
+    fn external_target<'r>(&self, reference: &'r str) -> Result<(&'a Value, &'r str), Unusable> {
+        let not_fetched = || Unusable::RemoteRefNotFetched(reference.to_owned());
+        let mut url = Url::parse(reference).map_err(|_| not_fetched())?;
+        url.set_fragment(None);
+        let document = self.external.get(&url).ok_or_else(not_fetched)?;
+        let pointer = reference.split_once('#').map_or("", |(_, p)| p);
+        Ok((document, pointer))
     }
 
     /// A schema with its references resolved: component schemas go to `defs` (keyed by
@@ -191,4 +217,40 @@ fn upgrade_3_0(schema: &mut Map<String, Value>) {
             }
         }
     }
+}
+
+/// Calls `visit` with every `$ref` string in a document, skipping data (examples, defaults,
+/// constants, extensions) where a `$ref` key is not a reference.
+pub(super) fn visit_refs(value: &mut Value, visit: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|item| visit_refs(item, visit)),
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                if key == "$ref" {
+                    if let Value::String(reference) = value {
+                        visit(reference);
+                    }
+                } else if let (true, Value::Object(named)) =
+                    (SCHEMA_MAPS.contains(&key.as_str()), &mut *value)
+                {
+                    named.values_mut().for_each(|v| visit_refs(v, visit));
+                } else if !DATA_KEYWORDS.contains(&key.as_str()) && !key.starts_with("x-") {
+                    visit_refs(value, visit);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites the document's references to absolute URLs against `base`: the remote ones, and
+/// with `local` the ones within the document too (an external document's `#/...` means itself).
+pub(super) fn absolutize(document: &mut Value, base: &Url, local: bool) {
+    visit_refs(document, &mut |reference| {
+        if (local || !reference.starts_with('#'))
+            && let Ok(absolute) = base.join(reference)
+        {
+            *reference = absolute.to_string();
+        }
+    });
 }

@@ -507,3 +507,93 @@ fn properties_named_like_keywords_are_still_resolved_and_a_local_ref_loop_is_rep
         }]
     );
 }
+
+const SPLIT_ROOT: &str = r##"
+openapi: 3.1.0
+info: { title: split, version: "1" }
+paths:
+  /pets:
+    get:
+      operationId: list
+      parameters:
+        - $ref: "common.yaml#/components/parameters/Limit"
+    post:
+      operationId: add
+      requestBody:
+        content:
+          application/json:
+            schema: { $ref: "./common.yaml#/components/schemas/Pet" }
+  /missing:
+    get:
+      operationId: missing
+      parameters:
+        - $ref: "other.yaml#/x"
+components:
+  schemas:
+    Tag: { type: string, maxLength: 8 }
+"##;
+
+#[test]
+fn remote_refs_are_followed_into_the_documents_the_caller_fetched() {
+    let base = url::Url::parse("file:///specs/api.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let common_url = url::Url::parse("file:///specs/common.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let other_url = url::Url::parse("file:///specs/other.yaml").unwrap_or_else(|e| panic!("{e}"));
+    // Paths in order of their text: /missing refers first.
+    let listed = external_documents(SPLIT_ROOT.as_bytes(), &base).map_err(|e| e.to_string());
+    assert_eq!(listed, Ok(vec![other_url.clone(), common_url.clone()]));
+
+    // Inside common.yaml, `#/...` is common.yaml itself, and `api.yaml#/...` is the main one.
+    let common = json!({ "components": {
+        "parameters": { "Limit": {
+            "name": "limit", "in": "query", "schema": { "$ref": "#/components/schemas/Limit" }
+        }},
+        "schemas": {
+            "Limit": { "type": "integer", "maximum": 100 },
+            "Pet": { "type": "object", "properties": {
+                "tag": { "$ref": "api.yaml#/components/schemas/Tag" }
+            }},
+        }
+    }});
+    let options = Options {
+        allow_remote_refs: true,
+        document_url: Some(base.clone()),
+        external: [(common_url, common)].into_iter().collect(),
+        ..options("s")
+    };
+    let catalog = load_ok(SPLIT_ROOT.as_bytes(), &options);
+    assert_eq!(names(&catalog), ["list", "add"]);
+    assert_eq!(
+        schema_of(tool(&catalog, "list"))["properties"]["limit"],
+        json!({ "type": "integer", "maximum": 100 })
+    );
+    assert_eq!(
+        tool(&catalog, "list").plan.parameters[0].location,
+        Location::Query
+    );
+    assert_eq!(
+        schema_of(tool(&catalog, "add"))["properties"]["body"]["properties"]["tag"],
+        json!({ "type": "string", "maxLength": 8 })
+    );
+    assert_eq!(
+        catalog.unusable,
+        [UnusableOperation {
+            method: "GET".into(),
+            path: "/missing".into(),
+            reason: Unusable::RemoteRefNotFetched(format!("{other_url}#/x")),
+        }]
+    );
+
+    // Not allowed: refused as before, whatever was fetched.
+    let refused = load_ok(
+        SPLIT_ROOT.as_bytes(),
+        &Options {
+            allow_remote_refs: false,
+            ..options
+        },
+    );
+    assert!(refused.tools.is_empty());
+    assert_eq!(
+        refused.unusable[1].reason,
+        Unusable::RemoteRef("common.yaml#/components/parameters/Limit".into())
+    );
+}

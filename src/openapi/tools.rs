@@ -7,7 +7,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::refs::Resolver;
+use super::refs::{Documents, Resolver};
 use super::security;
 use super::{
     Annotations, ArgumentValidator, BodyPlan, CallPlan, Catalog, Location, OpenApiTool, Options,
@@ -45,10 +45,11 @@ pub(super) fn build(
     root: &Value,
     version: SpecVersion,
     options: &Options,
+    external: &Documents,
 ) -> Result<Catalog, SpecError> {
     let include = glob_set(&options.include)?;
     let exclude = glob_set(&options.exclude)?;
-    let resolver = Resolver::new(root, version, options.allow_remote_refs);
+    let resolver = Resolver::new(root, version, options.allow_remote_refs, external);
     let mut catalog = Catalog {
         version,
         tools: Vec::new(),
