@@ -20,6 +20,8 @@ pub mod validate;
 #[cfg(test)]
 mod calls_tests;
 #[cfg(test)]
+mod external_tests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};
@@ -238,6 +240,9 @@ pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
         }
         if let Some(base) = &options.document_url {
             refs::absolutize(&mut root, base, false);
+        }
+        refs::bundle_schemas(&mut root, &mut external, options.document_url.as_ref());
+        if let Some(base) = &options.document_url {
             // An external document may refer back into this one.
             external
                 .entry(without_fragment(base))

@@ -7,7 +7,7 @@
 //! the main document) is rewritten to an absolute URL, so a reference found inside an external
 //! document keeps pointing into that document without the resolver tracking where it is.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
 use url::Url;
@@ -253,4 +253,125 @@ pub(super) fn absolutize(document: &mut Value, base: &Url, local: bool) {
             *reference = absolute.to_string();
         }
     });
+}
+
+/// Copies the component schemas of the external documents into the main document's, as
+/// `{file stem}.{name}` (made unique), and points every reference to them at the copy: they
+/// then become `$defs` like local components, so a recursive model in another file stays
+/// finite instead of being inlined until the depth bound.
+/// References to the main document's own schemas by its URL (`root_url`) become local.
+pub(super) fn bundle_schemas(root: &mut Value, external: &mut Documents, root_url: Option<&Url>) {
+    let mut taken: HashSet<String> = root
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut renamed = HashMap::new();
+    for name in taken.iter().filter(|_| root_url.is_some()) {
+        if let Some(Ok(absolute)) = root_url.map(|url| url.join(&schema_fragment(name))) {
+            renamed.insert(absolute.to_string(), schema_fragment(name));
+        }
+    }
+    let mut copies = Vec::new();
+    let mut urls: Vec<&Url> = external.keys().collect();
+    urls.sort();
+    for url in urls {
+        let Some(schemas) = external[url]
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        let stem = document_stem(url);
+        for (name, schema) in schemas {
+            let Ok(absolute) = url.join(&schema_fragment(name)) else {
+                continue;
+            };
+            let mut key = format!("{stem}.{name}");
+            let mut n = 2;
+            while taken.contains(&key) {
+                key = format!("{stem}.{name}_{n}");
+                n += 1;
+            }
+            taken.insert(key.clone());
+            renamed.insert(absolute.to_string(), schema_fragment(&key));
+            copies.push((key, schema.clone()));
+        }
+    }
+    if copies.is_empty() {
+        return;
+    }
+    let mut rename = |reference: &mut String| {
+        if let Some(local) = renamed.get(reference.as_str()) {
+            reference.clone_from(local);
+        }
+    };
+    visit_refs(root, &mut rename);
+    external
+        .values_mut()
+        .for_each(|document| visit_refs(document, &mut rename));
+    let components = root.as_object_mut().map(|root| {
+        root.entry("components")
+            .or_insert_with(|| Value::Object(Map::new()))
+    });
+    let schemas = components
+        .and_then(Value::as_object_mut)
+        .map(|c| {
+            c.entry("schemas")
+                .or_insert_with(|| Value::Object(Map::new()))
+        })
+        .and_then(Value::as_object_mut);
+    if let Some(schemas) = schemas {
+        for (key, mut schema) in copies {
+            visit_refs(&mut schema, &mut rename);
+            schemas.insert(key, schema);
+        }
+    }
+}
+
+/// The local reference of a component schema: the name escaped for a JSON pointer, then for a
+/// URI fragment (RFC 6901 §6).
+fn schema_fragment(name: &str) -> String {
+    let escaped = name.replace('~', "~0").replace('/', "~1");
+    format!(
+        "#/components/schemas/{}",
+        percent_encoding::utf8_percent_encode(&escaped, FRAGMENT)
+    )
+}
+
+/// Characters a component name may not carry unescaped in a URI fragment.
+const FRAGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`');
+
+/// `common` for `https://h/specs/common.yaml`: the file name up to its first dot, in
+/// component-name characters.
+fn document_stem(url: &Url) -> String {
+    let file = url
+        .path_segments()
+        .and_then(|mut segments| segments.next_back())
+        .unwrap_or("");
+    let stem: String = file
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.is_empty() {
+        "external".into()
+    } else {
+        stem
+    }
 }
