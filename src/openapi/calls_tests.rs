@@ -4,27 +4,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::tests::{FASTAPI, PETSTORE, load_ok, options, tool};
 use super::*;
 
-const FASTAPI: &[u8] = include_bytes!("../../tests/fixtures/openapi/fastapi.json");
-const PETSTORE: &[u8] = include_bytes!("../../tests/fixtures/openapi/petstore.yaml");
-
 fn catalog(bytes: &[u8]) -> Catalog {
-    let options = Options {
-        backend_id: "t".into(),
-        ..Options::default()
-    };
-    match load(bytes, &options) {
-        Ok(catalog) => catalog,
-        Err(e) => panic!("the document should load: {e}"),
-    }
-}
-
-fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
-    match catalog.tools.iter().find(|t| t.name == name) {
-        Some(tool) => tool,
-        None => panic!("no tool {name}"),
-    }
+    load_ok(bytes, &options("t"))
 }
 
 fn object(value: Value) -> Map<String, Value> {

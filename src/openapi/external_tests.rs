@@ -2,28 +2,8 @@
 
 use serde_json::json;
 
+use super::tests::{load_ok, names, options, schema_of, tool};
 use super::*;
-
-fn options(backend_id: &str) -> Options {
-    Options {
-        backend_id: backend_id.into(),
-        ..Options::default()
-    }
-}
-
-fn load_ok(bytes: &[u8], options: &Options) -> Catalog {
-    match load(bytes, options) {
-        Ok(catalog) => catalog,
-        Err(e) => panic!("the document should load: {e}"),
-    }
-}
-
-fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
-    match catalog.tools.iter().find(|t| t.name == name) {
-        Some(tool) => tool,
-        None => panic!("no tool {name}"),
-    }
-}
 
 const SPLIT_ROOT: &str = r##"
 openapi: 3.1.0
@@ -82,9 +62,8 @@ fn remote_refs_are_followed_into_the_documents_the_caller_fetched() {
         ..options("s")
     };
     let catalog = load_ok(SPLIT_ROOT.as_bytes(), &options);
-    let names: Vec<&str> = catalog.tools.iter().map(|t| t.name.as_str()).collect();
-    assert_eq!(names, ["list", "add"]);
-    let list = serde_json::Value::Object(tool(&catalog, "list").input_schema.clone());
+    assert_eq!(names(&catalog), ["list", "add"]);
+    let list = schema_of(tool(&catalog, "list"));
     assert_eq!(list["properties"]["limit"]["$ref"], "#/$defs/common.Limit");
     assert_eq!(
         list["$defs"]["common.Limit"],
@@ -96,7 +75,7 @@ fn remote_refs_are_followed_into_the_documents_the_caller_fetched() {
     );
     // Another document's component schemas become `$defs` too, named after their file, so a
     // recursive one stays finite; a reference back into the main document is local again.
-    let add = serde_json::Value::Object(tool(&catalog, "add").input_schema.clone());
+    let add = schema_of(tool(&catalog, "add"));
     assert_eq!(add["properties"]["body"]["$ref"], "#/$defs/common.Pet");
     let pet = &add["$defs"]["common.Pet"]["properties"];
     assert_eq!(pet["tag"]["$ref"], "#/$defs/Tag");

@@ -6,24 +6,24 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const FASTAPI: &[u8] = include_bytes!("../../tests/fixtures/openapi/fastapi.json");
-const PETSTORE: &[u8] = include_bytes!("../../tests/fixtures/openapi/petstore.yaml");
+pub(super) const FASTAPI: &[u8] = include_bytes!("../../tests/fixtures/openapi/fastapi.json");
+pub(super) const PETSTORE: &[u8] = include_bytes!("../../tests/fixtures/openapi/petstore.yaml");
 
-fn options(backend_id: &str) -> Options {
+pub(super) fn options(backend_id: &str) -> Options {
     Options {
         backend_id: backend_id.into(),
         ..Options::default()
     }
 }
 
-fn load_ok(bytes: &[u8], options: &Options) -> Catalog {
+pub(super) fn load_ok(bytes: &[u8], options: &Options) -> Catalog {
     match load(bytes, options) {
         Ok(catalog) => catalog,
         Err(e) => panic!("the document should load: {e}"),
     }
 }
 
-fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
+pub(super) fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
     match catalog.tools.iter().find(|t| t.name == name) {
         Some(tool) => tool,
         None => panic!(
@@ -33,11 +33,11 @@ fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
     }
 }
 
-fn names(catalog: &Catalog) -> Vec<&str> {
+pub(super) fn names(catalog: &Catalog) -> Vec<&str> {
     catalog.tools.iter().map(|t| t.name.as_str()).collect()
 }
 
-fn schema_of(tool: &OpenApiTool) -> Value {
+pub(super) fn schema_of(tool: &OpenApiTool) -> Value {
     Value::Object(tool.input_schema.clone())
 }
 
