@@ -268,7 +268,7 @@ fn the_security_requirement_is_the_operations_else_the_documents_first_placeable
 }
 
 #[test]
-fn an_operation_whose_schema_does_not_compile_is_unusable_and_the_rest_load() {
+fn an_operation_whose_schema_does_not_compile_or_whose_path_cannot_be_filled_is_unusable() {
     let doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "t", "version": "1" },
@@ -277,15 +277,21 @@ fn an_operation_whose_schema_does_not_compile_is_unusable_and_the_rest_load() {
                 { "name": "q", "in": "query", "schema": { "type": "strin" } }
             ]}},
             "/good": { "get": { "operationId": "good" } },
+            "/items/{id}": { "get": { "operationId": "undeclared" } },
         }
     });
     let catalog = catalog(doc.to_string().as_bytes());
     assert_eq!(catalog.tools.len(), 1);
-    assert_eq!(catalog.unusable.len(), 1);
+    assert_eq!(catalog.unusable.len(), 2);
     assert!(
         matches!(&catalog.unusable[0].reason, Unusable::Schema(why) if why.contains("strin")),
         "{:?}",
         catalog.unusable
+    );
+    assert_eq!(
+        catalog.unusable[1].to_string(),
+        "GET /items/{id}: malformed operation: the path names {id} but no path parameter \
+         declares it"
     );
 }
 

@@ -199,6 +199,11 @@ impl<'a> Operation<'a> {
             properties.insert(argument.clone(), schema);
             parameters.push(ParameterPlan { argument, ..plan });
         }
+        if let Some(name) = undeclared_path_parameter(self.path, &parameters) {
+            return Err(Unusable::Malformed(format!(
+                "the path names {{{name}}} but no path parameter declares it"
+            )));
+        }
         let body = match self.operation.get("requestBody") {
             Some(body) => {
                 let (plan, schema) = body_plan(resolver.follow(body)?, resolver, &mut defs)?;
@@ -312,6 +317,19 @@ fn name_characters(raw: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A `{name}` in the path template that no path parameter fills: the request could not be
+/// built.
+fn undeclared_path_parameter<'p>(path: &'p str, parameters: &[ParameterPlan]) -> Option<&'p str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .find(|name| {
+            !parameters
+                .iter()
+                .any(|p| p.location == Location::Path && p.name == *name)
+        })
 }
 
 /// Header parameters named `Accept`, `Content-Type` or `Authorization` "SHALL be ignored"
