@@ -14,6 +14,7 @@ paths:
       operationId: list
       parameters:
         - $ref: "common.yaml#/components/parameters/Limit"
+        - $ref: "api.yaml#/components/parameters/Self"
     post:
       operationId: add
       requestBody:
@@ -26,6 +27,8 @@ paths:
       parameters:
         - $ref: "other.yaml#/x"
 components:
+  parameters:
+    Self: { name: self, in: query, schema: { type: boolean } }
   schemas:
     Tag: { type: string, maxLength: 8 }
 "##;
@@ -69,9 +72,16 @@ fn remote_refs_are_followed_into_the_documents_the_caller_fetched() {
         list["$defs"]["common.Limit"],
         json!({ "type": "integer", "maximum": 100 })
     );
+    // `api.yaml#/...` from the main document is the main document itself.
+    let wire: Vec<(&str, Location)> = tool(&catalog, "list")
+        .plan
+        .parameters
+        .iter()
+        .map(|p| (p.name.as_str(), p.location))
+        .collect();
     assert_eq!(
-        tool(&catalog, "list").plan.parameters[0].location,
-        Location::Query
+        wire,
+        [("limit", Location::Query), ("self", Location::Query)]
     );
     // Another document's component schemas become `$defs` too, named after their file, so a
     // recursive one stays finite; a reference back into the main document is local again.

@@ -254,18 +254,19 @@ pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
 
 /// The documents the remote `$ref`s of a document point into, as absolute URLs without
 /// fragment (relative references resolved against `base`, the document's own URL), in the
-/// order first referred to. One level only: the listed documents may refer to further ones;
+/// order first referred to, without the document itself. One level only: the listed documents may refer to further ones;
 /// call this again on each fetched document with its own URL to find those (the resolver
 /// follows references through every document passed in [`Options::external`]).
 pub fn external_documents(bytes: &[u8], base: &url::Url) -> Result<Vec<url::Url>, SpecError> {
     let mut document = parse_document(bytes)?;
+    let itself = without_fragment(base);
     let mut urls = Vec::new();
     refs::visit_refs(&mut document, &mut |reference| {
         if !reference.starts_with('#')
             && let Ok(url) = base.join(reference)
         {
             let url = without_fragment(&url);
-            if !urls.contains(&url) {
+            if url != itself && !urls.contains(&url) {
                 urls.push(url);
             }
         }
