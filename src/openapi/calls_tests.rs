@@ -327,3 +327,85 @@ fn formats_are_asserted_and_no_schema_is_fetched() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_form_body_follows_its_encoding_object_and_defaults_elsewhere() {
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "paths": { "/form": { "post": {
+            "operationId": "form",
+            "requestBody": { "content": { "application/x-www-form-urlencoded": {
+                "schema": { "type": "object", "properties": {
+                    "filter": { "type": "object" },
+                    "meta": { "type": "object" },
+                    "note": { "type": "string" },
+                    "plain": { "type": "array", "items": { "type": "string" } },
+                    "tags": { "type": "array", "items": { "type": "string" } },
+                }},
+                "encoding": {
+                    "filter": { "style": "deepObject", "explode": true },
+                    "meta": { "contentType": "application/json" },
+                    "note": { "contentType": "text/plain" },
+                    "plain": { "headers": {} },
+                    "tags": { "explode": false },
+                },
+            }}},
+        }}},
+    });
+    let catalog = catalog(doc.to_string().as_bytes());
+    let form = tool(&catalog, "form");
+    let encoding = form.plan.body.as_ref().map(|b| b.encoding.clone());
+    assert_eq!(
+        encoding.map(|e| e.into_iter().collect::<Vec<_>>()),
+        Some(vec![
+            (
+                "filter".to_owned(),
+                ParameterEncoding::Style {
+                    style: Style::DeepObject,
+                    explode: true,
+                    allow_reserved: false
+                }
+            ),
+            (
+                "meta".to_owned(),
+                ParameterEncoding::Content {
+                    media_type: "application/json".into()
+                }
+            ),
+            (
+                "note".to_owned(),
+                ParameterEncoding::Content {
+                    media_type: "text/plain".into()
+                }
+            ),
+            (
+                "tags".to_owned(),
+                ParameterEncoding::Style {
+                    style: Style::Form,
+                    explode: false,
+                    allow_reserved: false
+                }
+            ),
+        ])
+    );
+    let sent = request(
+        form,
+        json!({ "body": {
+            "filter": { "a": "x y", "b": 1 },
+            "meta": { "k": [1] },
+            "note": "a+b",
+            "plain": ["p", "q r"],
+            "tags": ["a", "b c"],
+        }}),
+    );
+    assert_eq!(
+        body_text(&sent),
+        Some((
+            "application/x-www-form-urlencoded".into(),
+            "filter%5Ba%5D=x%20y&filter%5Bb%5D=1&meta=%7B%22k%22%3A%5B1%5D%7D&note=a%2Bb\
+             &plain=p&plain=q+r&tags=a,b%20c"
+                .into()
+        ))
+    );
+}

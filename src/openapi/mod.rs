@@ -173,6 +173,9 @@ pub struct BodyPlan {
     pub argument: String,
     pub media_type: String,
     pub required: bool,
+    /// For a form body, the properties its Encoding Object serialises by style (as a query
+    /// parameter would be) or as a media type; the others go as text, objects as JSON text.
+    pub encoding: std::collections::BTreeMap<String, ParameterEncoding>,
 }
 
 /// An operation left out, with why.

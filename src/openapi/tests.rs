@@ -121,6 +121,7 @@ fn path_parameters_and_a_required_body_are_required_and_nested_refs_are_collecte
             argument: "body".into(),
             media_type: "application/json".into(),
             required: true,
+            encoding: Default::default(),
         })
     );
     assert_eq!(put.plan.method, http::Method::PUT);

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::refs::{Documents, Resolver};
+use super::request::is_json;
 use super::security;
 use super::{
     Annotations, ArgumentValidator, BodyPlan, CallPlan, Catalog, Location, OpenApiTool, Options,
@@ -476,10 +477,6 @@ fn body_plan(
         .get("content")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let is_json = |m: &str| {
-        let essence = m.split(';').next().unwrap_or("").trim();
-        essence == "application/json" || essence.ends_with("+json")
-    };
     let chosen = content
         .keys()
         .find(|m| is_json(m))
@@ -495,12 +492,42 @@ fn body_plan(
         .unwrap_or(&ANY_SCHEMA);
     let mut schema = resolver.schema(raw_schema, defs)?;
     describe(&mut schema, body.get("description"));
+    let encoding = match content.get(chosen).and_then(|media| media.get("encoding")) {
+        Some(Value::Object(encoding)) if !is_json(chosen) => form_encoding(encoding)?,
+        _ => BTreeMap::new(),
+    };
     let plan = BodyPlan {
         argument: BODY_ARGUMENT.into(),
         media_type: chosen.clone(),
         required: body.get("required").and_then(Value::as_bool) == Some(true),
+        encoding,
     };
     Ok((plan, schema))
+}
+
+/// A form body's Encoding Object (OpenAPI 3.1.1 §4.8.15): `style`, `explode` or
+/// `allowReserved` serialise a property as a query parameter would be (form by default);
+/// otherwise `contentType` names its media type.
+fn form_encoding(
+    encoding: &Map<String, Value>,
+) -> Result<BTreeMap<String, ParameterEncoding>, Unusable> {
+    let mut plans = BTreeMap::new();
+    for (property, encoding) in encoding {
+        let by_style = ["style", "explode", "allowReserved"]
+            .iter()
+            .any(|key| encoding.get(key).is_some());
+        let plan = if by_style {
+            style_encoding(encoding, Location::Query)?
+        } else if let Some(media_type) = encoding.get("contentType").and_then(Value::as_str) {
+            ParameterEncoding::Content {
+                media_type: media_type.to_owned(),
+            }
+        } else {
+            continue;
+        };
+        plans.insert(property.clone(), plan);
+    }
+    Ok(plans)
 }
 
 /// Adds the parameter's or body's description to its schema when the schema has none.
