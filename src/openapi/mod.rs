@@ -1,6 +1,8 @@
 //! OpenAPI documents as MCP tools: read an OpenAPI 3.0 or 3.1 document (JSON or YAML), resolve
-//! its local `$ref`s, and turn each selected operation into a tool definition with the plan for
-//! calling it. Nothing here sends a request; the gateway's OpenAPI backend builds on [`load`].
+//! its `$ref`s (local ones, and remote ones into documents the caller fetched), and turn each
+//! selected operation into a tool definition with the plan for calling it. A call is then
+//! checked with the tool's [`ArgumentValidator`], serialised by [`build`] and given its secret
+//! by [`place_secret`]. Nothing here does I/O; the gateway's OpenAPI backend sends.
 //!
 //! The document is read with `serde_json` / `yaml_serde` into a JSON value and the parts a tool
 //! needs (parameters, request bodies, schemas) are read from it: `oas3` reads only 3.1 and
