@@ -130,11 +130,18 @@ pub async fn load(
         document: source.clone(),
         error,
     })?;
+    let external = if api.allow_remote_refs {
+        fetch_external(http, &bytes, &location).await?
+    } else {
+        HashMap::new()
+    };
     let options = openapi::Options {
         backend_id: backend.id.clone(),
         include: api.include.clone(),
         exclude: api.exclude.clone(),
         allow_remote_refs: api.allow_remote_refs,
+        document_url: Some(location.clone()),
+        external,
     };
     let catalog = openapi::load(&bytes, &options).map_err(|error| LoadError::Spec {
         document: source.clone(),
@@ -163,6 +170,54 @@ pub async fn load(
         description: text("description").map(str::to_owned),
     })
 }
+
+/// The documents the remote `$ref`s of the document at `location` point into, and those they
+/// point into, read the way the document was: files only for a document that is a file (a
+/// fetched document never makes Portcullis read a local file), https (or loopback http) URLs.
+async fn fetch_external(
+    http: &reqwest::Client,
+    bytes: &[u8],
+    location: &Url,
+) -> Result<HashMap<Url, Value>, LoadError> {
+    let spec_error = |document: &Url, error| LoadError::Spec {
+        document: document.to_string(),
+        error,
+    };
+    let mut fetched = HashMap::new();
+    let mut wanted: Vec<Url> =
+        openapi::external_documents(bytes, location).map_err(|e| spec_error(location, e))?;
+    while let Some(url) = wanted.pop() {
+        if fetched.contains_key(&url) || &url == location {
+            continue;
+        }
+        if fetched.len() == MAX_EXTERNAL_DOCUMENTS {
+            return Err(LoadError::Read(
+                url.to_string(),
+                format!("more than {MAX_EXTERNAL_DOCUMENTS} referenced documents"),
+            ));
+        }
+        let allowed = match url.scheme() {
+            "file" => location.scheme() == "file",
+            "https" => true,
+            "http" => crate::config::is_loopback_url(&url),
+            _ => false,
+        };
+        if !allowed {
+            return Err(LoadError::Read(
+                url.to_string(),
+                format!("a reference from {location} may not be read from there"),
+            ));
+        }
+        let bytes = read(http, &url).await?;
+        let document = openapi::parse_document(&bytes).map_err(|e| spec_error(&url, e))?;
+        wanted.extend(openapi::external_documents(&bytes, &url).map_err(|e| spec_error(&url, e))?);
+        fetched.insert(url, document);
+    }
+    Ok(fetched)
+}
+
+/// The most documents one backend's references may bring in.
+const MAX_EXTERNAL_DOCUMENTS: usize = 64;
 
 /// The document's own URL (`file:` for a file), against which relative references and server
 /// URLs resolve.
