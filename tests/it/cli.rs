@@ -179,6 +179,22 @@ fn check_config_lists_each_openapi_operation_left_out_and_fails_only_on_nothing_
     let output = portcullis(dir.path(), &["check-config"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("PETSTORE_KEY is not set"));
+    // Nor does a secret go to a server the document names over plain http.
+    let petstore = std::fs::read_to_string(dir.path().join("petstore.yaml")).unwrap();
+    let plain = petstore.replace(
+        "https://petstore3.swagger.io",
+        "http://petstore3.swagger.io",
+    );
+    std::fs::write(dir.path().join("plain.yaml"), plain).unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"plain.yaml\"\nauth = \"static\"\nsecret_env = \"PETSTORE_KEY\"\n",
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[("PETSTORE_KEY", "k")]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("only sent over https"), "{said}");
 
     // Only the upload selected: nothing usable remains, which stops start-up.
     std::fs::write(

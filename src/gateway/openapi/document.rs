@@ -8,7 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{BackendSettings, BackendTransport, DocumentSource, OpenApiSettings, Settings};
+use crate::config::{
+    ApiAuth, BackendSettings, BackendTransport, DocumentSource, OpenApiSettings, Settings,
+    is_loopback_url,
+};
 use crate::openapi::{self, Catalog};
 
 /// The largest document read (a large API's is a few megabytes).
@@ -158,6 +161,12 @@ pub async fn load(
             ))
         })?,
     };
+    let sends_credentials = matches!(api.auth, ApiAuth::UpstreamToken | ApiAuth::Static { .. });
+    if sends_credentials && base_url.scheme() != "https" && !is_loopback_url(&base_url) {
+        return Err(LoadError::BaseUrl(format!(
+            "credentials are only sent over https (or to loopback), not to {base_url}"
+        )));
+    }
     let info = root.get("info");
     let text = |field: &str| info.and_then(|i| i.get(field)).and_then(Value::as_str);
     Ok(LoadedApi {
@@ -199,7 +208,7 @@ async fn fetch_external(
         let allowed = match url.scheme() {
             "file" => location.scheme() == "file",
             "https" => true,
-            "http" => crate::config::is_loopback_url(&url),
+            "http" => is_loopback_url(&url),
             _ => false,
         };
         if !allowed {
