@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::config::{
@@ -172,7 +172,7 @@ pub async fn load(
     Ok(LoadedApi {
         catalog,
         base_url,
-        server_info: serde_json::json!({
+        server_info: json!({
             "name": text("title").unwrap_or(&backend.id),
             "version": text("version").unwrap_or(""),
         }),
@@ -294,10 +294,15 @@ fn without_url(error: reqwest::Error) -> String {
     text
 }
 
-/// The first `servers` entry, its variables at their defaults, resolved against the
-/// document's URL; `None` when that gives no http(s) URL.
+/// The first `servers` entry (a document without one means `/`, OpenAPI 3.1 §4.8.1), its
+/// variables at their defaults, resolved against the document's URL; `None` when that gives
+/// no http(s) URL.
 fn first_server(root: &Value, location: &Url) -> Option<Url> {
-    let server = root.get("servers")?.as_array()?.first()?;
+    let root_server = json!({ "url": "/" });
+    let server = match root.get("servers").and_then(Value::as_array) {
+        Some(servers) if !servers.is_empty() => &servers[0],
+        _ => &root_server,
+    };
     let mut url = server.get("url")?.as_str()?.to_owned();
     if let Some(variables) = server.get("variables").and_then(Value::as_object) {
         for (name, variable) in variables {
@@ -317,12 +322,12 @@ mod tests {
     #[test]
     fn the_first_server_resolves_against_the_document() {
         let document = Url::parse("https://api.example.com/specs/openapi.json").unwrap();
-        let relative = serde_json::json!({ "servers": [{ "url": "/api/v3" }] });
+        let relative = json!({ "servers": [{ "url": "/api/v3" }] });
         assert_eq!(
             first_server(&relative, &document).unwrap().as_str(),
             "https://api.example.com/api/v3"
         );
-        let variables = serde_json::json!({ "servers": [{
+        let variables = json!({ "servers": [{
             "url": "https://{region}.example.com/{base}",
             "variables": { "region": { "default": "eu" }, "base": { "default": "v1" } },
         }]});
@@ -332,6 +337,13 @@ mod tests {
         );
         let file = Url::parse("file:///etc/portcullis/billing.yaml").unwrap();
         assert_eq!(first_server(&relative, &file), None, "a file has no host");
-        assert_eq!(first_server(&serde_json::json!({}), &document), None);
+        for none in [json!({}), json!({ "servers": [] })] {
+            assert_eq!(
+                first_server(&none, &document).unwrap().as_str(),
+                "https://api.example.com/",
+                "no server is the document's own root"
+            );
+            assert_eq!(first_server(&none, &file), None);
+        }
     }
 }
