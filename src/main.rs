@@ -8,6 +8,7 @@ use portcullis::admin::{self, Admin};
 use portcullis::audit::cli::AuditArgs;
 use portcullis::clock::Clock;
 use portcullis::config::{ProviderKind, Settings, chrono_duration};
+use portcullis::openapi::SpecVersion;
 use portcullis::startup::{Application, load_secrets, open_store, shutdown_signal};
 use portcullis::{crypto, telemetry};
 
@@ -119,6 +120,13 @@ fn check_config(settings: &Settings) -> ExitCode {
         eprintln!("portcullis: invalid configuration: {error:#}");
         return ExitCode::from(2);
     }
+    let openapi = match check_openapi(settings) {
+        Ok(lines) => lines,
+        Err(error) => {
+            eprintln!("portcullis: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
     println!("configuration is valid");
     println!("  listen:     {}", settings.bind);
     println!("  public URL: {}", settings.public_url());
@@ -138,7 +146,48 @@ fn check_config(settings: &Settings) -> ExitCode {
         };
         println!("  provider:   {} ({kind})", provider.id);
     }
+    for line in openapi {
+        println!("{line}");
+    }
     ExitCode::SUCCESS
+}
+
+/// Reads each OpenAPI backend's document as start-up would: the lines that list its tools and
+/// every operation left out (with why), or what stops it from starting.
+fn check_openapi(settings: &Settings) -> Result<Vec<String>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the runtime: {error}"))?;
+    let reports = runtime.block_on(portcullis::gateway::openapi::document::check(settings));
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    for (index, id, report) in reports {
+        match report {
+            Ok(api) => {
+                let version = match api.catalog.version {
+                    SpecVersion::V3_0 => "3.0",
+                    SpecVersion::V3_1 => "3.1",
+                };
+                lines.push(format!(
+                    "  backend:    {id} (OpenAPI {version}, {} tools, requests to {})",
+                    api.catalog.tools.len(),
+                    api.base_url
+                ));
+                for unusable in &api.catalog.unusable {
+                    lines.push(format!(
+                        "    left out: backends[{index}] ({id}): {unusable}"
+                    ));
+                }
+            }
+            Err(error) => errors.push(format!("backends[{index}] ({id}): {error}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 async fn audit(settings: &Settings, args: &AuditArgs) -> anyhow::Result<()> {

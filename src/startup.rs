@@ -158,7 +158,10 @@ impl Application {
             Some(redis) => RevocationView::shared(redis.clone()),
             None => RevocationView::default(),
         });
-        let resources = Arc::new(gateway::resources(public.base(), &settings));
+        let apis = gateway::Apis::load(&settings)
+            .await
+            .context("reading the OpenAPI documents")?;
+        let resources = Arc::new(gateway::resources(public.base(), &settings, &apis));
         let upstream = UpstreamTokenKeeper::new(
             store.clone(),
             secrets.clone(),
@@ -202,6 +205,8 @@ impl Application {
             auditor: auditor.clone(),
             clock: clock.clone(),
             limits: limits.clone(),
+            apis: &apis,
+            response_cache: gateway::ResponseCache::new(redis.clone()),
         })?);
         let extra = if providers.has_dev() {
             dev::router(

@@ -56,6 +56,8 @@ pub enum BackendTransport {
     Http { url: Url },
     /// A stdio MCP server the gateway runs.
     Stdio(StdioSettings),
+    /// A REST API described by an OpenAPI document: its operations served as tools.
+    OpenApi(Box<super::openapi::OpenApiSettings>),
 }
 
 /// A stdio server's process.
@@ -93,6 +95,13 @@ impl ToolPattern {
             pattern: pattern.to_owned(),
             matcher: Glob::new(pattern)?.compile_matcher(),
             literal: pattern.chars().filter(|c| !"*?[]{}".contains(*c)).count(),
+        })
+    }
+
+    /// The pattern written at configuration key `key`.
+    pub(super) fn parse_at(key: &str, pattern: &str) -> Result<Self, ConfigError> {
+        Self::parse(pattern).map_err(|_| {
+            ConfigError::invalid(key, format!("`{pattern}` is not a valid tool pattern"))
         })
     }
 
@@ -138,21 +147,21 @@ pub struct GatewaySettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBackend {
-    id: String,
+    pub(super) id: String,
     #[serde(default)]
-    url: Option<Url>,
+    pub(super) url: Option<Url>,
     #[serde(default)]
-    command: Option<Vec<String>>,
+    pub(super) command: Option<Vec<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
-    shared: bool,
+    pub(super) shared: bool,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     tools: BTreeMap<String, String>,
     #[serde(default)]
-    forward: Vec<ForwardMode>,
+    pub(super) forward: Vec<ForwardMode>,
     #[serde(default)]
     assertion_audience: Option<String>,
     #[serde(default = "default_timeout_secs")]
@@ -167,6 +176,26 @@ pub(super) struct RawBackend {
     max_processes: usize,
     #[serde(default)]
     grant: Option<super::GrantMode>,
+    #[serde(default)]
+    pub(super) openapi: Option<String>,
+    #[serde(default)]
+    pub(super) base_url: Option<Url>,
+    #[serde(default)]
+    pub(super) include: Vec<String>,
+    #[serde(default)]
+    pub(super) exclude: Vec<String>,
+    #[serde(default)]
+    pub(super) allow_remote_refs: bool,
+    #[serde(default)]
+    pub(super) auth: Option<super::openapi::RawAuth>,
+    #[serde(default)]
+    pub(super) secret_env: Option<String>,
+    #[serde(default)]
+    pub(super) max_result_bytes: Option<usize>,
+    #[serde(default)]
+    pub(super) cache_ttl_secs: u64,
+    #[serde(default)]
+    pub(super) cache: BTreeMap<String, u64>,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -287,20 +316,26 @@ pub(super) fn parse(
             ));
         }
         let forwards = |mode| backend.forward.contains(&mode);
-        let transport = match (&backend.url, &backend.command) {
-            (Some(_), Some(_)) => {
+        if backend.openapi.is_none() {
+            super::openapi::reject_on_other_backends(&key, backend)?;
+        }
+        let transport = match (&backend.url, &backend.command, &backend.openapi) {
+            (None, None, None) => {
                 return Err(ConfigError::invalid(
                     key("url"),
-                    "set url or command, not both",
+                    "set url (Streamable HTTP), command (stdio) or openapi (a REST API's OpenAPI document)",
                 ));
             }
-            (None, None) => {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                 return Err(ConfigError::invalid(
                     key("url"),
-                    "set url (Streamable HTTP) or command (stdio)",
+                    "set one of url, command and openapi, not both",
                 ));
             }
-            (Some(url), None) => {
+            (None, None, Some(document)) => {
+                BackendTransport::OpenApi(Box::new(super::openapi::parse(&key, document, backend)?))
+            }
+            (Some(url), None, None) => {
                 if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
                     return Err(ConfigError::invalid(
                         key("url"),
@@ -318,7 +353,7 @@ pub(super) fn parse(
                 }
                 BackendTransport::Http { url: url.clone() }
             }
-            (None, Some(command)) => {
+            (None, Some(command), None) => {
                 // A stdio process has no request headers: it learns the person it serves from
                 // its environment, so only a per-user process can be told.
                 let per_request =
@@ -354,6 +389,13 @@ pub(super) fn parse(
                 })
             }
         };
+        let mut forward = backend.forward.clone();
+        if let BackendTransport::OpenApi(api) = &transport
+            && let Some(mode) = api.auth.forward_mode()
+            && !forward.contains(&mode)
+        {
+            forward.push(mode);
+        }
         let timeout = positive_seconds(&key("timeout_secs"), backend.timeout_secs)?;
         if backend.max_request_bytes == 0 || backend.max_response_bytes == 0 {
             return Err(ConfigError::invalid(
@@ -376,20 +418,17 @@ pub(super) fn parse(
         }
         let mut tools = Vec::with_capacity(backend.tools.len());
         for (pattern, required) in &backend.tools {
-            let pattern = ToolPattern::parse(pattern).map_err(|_| {
-                ConfigError::invalid(
-                    key("tools"),
-                    format!("`{pattern}` is not a valid tool pattern"),
-                )
-            })?;
-            tools.push((pattern, required.clone()));
+            tools.push((
+                ToolPattern::parse_at(&key("tools"), pattern)?,
+                required.clone(),
+            ));
         }
         backends.push(BackendSettings {
             id: backend.id.clone(),
             transport,
             scope,
             tools,
-            forward: backend.forward.clone(),
+            forward,
             assertion_audience: backend
                 .assertion_audience
                 .clone()

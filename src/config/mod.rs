@@ -25,6 +25,8 @@ mod backends;
 mod clients;
 /// `[[trusted_issuers]]`.
 mod issuers;
+/// `[[backends]]` with `openapi`: a REST API's operations as tools.
+mod openapi;
 /// The identity providers people run, as presets of OpenID Connect.
 mod presets;
 /// `[[providers]]`.
@@ -42,6 +44,7 @@ pub use backends::{
 };
 pub use clients::{CimdHosts, CimdSettings, ClientSettings, ConsentSettings};
 pub use issuers::{ScopeClaim, TrustedIssuer};
+pub use openapi::{ApiAuth, DocumentSource, OpenApiSettings};
 pub use presets::{Quirks, SubjectFrom};
 pub use providers::{GithubSettings, OidcSettings, ProviderKind, ProviderSettings};
 pub use rate_limits::RateLimitSettings;

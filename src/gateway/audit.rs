@@ -55,6 +55,8 @@ pub struct CallRecord {
     pub request_id: String,
     /// Taken when the call starts: a streamed answer ends outside the request's task.
     pub trace_id: Option<String>,
+    /// A short note on how an allowed call went (`cache hit`), kept as the event's reason.
+    pub detail: Option<String>,
 }
 
 impl CallRecord {
@@ -75,6 +77,7 @@ impl CallRecord {
             client_id: caller.claims.client_id.clone(),
             request_id: bounded(request_id),
             trace_id: crate::telemetry::trace::current_ids().map(|(_, trace_id)| trace_id),
+            detail: None,
         }
     }
 
@@ -106,11 +109,14 @@ impl CallRecord {
         };
         let took = started.elapsed();
         metrics::tool_call(&self.backend, tool, outcome.as_str(), took);
-        self.auditor.record(
-            self.event(Decision::Allowed)
-                .outcome(outcome.as_str())
-                .latency(took)
-                .response_bytes(u64::try_from(response_bytes).unwrap_or(u64::MAX)),
-        );
+        let mut event = self
+            .event(Decision::Allowed)
+            .outcome(outcome.as_str())
+            .latency(took)
+            .response_bytes(u64::try_from(response_bytes).unwrap_or(u64::MAX));
+        if let Some(detail) = &self.detail {
+            event = event.reason(detail);
+        }
+        self.auditor.record(event);
     }
 }

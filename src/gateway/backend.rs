@@ -8,6 +8,7 @@ use url::Url;
 
 use super::connection::Connection;
 use super::mcp_client::McpHttpClient;
+use super::openapi::OpenApiBackend;
 use super::policy::ToolPolicy;
 use super::stdio::StdioPool;
 use crate::config::BackendSettings;
@@ -33,6 +34,8 @@ pub enum Transport {
     },
     /// stdio: the gateway runs the processes and serves `/mcp/{id}` itself.
     Stdio(Arc<StdioPool>),
+    /// A REST API described by OpenAPI: the gateway serves its operations as tools.
+    OpenApi(Arc<OpenApiBackend>),
 }
 
 impl Backend {
@@ -41,6 +44,7 @@ impl Backend {
         match &self.transport {
             Transport::Http { client, .. } => client.clone(),
             Transport::Stdio(pool) => pool.clone(),
+            Transport::OpenApi(api) => api.clone(),
         }
     }
 
@@ -54,35 +58,22 @@ impl Backend {
     }
 
     /// Whether the backend can be reached now, for the operator. An HTTP backend is reachable
-    /// when it answers anything at all (an MCP endpoint refuses a bare GET, which is fine); a
-    /// stdio backend's state is its processes, which start on the first call.
+    /// when it answers anything at all (an MCP endpoint refuses a bare GET, which is fine), as
+    /// is an OpenAPI backend's base URL; a stdio backend's state is its processes, which start
+    /// on the first call.
     pub async fn probe(&self, http: &reqwest::Client) -> Probe {
         let started = Instant::now();
-        let (transport, reachable, error) = match &self.transport {
-            Transport::Http { url, .. } => {
-                let sent = http.get(url.clone()).timeout(PROBE_TIMEOUT).send().await;
-                match sent {
-                    Ok(_) => ("http", Some(true), None),
-                    Err(error) if error.is_timeout() => (
-                        "http",
-                        Some(false),
-                        Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
-                    ),
-                    Err(error) if error.is_connect() => (
-                        "http",
-                        Some(false),
-                        Some("the connection failed".to_owned()),
-                    ),
-                    Err(_) => ("http", Some(false), Some("the request failed".to_owned())),
-                }
-            }
+        let (transport, state) = match &self.transport {
+            Transport::Http { url, .. } => ("http", reachability(http, url).await),
+            Transport::OpenApi(api) => ("openapi", reachability(http, api.base_url()).await),
             Transport::Stdio(pool) => {
                 let running = pool.process_count();
                 let error = (running == 0)
                     .then(|| "no process is running: one starts on the first call".to_owned());
-                ("stdio", (running > 0).then_some(true), error)
+                ("stdio", ((running > 0).then_some(true), error))
             }
         };
+        let (reachable, error) = state;
         Probe {
             id: self.id().to_owned(),
             transport,
@@ -90,6 +81,19 @@ impl Backend {
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error,
         }
+    }
+}
+
+/// Whether an HTTP server answers at `url` at all, and if not, why, in words for the operator.
+async fn reachability(http: &reqwest::Client, url: &Url) -> (Option<bool>, Option<String>) {
+    match http.get(url.clone()).timeout(PROBE_TIMEOUT).send().await {
+        Ok(_) => (Some(true), None),
+        Err(error) if error.is_timeout() => (
+            Some(false),
+            Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        ),
+        Err(error) if error.is_connect() => (Some(false), Some("the connection failed".to_owned())),
+        Err(_) => (Some(false), Some("the request failed".to_owned())),
     }
 }
 

@@ -39,8 +39,8 @@ pub enum Serves {
     },
     /// `/mcp/{id}` of a Streamable HTTP backend: relayed as it is.
     Proxy(Arc<Backend>),
-    /// `/mcp/{id}` of a stdio backend: the gateway is its MCP server.
-    Stdio(Arc<Backend>),
+    /// `/mcp/{id}` of a stdio or OpenAPI backend: the gateway is its MCP server.
+    Facade(Arc<Backend>),
 }
 
 /// One MCP endpoint.
@@ -55,7 +55,7 @@ impl Endpoint {
     pub fn backends(&self) -> &[Arc<Backend>] {
         match &self.serves {
             Serves::Aggregate { backends, .. } => backends,
-            Serves::Proxy(backend) | Serves::Stdio(backend) => std::slice::from_ref(backend),
+            Serves::Proxy(backend) | Serves::Facade(backend) => std::slice::from_ref(backend),
         }
     }
 
@@ -97,16 +97,18 @@ impl Endpoint {
             (Serves::Aggregate { .. }, Method::Other(method)) => {
                 Route::Nowhere(GatewayError::MethodNotFound(method.clone()))
             }
-            (Serves::Proxy(backend) | Serves::Stdio(backend), Method::ToolsCall { name }) => {
+            (Serves::Proxy(backend) | Serves::Facade(backend), Method::ToolsCall { name }) => {
                 Route::Backend {
                     backend,
                     tool: Some(name),
                 }
             }
-            (Serves::Proxy(backend) | Serves::Stdio(backend), Method::Other(_)) => Route::Backend {
-                backend,
-                tool: None,
-            },
+            (Serves::Proxy(backend) | Serves::Facade(backend), Method::Other(_)) => {
+                Route::Backend {
+                    backend,
+                    tool: None,
+                }
+            }
         }
     }
 
@@ -526,10 +528,11 @@ fn finish(id: &Value, dispatched: Dispatched) -> Vec<u8> {
     };
     let body = serde_json::to_vec(&message).unwrap_or_default();
     if let Some((record, started)) = dispatched.call {
-        let outcome = match &dispatched.result {
-            Ok(result) if jsonrpc::is_tool_error(result) => Outcome::Error,
-            Ok(_) => Outcome::Ok,
-            Err(error) => error.outcome(),
+        let outcome = match (&dispatched.result, dispatched.outcome) {
+            (_, Some(outcome)) => outcome,
+            (Ok(result), None) if jsonrpc::is_tool_error(result) => Outcome::Error,
+            (Ok(_), None) => Outcome::Ok,
+            (Err(error), None) => error.outcome(),
         };
         record.finish(outcome, started, body.len());
     }

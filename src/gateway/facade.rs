@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::audit::CallRecord;
-use super::backend::Backend;
+use super::audit::{CallRecord, Outcome};
+use super::backend::{Backend, Transport};
 use super::builtin;
 use super::caller::Caller;
 use super::connection::{CallContext, FromBackend, Notifications, relayed_client_capabilities};
@@ -22,6 +22,9 @@ use super::era::{self, Era, ServerFacts};
 use super::error::GatewayError;
 use super::gate::{Gate, Route};
 use super::message::{Method, Request};
+
+/// The audit detail of a call the response cache answered.
+pub const CACHE_HIT: &str = "cache hit";
 
 /// How long a `tools/list` may wait for one backend before the list goes out without it.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,11 +47,18 @@ const PASSED_THROUGH: [&str; 5] = [
 pub struct Dispatched {
     pub result: Result<Value, GatewayError>,
     pub call: Option<(CallRecord, Instant)>,
+    /// How the call ended, when the result alone does not say (an OpenAPI call that timed out
+    /// is a tool error for the model, and a timeout for the audit).
+    pub outcome: Option<Outcome>,
 }
 
 impl From<Result<Value, GatewayError>> for Dispatched {
     fn from(result: Result<Value, GatewayError>) -> Self {
-        Self { result, call: None }
+        Self {
+            result,
+            call: None,
+            outcome: None,
+        }
     }
 }
 
@@ -96,10 +106,31 @@ impl Endpoint {
                     record.tool = Some(tool.to_owned());
                     let started = Instant::now();
                     let ctx = ctx(backend.timeout());
+                    if let Transport::OpenApi(api) = &backend.transport {
+                        let arguments = request.params.as_ref().and_then(|p| p.get("arguments"));
+                        return match api.call(&ctx, tool, arguments).await {
+                            Ok(called) => {
+                                if called.cache_hit {
+                                    record.detail = Some(CACHE_HIT.to_owned());
+                                }
+                                Dispatched {
+                                    result: Ok(called.result),
+                                    call: Some((record, started)),
+                                    outcome: Some(called.outcome),
+                                }
+                            }
+                            Err(error) => Dispatched {
+                                result: Err(error),
+                                call: Some((record, started)),
+                                outcome: None,
+                            },
+                        };
+                    }
                     let result = call_tool(backend, &ctx, request, tool, notifications).await;
                     Dispatched {
                         result,
                         call: Some((record, started)),
+                        outcome: None,
                     }
                 }
                 Route::Nowhere(error) => Err(error).into(),
@@ -109,7 +140,7 @@ impl Endpoint {
                 .into(),
             },
             Method::Other(method) => match (&self.serves, self.route(request)) {
-                (Serves::Stdio(backend) | Serves::Proxy(backend), Route::Backend { .. })
+                (Serves::Facade(backend) | Serves::Proxy(backend), Route::Backend { .. })
                     if PASSED_THROUGH.contains(&method.as_str()) =>
                 {
                     pass_through(backend, &ctx(backend.timeout()), method, request)

@@ -38,6 +38,8 @@ pub mod mcp_client;
 pub mod message;
 /// Backends' requests to a 2026-07-28 client as MRTR: the call parked until the retry.
 mod mrtr;
+/// REST APIs described by OpenAPI, their operations served as tools.
+pub mod openapi;
 /// Which scope a tool requires.
 pub mod policy;
 /// The streaming reverse proxy in front of Streamable HTTP backends.
@@ -67,7 +69,7 @@ use url::Url;
 
 use crate::audit::Auditor;
 use crate::clock::Clock;
-use crate::config::{BackendTransport, Settings};
+use crate::config::{BackendSettings, BackendTransport, Settings};
 use crate::crypto::Secrets;
 use crate::oauth::access::AccessPolicy;
 use crate::oauth::resource::{ResourceSpec, Resources};
@@ -80,6 +82,7 @@ use endpoint::{Endpoint, Served, Serves};
 use gate::Gate;
 use identity::IdentityForwarder;
 use mcp_client::McpHttpClient;
+pub use openapi::{Apis, ResponseCache};
 use policy::ToolPolicy;
 
 /// `/mcp/{id}` for a backend.
@@ -87,21 +90,52 @@ pub fn backend_path(id: &str) -> String {
     format!("{}/{id}", paths::MCP)
 }
 
+/// Which scope each of `backend`'s tools requires: its rules, over an OpenAPI operation's own
+/// default.
+pub fn tool_policy(backend: &BackendSettings, apis: &Apis) -> ToolPolicy {
+    let policy = ToolPolicy::new(backend);
+    match apis.get(&backend.id) {
+        Some(api) => policy.with_defaults(openapi::OpenApiBackend::default_scopes(api)),
+        None => policy,
+    }
+}
+
+/// What a sign-in for `backend` asks for by default: its default scope, or for an OpenAPI
+/// backend what its read-only operations require (writes step up).
+fn basic_scopes(backend: &BackendSettings, policy: &ToolPolicy, apis: &Apis) -> Vec<String> {
+    let Some(api) = apis.get(&backend.id) else {
+        return vec![backend.scope.clone()];
+    };
+    let mut scopes: Vec<String> = api
+        .catalog
+        .tools
+        .iter()
+        .filter(|tool| tool.annotations.read_only_hint == Some(true))
+        .map(|tool| policy.required_scope(&tool.name).to_owned())
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
 /// The protected resources: `/mcp` (advertising every backend's scopes), then one per backend.
-/// Each backend's basic scope is its default scope; `/mcp`'s are all of those.
-pub fn resources(base: &Url, settings: &Settings) -> Resources {
+/// Each backend's basic scope is its default scope (an OpenAPI backend's, those of its reads);
+/// `/mcp`'s are all of those.
+pub fn resources(base: &Url, settings: &Settings, apis: &Apis) -> Resources {
     let mut supported_everywhere = Vec::new();
     let mut basic_everywhere = Vec::new();
     let mut backends = Vec::new();
     let global = settings.access.grant;
     for backend in &settings.backends {
-        let supported = ToolPolicy::new(backend).scopes();
+        let policy = tool_policy(backend, apis);
+        let supported = policy.scopes();
+        let basic = basic_scopes(backend, &policy, apis);
         supported_everywhere.extend(supported.iter().cloned());
-        basic_everywhere.push(backend.scope.clone());
+        basic_everywhere.extend(basic.iter().cloned());
         backends.push(ResourceSpec {
             path: backend_path(&backend.id),
             scopes_supported: supported,
-            basic_scopes: vec![backend.scope.clone()],
+            basic_scopes: basic,
             grant: backend.grant.unwrap_or(global),
         });
     }
@@ -135,6 +169,10 @@ pub struct GatewayParts<'a> {
     pub clock: Clock,
     /// Requests per person, client and API key.
     pub limits: Arc<RateLimits>,
+    /// The OpenAPI backends' documents, read at start-up.
+    pub apis: &'a Apis,
+    /// Where OpenAPI backends keep answers of read-only operations.
+    pub response_cache: ResponseCache,
 }
 
 /// The backends, the endpoints in front of them, and what every request passes through.
@@ -214,6 +252,8 @@ impl Gateway {
             auditor,
             clock,
             limits,
+            apis,
+            response_cache,
         } = parts;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -245,16 +285,30 @@ impl Gateway {
                 BackendTransport::Stdio(stdio) => {
                     Transport::Stdio(Arc::new(stdio::StdioPool::new(settings, stdio)))
                 }
+                BackendTransport::OpenApi(api_settings) => {
+                    let api = apis.get(&settings.id).cloned().ok_or_else(|| {
+                        anyhow::anyhow!("the OpenAPI document of {} was not read", settings.id)
+                    })?;
+                    Transport::OpenApi(Arc::new(openapi::OpenApiBackend::new(
+                        settings,
+                        api_settings,
+                        api,
+                        http.clone(),
+                        identity.clone(),
+                        response_cache.clone(),
+                        clock.clone(),
+                    )))
+                }
             };
             let backend = Arc::new(Backend {
                 settings: settings.clone(),
-                policy: ToolPolicy::new(settings),
+                policy: tool_policy(settings, apis),
                 resource: resource_at(&backend_path(&settings.id))?,
                 transport,
             });
             let serves = match backend.transport {
                 Transport::Http { .. } => Serves::Proxy(backend.clone()),
-                Transport::Stdio(_) => Serves::Stdio(backend.clone()),
+                Transport::Stdio(_) | Transport::OpenApi(_) => Serves::Facade(backend.clone()),
             };
             endpoints.push(Arc::new(Endpoint {
                 resource: backend.resource.clone(),
@@ -356,7 +410,7 @@ impl Gateway {
     pub async fn shutdown(&self) {
         let pools = self.backends.iter().filter_map(|b| match &b.transport {
             Transport::Stdio(pool) => Some(pool.shutdown()),
-            Transport::Http { .. } => None,
+            Transport::Http { .. } | Transport::OpenApi(_) => None,
         });
         futures::future::join_all(pools).await;
     }

@@ -1,5 +1,5 @@
 //! Which scope a tool requires: an exact rule, else the most specific matching glob, else the
-//! backend's default scope.
+//! tool's own default (an OpenAPI operation's), else the backend's default scope.
 
 use std::collections::HashMap;
 
@@ -15,6 +15,10 @@ pub struct ToolPolicy {
     exact: HashMap<String, String>,
     /// Most specific first: more literal characters wins.
     globs: Vec<(GlobMatcher, String)>,
+    /// Tools' own defaults, under the rules: each OpenAPI operation's
+    /// `{id}:{tag}:{read|write}`. A backend with these has nothing the backend's default scope
+    /// is needed for.
+    defaults: HashMap<String, String>,
 }
 
 impl ToolPolicy {
@@ -37,7 +41,21 @@ impl ToolPolicy {
             default_scope: settings.scope.clone(),
             exact,
             globs: globs.into_iter().map(|(_, g, s)| (g, s)).collect(),
+            defaults: HashMap::new(),
         }
+    }
+
+    /// With each tool's own default scope, which the configured rules still override.
+    #[must_use]
+    pub fn with_defaults<'a>(
+        mut self,
+        defaults: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        self.defaults = defaults
+            .into_iter()
+            .map(|(tool, scope)| (tool.to_owned(), scope.to_owned()))
+            .collect();
+        self
     }
 
     /// The scope a call of `tool` requires.
@@ -45,10 +63,10 @@ impl ToolPolicy {
         if let Some(scope) = self.exact.get(tool) {
             return scope;
         }
-        self.globs
-            .iter()
-            .find(|(glob, _)| glob.is_match(tool))
-            .map_or(self.default_scope.as_str(), |(_, scope)| scope.as_str())
+        if let Some((_, scope)) = self.globs.iter().find(|(glob, _)| glob.is_match(tool)) {
+            return scope;
+        }
+        self.defaults.get(tool).unwrap_or(&self.default_scope)
     }
 
     /// True when a caller holding `held` (space-separated, possibly wildcards) may call `tool`.
@@ -64,7 +82,14 @@ impl ToolPolicy {
 
     /// Every scope this backend's tools can require: what its resource advertises.
     pub fn scopes(&self) -> Vec<String> {
-        let mut all: Vec<String> = std::iter::once(self.default_scope.clone())
+        let default = self.defaults.is_empty().then(|| self.default_scope.clone());
+        let tools = self
+            .defaults
+            .keys()
+            .map(|tool| self.required_scope(tool).to_owned());
+        let mut all: Vec<String> = default
+            .into_iter()
+            .chain(tools)
             .chain(self.exact.values().cloned())
             .chain(self.globs.iter().map(|(_, s)| s.clone()))
             .collect();
@@ -109,6 +134,33 @@ mod tests {
             "everything:safe:call"
         );
         assert_eq!(p.required_scope("add"), "everything:tools:call");
+    }
+
+    #[test]
+    fn tools_own_defaults_sit_under_the_rules_and_replace_the_backend_default() {
+        let p = policy().with_defaults([
+            ("echo", "everything:misc:read"),
+            ("list_items", "everything:items:read"),
+            ("trigger-safe-x", "everything:items:write"),
+        ]);
+        assert_eq!(
+            p.required_scope("echo"),
+            "everything:echo:call",
+            "a rule wins"
+        );
+        assert_eq!(p.required_scope("trigger-safe-x"), "everything:safe:call");
+        assert_eq!(p.required_scope("list_items"), "everything:items:read");
+        assert_eq!(p.required_scope("unlisted"), "everything:tools:call");
+        assert_eq!(
+            p.scopes(),
+            [
+                "everything:admin:call",
+                "everything:echo:call",
+                "everything:items:read",
+                "everything:safe:call",
+            ],
+            "what tools require, without the unused backend default"
+        );
     }
 
     #[test]

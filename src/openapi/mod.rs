@@ -9,14 +9,24 @@
 //! rewritten to their 3.1 form).
 
 mod refs;
+/// Tool-call arguments to an HTTP request (OpenAPI 3.1 §4.8.12.4 serialization).
+pub mod request;
+/// The secret's place from an operation's security requirement.
+mod security;
 mod tools;
+/// Tool-call arguments against the tool's input schema.
+pub mod validate;
 
+#[cfg(test)]
+mod calls_tests;
 #[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};
 
+pub use request::{Body, BuildError, HttpRequest, build, place_secret};
 pub use tools::{MAX_TOOL_NAME_LEN, sanitize_tool_name};
+pub use validate::{ArgumentValidator, InvalidArguments};
 
 /// How a document is turned into tools.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +48,8 @@ pub struct Catalog {
     pub version: SpecVersion,
     pub tools: Vec<OpenApiTool>,
     pub unusable: Vec<UnusableOperation>,
+    /// Whether `components.securitySchemes` declares any scheme.
+    pub security_schemes_declared: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +73,8 @@ pub struct OpenApiTool {
     pub scope: String,
     pub tags: Vec<String>,
     pub plan: CallPlan,
+    /// `input_schema`, compiled.
+    pub validator: std::sync::Arc<ArgumentValidator>,
 }
 
 /// MCP tool annotations (hints only, never trusted for security).
@@ -78,6 +92,25 @@ pub struct CallPlan {
     pub path: String,
     pub parameters: Vec<ParameterPlan>,
     pub body: Option<BodyPlan>,
+    /// Where a static secret goes: every scheme of the first alternative of the operation's
+    /// security requirement (else the document's) that can all be placed. Empty when the
+    /// operation needs none, or when no alternative can be placed.
+    pub security: Vec<SecretPlacement>,
+}
+
+/// Where one security scheme carries the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretPlacement {
+    /// `Authorization: Bearer {secret}` (http bearer, oauth2, openIdConnect).
+    Bearer,
+    /// `Authorization: Basic base64({secret})`, the secret being `user:password`.
+    Basic,
+    /// An apiKey header with this name.
+    Header(String),
+    /// An apiKey query parameter with this name.
+    Query(String),
+    /// An apiKey cookie with this name.
+    Cookie(String),
 }
 
 /// Where one argument goes.
@@ -167,6 +200,8 @@ pub enum Unusable {
     ArgumentClash(String),
     #[error("malformed operation: {0}")]
     Malformed(String),
+    #[error("the input schema does not compile: {0}")]
+    Schema(String),
 }
 
 /// A document that cannot be read at all.
@@ -182,7 +217,7 @@ pub enum SpecError {
 
 /// Reads a document (JSON or YAML) and turns its selected operations into tools.
 pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
-    let root = parse(bytes)?;
+    let root = parse_document(bytes)?;
     let version = match root.get("openapi").and_then(Value::as_str) {
         Some(v) if v.starts_with("3.0.") => SpecVersion::V3_0,
         Some(v) if v.starts_with("3.1.") => SpecVersion::V3_1,
@@ -191,7 +226,8 @@ pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
     tools::build(&root, version, options)
 }
 
-fn parse(bytes: &[u8]) -> Result<Value, SpecError> {
+/// A document (JSON or YAML) as a JSON value; its top level must be an object.
+pub fn parse_document(bytes: &[u8]) -> Result<Value, SpecError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let root: Value = if first == Some(&b'{') {
         serde_json::from_slice(bytes).map_err(|e| SpecError::Syntax(e.to_string()))?

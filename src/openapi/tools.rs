@@ -1,15 +1,17 @@
 //! Operations to tools: selection, naming, input schema, annotations, scope and call plan.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::refs::Resolver;
+use super::security;
 use super::{
-    Annotations, BodyPlan, CallPlan, Catalog, Location, OpenApiTool, Options, ParameterEncoding,
-    ParameterPlan, SpecError, SpecVersion, Style, Unusable, UnusableOperation,
+    Annotations, ArgumentValidator, BodyPlan, CallPlan, Catalog, Location, OpenApiTool, Options,
+    ParameterEncoding, ParameterPlan, SpecError, SpecVersion, Style, Unusable, UnusableOperation,
 };
 
 /// MCP tool names: `A-Z a-z 0-9 _ - .`, 1 to 64 characters (SEP-986). The spec also allows
@@ -51,6 +53,7 @@ pub(super) fn build(
         version,
         tools: Vec::new(),
         unusable: Vec::new(),
+        security_schemes_declared: security::schemes_declared(root),
     };
     let mut names = HashSet::new();
     let mut operation_ids = HashSet::new();
@@ -79,7 +82,7 @@ pub(super) fn build(
             if !selected.is_selected(include.as_ref(), exclude.as_ref()) {
                 continue;
             }
-            match selected.tool(&resolver, options, &mut names, &mut operation_ids) {
+            match selected.tool(root, &resolver, options, &mut names, &mut operation_ids) {
                 Ok(tool) => catalog.tools.push(tool),
                 Err(reason) => catalog.unusable.push(UnusableOperation {
                     method: method.to_ascii_uppercase(),
@@ -169,7 +172,8 @@ impl<'a> Operation<'a> {
 
     fn tool(
         &self,
-        resolver: &Resolver<'_>,
+        root: &'a Value,
+        resolver: &Resolver<'a>,
         options: &Options,
         names: &mut HashSet<String>,
         operation_ids: &mut HashSet<String>,
@@ -214,6 +218,8 @@ impl<'a> Operation<'a> {
             input_schema.insert("$defs".into(), Value::Object(defs.into_iter().collect()));
         }
 
+        let validator = ArgumentValidator::new(&input_schema).map_err(Unusable::Schema)?;
+
         let name = unique_name(&sanitize_tool_name(&self.raw_name()), names);
         let method = http::Method::from_bytes(self.method.to_ascii_uppercase().as_bytes())
             .map_err(|e| Unusable::Malformed(e.to_string()))?;
@@ -230,7 +236,9 @@ impl<'a> Operation<'a> {
                 path: self.path.to_owned(),
                 parameters,
                 body,
+                security: security::placements(root, self.operation, resolver),
             },
+            validator: Arc::new(validator),
         })
     }
 

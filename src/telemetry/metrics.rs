@@ -33,6 +33,7 @@ pub const RATE_LIMIT_UNAVAILABLE: &str = "portcullis_rate_limit_unavailable_tota
 pub const STDIO_PROCESSES: &str = "portcullis_stdio_processes";
 /// Stdio backend processes started, by `backend`.
 pub const STDIO_STARTS: &str = "portcullis_stdio_process_starts_total";
+pub const OPENAPI_CACHE: &str = "portcullis_openapi_cache_total";
 /// Stdio backend processes ended, by `backend` and `expected` (`true` when Portcullis stopped it).
 pub const STDIO_EXITS: &str = "portcullis_stdio_process_exits_total";
 /// Audit events waiting to be written.
@@ -122,6 +123,10 @@ fn describe() {
     );
     describe_gauge!(STDIO_PROCESSES, "Stdio backend processes running");
     describe_counter!(STDIO_STARTS, "Stdio backend processes started");
+    describe_counter!(
+        OPENAPI_CACHE,
+        "OpenAPI backends' cacheable calls by backend and result (hit or miss)"
+    );
     describe_counter!(STDIO_EXITS, "Stdio backend processes ended");
     describe_gauge!(AUDIT_QUEUE_DEPTH, "Audit events waiting to be written");
     describe_counter!(
@@ -252,6 +257,15 @@ pub fn rate_limit_unavailable() {
         return;
     }
     counter!(RATE_LIMIT_UNAVAILABLE).increment(1);
+}
+
+/// A cacheable call of an OpenAPI backend, answered from the cache (`hit`) or not (`miss`).
+pub fn openapi_cache(backend: &str, hit: bool) {
+    if !installed() {
+        return;
+    }
+    let result = if hit { "hit" } else { "miss" };
+    counter!(OPENAPI_CACHE, "backend" => backend.to_owned(), "result" => result).increment(1);
 }
 
 /// A stdio process of `backend` started.

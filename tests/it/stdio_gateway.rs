@@ -36,7 +36,7 @@ timeout_secs = 20
 fn pool(app: &TestApp) -> std::sync::Arc<portcullis::gateway::stdio::StdioPool> {
     match &app.state.gateway.backends[0].transport {
         Transport::Stdio(pool) => pool.clone(),
-        Transport::Http { .. } => panic!("a stdio backend"),
+        _ => panic!("a stdio backend"),
     }
 }
 
