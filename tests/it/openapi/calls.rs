@@ -206,7 +206,7 @@ async fn an_answer_over_the_cap_is_truncated_with_a_notice_of_both_sizes() {
     );
     let notice = &shown[shown.rfind("truncated").expect("a notice")..];
     assert!(
-        shown.contains("4096") && shown.contains(&whole.len().to_string()),
+        notice.contains("4096") && notice.contains(&whole.len().to_string()),
         "{notice}"
     );
     assert!(large.get("structuredContent").is_none(), "{large:#}");
