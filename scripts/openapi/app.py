@@ -1,9 +1,10 @@
 """A small REST API whose OpenAPI document FastAPI generates, for Portcullis' OpenAPI tests.
 
 It covers path, query and body parameters, arrays, an enum, tags, a DELETE, a model with nested
-references and a recursive model; for the end-to-end tests also a slow call, a large answer, a
-500, endpoints behind FastAPI's security schemes that echo the credentials they received, and a
-count of the requests each path received (`/stats`), which shows what reached the API.
+references and a recursive model; for the end-to-end tests also a raw image upload (a body
+Portcullis cannot send, so the operation is left out), a slow call, a large answer, a 500,
+endpoints behind FastAPI's security schemes that echo the credentials they received, and a count
+of the requests each path received (`/stats`), which shows what reached the API.
 
 `python app.py > ../../tests/fixtures/openapi/fastapi.json` prints the document;
 `python app.py serve [--port N] [--exit-with-parent]` serves it on 127.0.0.1 (port 0: any free
@@ -91,6 +92,22 @@ def put_item(item_id: int, item: Item) -> Item:
 @app.delete("/items/{item_id}", tags=["items"], summary="Delete an item")
 def delete_item(item_id: int) -> dict[str, bool]:
     return {"deleted": ITEMS.pop(item_id, None) is not None}
+
+
+@app.post(
+    "/items/{item_id}/photo",
+    tags=["items"],
+    summary="Upload a photo",
+    # FastAPI's way to take a raw body: declared in the document, read from the request.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def put_photo(item_id: int, request: Request) -> dict[str, int]:
+    return {"item_id": item_id, "bytes": len(await request.body())}
 
 
 @app.post("/categories", tags=["categories"], operation_id="createCategory")

@@ -6,6 +6,8 @@
 mod cache;
 /// Tool calls: parameters, validation, API errors, the timeout, the size cap.
 mod calls;
+/// `check-config` and start-up reading the live document.
+mod check;
 /// Credentials to the API: none, a static secret, the assertion, the upstream token.
 mod credentials;
 /// What a client is shown, and what its scopes let it call.
