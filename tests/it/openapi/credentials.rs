@@ -39,8 +39,10 @@ async fn a_static_secret_goes_where_each_operations_security_scheme_says() {
     // A variable of this test's own, set before Portcullis starts in this process.
     let variable = format!("OA_TEST_SECRET_{}", uuid::Uuid::new_v4().simple()).to_uppercase();
     let secret = format!("s3cret-{}", uuid::Uuid::new_v4().simple());
-    // SAFETY: written once, before the app (and any thread of this test) reads the environment;
-    // cargo-nextest runs each test in a process of its own.
+    // SAFETY: written once, before this test's app starts and reads it (`secret_env` is read
+    // when the configuration is parsed). cargo-nextest, which scripts/test.sh runs, gives each
+    // test a process of its own; under `cargo test` other tests' threads read the environment
+    // through std, which takes the same lock.
     unsafe { std::env::set_var(&variable, &secret) };
     let keys = format!("auth = \"static\"\nsecret_env = \"{variable}\"");
     let (app, _api) = start(&keys, "", EVERY_SCOPE).await;
