@@ -177,8 +177,9 @@ def received(request: Request) -> dict[str, str | None]:
 
 
 @app.get("/echo", tags=["echo"], summary="What this request carried")
-def echo(request: Request) -> dict[str, str | None]:
-    return received(request)
+def echo(request: Request, x_note: str | None = Header(default=None)) -> dict[str, str | None]:
+    """Also the header parameter `x-note`, as FastAPI read it."""
+    return received(request) | {"note": x_note}
 
 
 @app.get("/echo/bearer", tags=["echo"], summary="What a bearer-protected request carried")

@@ -69,6 +69,21 @@ async fn path_query_and_body_arguments_reach_the_api_as_it_reads_them() {
     .await;
     assert_eq!(result(&read)["structuredContent"], stored);
 
+    // A header parameter (FastAPI's `x_note: str = Header()`), as the API read it.
+    let echo = call(
+        &app,
+        &token,
+        PATH,
+        "echo_echo_get",
+        json!({"x-note": "a note"}),
+    )
+    .await;
+    assert_eq!(
+        result(&echo)["structuredContent"]["note"],
+        "a note",
+        "{echo:#}"
+    );
+
     // Query parameters: the enum, and the tag list FastAPI reads as `tag=a&tag=b`. A list
     // answer is structured as `{"result": [...]}`.
     let list = |arguments: Value| call(&app, &token, PATH, LIST, arguments);
@@ -89,7 +104,7 @@ async fn path_query_and_body_arguments_reach_the_api_as_it_reads_them() {
 
     // Each call is one audited tool call, under the backend's own tool name.
     let rows = tool_calls(&app, "oa-params@example.com").await;
-    assert_eq!(rows.len(), 8, "{rows:#?}");
+    assert_eq!(rows.len(), 9, "{rows:#?}");
     let read = row(&rows, READ);
     assert_eq!(read.backend.as_deref(), Some("inventory"));
     assert_eq!(
