@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use portcullis::admin::{self, Admin};
 use portcullis::audit::cli::AuditArgs;
 use portcullis::clock::Clock;
-use portcullis::config::{ProviderKind, Settings, chrono_duration};
+use portcullis::config::{ApiAuth, BackendTransport, ProviderKind, Settings, chrono_duration};
 use portcullis::openapi::SpecVersion;
 use portcullis::startup::{Application, load_secrets, open_store, shutdown_signal};
 use portcullis::{crypto, telemetry};
@@ -177,6 +177,23 @@ fn check_openapi(settings: &Settings) -> Result<Vec<String>, String> {
                 for unusable in &api.catalog.unusable {
                     lines.push(format!(
                         "    left out: backends[{index}] ({id}): {unusable}"
+                    ));
+                }
+                let static_secret = matches!(
+                    &settings.backends[index].transport,
+                    BackendTransport::OpenApi(api) if matches!(api.auth, ApiAuth::Static { .. })
+                );
+                let without: Vec<&str> = api
+                    .catalog
+                    .tools
+                    .iter()
+                    .filter(|tool| tool.plan.security.is_empty())
+                    .map(|tool| tool.name.as_str())
+                    .collect();
+                if static_secret && !without.is_empty() {
+                    lines.push(format!(
+                        "    no secret: backends[{index}] ({id}): auth = \"static\", but these declare no security scheme, so they get no secret: {}",
+                        without.join(", ")
                     ));
                 }
             }

@@ -4,27 +4,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::tests::{FASTAPI, PETSTORE, load_ok, options, tool};
 use super::*;
 
-const FASTAPI: &[u8] = include_bytes!("../../tests/fixtures/openapi/fastapi.json");
-const PETSTORE: &[u8] = include_bytes!("../../tests/fixtures/openapi/petstore.yaml");
-
 fn catalog(bytes: &[u8]) -> Catalog {
-    let options = Options {
-        backend_id: "t".into(),
-        ..Options::default()
-    };
-    match load(bytes, &options) {
-        Ok(catalog) => catalog,
-        Err(e) => panic!("the document should load: {e}"),
-    }
-}
-
-fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
-    match catalog.tools.iter().find(|t| t.name == name) {
-        Some(tool) => tool,
-        None => panic!("no tool {name}"),
-    }
+    load_ok(bytes, &options("t"))
 }
 
 fn object(value: Value) -> Map<String, Value> {
@@ -284,7 +268,7 @@ fn the_security_requirement_is_the_operations_else_the_documents_first_placeable
 }
 
 #[test]
-fn an_operation_whose_schema_does_not_compile_is_unusable_and_the_rest_load() {
+fn an_operation_whose_schema_does_not_compile_or_whose_path_cannot_be_filled_is_unusable() {
     let doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "t", "version": "1" },
@@ -293,15 +277,21 @@ fn an_operation_whose_schema_does_not_compile_is_unusable_and_the_rest_load() {
                 { "name": "q", "in": "query", "schema": { "type": "strin" } }
             ]}},
             "/good": { "get": { "operationId": "good" } },
+            "/items/{id}": { "get": { "operationId": "undeclared" } },
         }
     });
     let catalog = catalog(doc.to_string().as_bytes());
     assert_eq!(catalog.tools.len(), 1);
-    assert_eq!(catalog.unusable.len(), 1);
+    assert_eq!(catalog.unusable.len(), 2);
     assert!(
         matches!(&catalog.unusable[0].reason, Unusable::Schema(why) if why.contains("strin")),
         "{:?}",
         catalog.unusable
+    );
+    assert_eq!(
+        catalog.unusable[1].to_string(),
+        "GET /items/{id}: malformed operation: the path names {id} but no path parameter \
+         declares it"
     );
 }
 
@@ -335,5 +325,87 @@ fn formats_are_asserted_and_no_schema_is_fetched() {
     assert!(
         matches!(&refused, Err(e) if e.path == "/when"),
         "{refused:?}"
+    );
+}
+
+#[test]
+fn a_form_body_follows_its_encoding_object_and_defaults_elsewhere() {
+    let doc = json!({
+        "openapi": "3.1.0",
+        "info": { "title": "t", "version": "1" },
+        "paths": { "/form": { "post": {
+            "operationId": "form",
+            "requestBody": { "content": { "application/x-www-form-urlencoded": {
+                "schema": { "type": "object", "properties": {
+                    "filter": { "type": "object" },
+                    "meta": { "type": "object" },
+                    "note": { "type": "string" },
+                    "plain": { "type": "array", "items": { "type": "string" } },
+                    "tags": { "type": "array", "items": { "type": "string" } },
+                }},
+                "encoding": {
+                    "filter": { "style": "deepObject", "explode": true },
+                    "meta": { "contentType": "application/json" },
+                    "note": { "contentType": "text/plain" },
+                    "plain": { "headers": {} },
+                    "tags": { "explode": false },
+                },
+            }}},
+        }}},
+    });
+    let catalog = catalog(doc.to_string().as_bytes());
+    let form = tool(&catalog, "form");
+    let encoding = form.plan.body.as_ref().map(|b| b.encoding.clone());
+    assert_eq!(
+        encoding.map(|e| e.into_iter().collect::<Vec<_>>()),
+        Some(vec![
+            (
+                "filter".to_owned(),
+                ParameterEncoding::Style {
+                    style: Style::DeepObject,
+                    explode: true,
+                    allow_reserved: false
+                }
+            ),
+            (
+                "meta".to_owned(),
+                ParameterEncoding::Content {
+                    media_type: "application/json".into()
+                }
+            ),
+            (
+                "note".to_owned(),
+                ParameterEncoding::Content {
+                    media_type: "text/plain".into()
+                }
+            ),
+            (
+                "tags".to_owned(),
+                ParameterEncoding::Style {
+                    style: Style::Form,
+                    explode: false,
+                    allow_reserved: false
+                }
+            ),
+        ])
+    );
+    let sent = request(
+        form,
+        json!({ "body": {
+            "filter": { "a": "x y", "b": 1 },
+            "meta": { "k": [1] },
+            "note": "a+b",
+            "plain": ["p", "q r"],
+            "tags": ["a", "b c"],
+        }}),
+    );
+    assert_eq!(
+        body_text(&sent),
+        Some((
+            "application/x-www-form-urlencoded".into(),
+            "filter%5Ba%5D=x%20y&filter%5Bb%5D=1&meta=%7B%22k%22%3A%5B1%5D%7D&note=a%2Bb\
+             &plain=p&plain=q+r&tags=a,b%20c"
+                .into()
+        ))
     );
 }

@@ -1,6 +1,8 @@
 //! OpenAPI documents as MCP tools: read an OpenAPI 3.0 or 3.1 document (JSON or YAML), resolve
-//! its local `$ref`s, and turn each selected operation into a tool definition with the plan for
-//! calling it. Nothing here sends a request; the gateway's OpenAPI backend builds on [`load`].
+//! its `$ref`s (local ones, and remote ones into documents the caller fetched), and turn each
+//! selected operation into a tool definition with the plan for calling it. A call is then
+//! checked with the tool's [`ArgumentValidator`], serialised by [`build`] and given its secret
+//! by [`place_secret`]. Nothing here does I/O; the gateway's OpenAPI backend sends.
 //!
 //! The document is read with `serde_json` / `yaml_serde` into a JSON value and the parts a tool
 //! needs (parameters, request bodies, schemas) are read from it: `oas3` reads only 3.1 and
@@ -20,6 +22,8 @@ pub mod validate;
 #[cfg(test)]
 mod calls_tests;
 #[cfg(test)]
+mod external_tests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value};
@@ -37,9 +41,15 @@ pub struct Options {
     pub include: Vec<String>,
     /// Globs over tags and operationIds; an operation matching one is left out.
     pub exclude: Vec<String>,
-    /// Remote `$ref`s are refused unless this is set. Fetching them is not implemented yet, so
-    /// an operation that needs one is still reported as unusable, with a different reason.
+    /// Remote `$ref`s are refused unless this is set; then they are followed into the
+    /// documents in `external` (see [`external_documents`]).
     pub allow_remote_refs: bool,
+    /// The document's own URL (`https://…` or `file:///…`), against which its relative `$ref`s
+    /// resolve. Without it only absolute remote references can be followed.
+    pub document_url: Option<url::Url>,
+    /// Documents the caller fetched for remote references, keyed by URL without fragment (as
+    /// [`external_documents`] lists them), read with [`parse_document`]. Nothing here fetches.
+    pub external: std::collections::HashMap<url::Url, Value>,
 }
 
 /// What a document yields: the tools, and the operations that could not become tools.
@@ -165,6 +175,9 @@ pub struct BodyPlan {
     pub argument: String,
     pub media_type: String,
     pub required: bool,
+    /// For a form body, the properties its Encoding Object serialises by style (as a query
+    /// parameter would be) or as a media type; the others go as text, objects as JSON text.
+    pub encoding: std::collections::BTreeMap<String, ParameterEncoding>,
 }
 
 /// An operation left out, with why.
@@ -186,7 +199,7 @@ impl std::fmt::Display for UnusableOperation {
 pub enum Unusable {
     #[error("remote reference {0:?} refused (set allow_remote_refs to allow it)")]
     RemoteRef(String),
-    #[error("remote reference {0:?} allowed but remote references are not fetched yet")]
+    #[error("remote reference {0:?} points into a document that was not fetched")]
     RemoteRefNotFetched(String),
     #[error("reference {0:?} points at nothing in the document")]
     MissingRef(String),
@@ -217,16 +230,63 @@ pub enum SpecError {
 
 /// Reads a document (JSON or YAML) and turns its selected operations into tools.
 pub fn load(bytes: &[u8], options: &Options) -> Result<Catalog, SpecError> {
-    let root = parse_document(bytes)?;
+    let mut root = parse_document(bytes)?;
     let version = match root.get("openapi").and_then(Value::as_str) {
         Some(v) if v.starts_with("3.0.") => SpecVersion::V3_0,
         Some(v) if v.starts_with("3.1.") => SpecVersion::V3_1,
         other => return Err(SpecError::Version(other.unwrap_or("").to_owned())),
     };
-    tools::build(&root, version, options)
+    let mut external = refs::Documents::new();
+    if options.allow_remote_refs {
+        for (url, document) in &options.external {
+            let mut document = document.clone();
+            refs::absolutize(&mut document, url, true);
+            external.insert(url.clone(), document);
+        }
+        if let Some(base) = &options.document_url {
+            refs::absolutize(&mut root, base, false);
+        }
+        refs::bundle_schemas(&mut root, &mut external, options.document_url.as_ref());
+        if let Some(base) = &options.document_url {
+            // An external document may refer back into this one.
+            external
+                .entry(without_fragment(base))
+                .or_insert(root.clone());
+        }
+    }
+    tools::build(&root, version, options, &external)
 }
 
-/// A document (JSON or YAML) as a JSON value; its top level must be an object.
+/// The documents the remote `$ref`s of a document point into, as absolute URLs without
+/// fragment (relative references resolved against `base`, the document's own URL), in the
+/// order first referred to, without the document itself. One level only: the listed documents may refer to further ones;
+/// call this again on each fetched document with its own URL to find those (the resolver
+/// follows references through every document passed in [`Options::external`]).
+pub fn external_documents(bytes: &[u8], base: &url::Url) -> Result<Vec<url::Url>, SpecError> {
+    let mut document = parse_document(bytes)?;
+    let itself = without_fragment(base);
+    let mut urls = Vec::new();
+    refs::visit_refs(&mut document, &mut |reference| {
+        if !reference.starts_with('#')
+            && let Ok(url) = base.join(reference)
+        {
+            let url = without_fragment(&url);
+            if url != itself && !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    });
+    Ok(urls)
+}
+
+fn without_fragment(url: &url::Url) -> url::Url {
+    let mut url = url.clone();
+    url.set_fragment(None);
+    url
+}
+
+/// Reads a document, JSON or YAML, whose top level is an object (an OpenAPI document, or a
+/// document its references point into).
 pub fn parse_document(bytes: &[u8]) -> Result<Value, SpecError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     let root: Value = if first == Some(&b'{') {

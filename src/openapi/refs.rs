@@ -1,10 +1,16 @@
-//! Local `$ref` resolution. Component schemas are copied once into the tool schema's `$defs`
-//! and referred to there, so recursive models stay finite; any other local reference is
-//! inlined, with a depth bound so a loop of non-schema references ends in an error.
+//! `$ref` resolution. Component schemas are copied once into the tool schema's `$defs` and
+//! referred to there, so recursive models stay finite; any other reference is inlined, with a
+//! depth bound so a loop of non-schema references ends in an error.
+//!
+//! References into other documents are followed only into documents the caller fetched and
+//! passed in: before resolving, every reference in those documents (and every non-local one in
+//! the main document) is rewritten to an absolute URL, so a reference found inside an external
+//! document keeps pointing into that document without the resolver tracking where it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::{SpecVersion, Unusable};
 
@@ -24,18 +30,28 @@ const SCHEMA_MAPS: &[&str] = &[
     "definitions",
 ];
 
+/// The documents a resolver may follow references into, keyed by URL without fragment.
+pub(super) type Documents = HashMap<Url, Value>;
+
 pub(super) struct Resolver<'a> {
     root: &'a Value,
     version: SpecVersion,
     allow_remote: bool,
+    external: &'a Documents,
 }
 
 impl<'a> Resolver<'a> {
-    pub(super) fn new(root: &'a Value, version: SpecVersion, allow_remote: bool) -> Self {
+    pub(super) fn new(
+        root: &'a Value,
+        version: SpecVersion,
+        allow_remote: bool,
+        external: &'a Documents,
+    ) -> Self {
         Self {
             root,
             version,
             allow_remote,
+            external,
         }
     }
 
@@ -52,17 +68,27 @@ impl<'a> Resolver<'a> {
     }
 
     fn target(&self, reference: &str) -> Result<&'a Value, Unusable> {
-        let Some(pointer) = reference.strip_prefix('#') else {
-            return Err(if self.allow_remote {
-                Unusable::RemoteRefNotFetched(reference.to_owned())
-            } else {
-                Unusable::RemoteRef(reference.to_owned())
-            });
+        let (document, pointer) = match reference.strip_prefix('#') {
+            Some(pointer) => (self.root, pointer),
+            None if !self.allow_remote => {
+                return Err(Unusable::RemoteRef(reference.to_owned()));
+            }
+            None => self.external_target(reference)?,
         };
         let decoded = percent_encoding::percent_decode_str(pointer).decode_utf8_lossy();
-        self.root
+        document
             .pointer(&decoded)
             .ok_or_else(|| Unusable::MissingRef(reference.to_owned()))
+    }
+
+    /// The fetched document an absolute reference points into, and the pointer in it.
+    fn external_target<'r>(&self, reference: &'r str) -> Result<(&'a Value, &'r str), Unusable> {
+        let not_fetched = || Unusable::RemoteRefNotFetched(reference.to_owned());
+        let mut url = Url::parse(reference).map_err(|_| not_fetched())?;
+        url.set_fragment(None);
+        let document = self.external.get(&url).ok_or_else(not_fetched)?;
+        let pointer = reference.split_once('#').map_or("", |(_, p)| p);
+        Ok((document, pointer))
     }
 
     /// A schema with its references resolved: component schemas go to `defs` (keyed by
@@ -190,5 +216,162 @@ fn upgrade_3_0(schema: &mut Map<String, Value>) {
                 schema.insert(exclusive.into(), limit);
             }
         }
+    }
+}
+
+/// Calls `visit` with every `$ref` string in a document, skipping data (examples, defaults,
+/// constants, extensions) where a `$ref` key is not a reference.
+pub(super) fn visit_refs(value: &mut Value, visit: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|item| visit_refs(item, visit)),
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                if key == "$ref" {
+                    if let Value::String(reference) = value {
+                        visit(reference);
+                    }
+                } else if let (true, Value::Object(named)) =
+                    (SCHEMA_MAPS.contains(&key.as_str()), &mut *value)
+                {
+                    named.values_mut().for_each(|v| visit_refs(v, visit));
+                } else if !DATA_KEYWORDS.contains(&key.as_str()) && !key.starts_with("x-") {
+                    visit_refs(value, visit);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Rewrites the document's references to absolute URLs against `base`: the remote ones, and
+/// with `local` the ones within the document too (an external document's `#/...` means itself).
+pub(super) fn absolutize(document: &mut Value, base: &Url, local: bool) {
+    visit_refs(document, &mut |reference| {
+        if (local || !reference.starts_with('#'))
+            && let Ok(absolute) = base.join(reference)
+        {
+            *reference = absolute.to_string();
+        }
+    });
+}
+
+/// Copies the component schemas of the external documents into the main document's, as
+/// `{file stem}.{name}` (made unique), and points every reference to them at the copy: they
+/// then become `$defs` like local components, so a recursive model in another file stays
+/// finite instead of being inlined until the depth bound.
+/// References to the main document's own schemas by its URL (`root_url`) become local.
+pub(super) fn bundle_schemas(root: &mut Value, external: &mut Documents, root_url: Option<&Url>) {
+    let mut taken: HashSet<String> = root
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .map(|schemas| schemas.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut renamed = HashMap::new();
+    for name in taken.iter().filter(|_| root_url.is_some()) {
+        if let Some(Ok(absolute)) = root_url.map(|url| url.join(&schema_fragment(name))) {
+            renamed.insert(absolute.to_string(), schema_fragment(name));
+        }
+    }
+    let mut copies = Vec::new();
+    let mut urls: Vec<&Url> = external.keys().collect();
+    urls.sort();
+    for url in urls {
+        let Some(schemas) = external[url]
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        let stem = document_stem(url);
+        for (name, schema) in schemas {
+            let Ok(absolute) = url.join(&schema_fragment(name)) else {
+                continue;
+            };
+            let mut key = format!("{stem}.{name}");
+            let mut n = 2;
+            while taken.contains(&key) {
+                key = format!("{stem}.{name}_{n}");
+                n += 1;
+            }
+            taken.insert(key.clone());
+            renamed.insert(absolute.to_string(), schema_fragment(&key));
+            copies.push((key, schema.clone()));
+        }
+    }
+    if copies.is_empty() {
+        return;
+    }
+    let mut rename = |reference: &mut String| {
+        if let Some(local) = renamed.get(reference.as_str()) {
+            reference.clone_from(local);
+        }
+    };
+    visit_refs(root, &mut rename);
+    external
+        .values_mut()
+        .for_each(|document| visit_refs(document, &mut rename));
+    let components = root.as_object_mut().map(|root| {
+        root.entry("components")
+            .or_insert_with(|| Value::Object(Map::new()))
+    });
+    let schemas = components
+        .and_then(Value::as_object_mut)
+        .map(|c| {
+            c.entry("schemas")
+                .or_insert_with(|| Value::Object(Map::new()))
+        })
+        .and_then(Value::as_object_mut);
+    if let Some(schemas) = schemas {
+        for (key, mut schema) in copies {
+            visit_refs(&mut schema, &mut rename);
+            schemas.insert(key, schema);
+        }
+    }
+}
+
+/// The local reference of a component schema: the name escaped for a JSON pointer, then for a
+/// URI fragment (RFC 6901 §6).
+fn schema_fragment(name: &str) -> String {
+    let escaped = name.replace('~', "~0").replace('/', "~1");
+    format!(
+        "#/components/schemas/{}",
+        percent_encoding::utf8_percent_encode(&escaped, FRAGMENT)
+    )
+}
+
+/// Characters a component name may not carry unescaped in a URI fragment.
+const FRAGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`');
+
+/// `common` for `https://h/specs/common.yaml`: the file name up to its first dot, in
+/// component-name characters.
+fn document_stem(url: &Url) -> String {
+    let file = url
+        .path_segments()
+        .and_then(|mut segments| segments.next_back())
+        .unwrap_or("");
+    let stem: String = file
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.is_empty() {
+        "external".into()
+    } else {
+        stem
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Parameter values are percent-encoded with `percent-encoding` rather than `form_urlencoded`:
 //! the styles keep their own delimiters (`,` `;` `=` `.` `&`) literal while the values' own
-//! characters are encoded, which a whole-pair form encoder cannot do. Form bodies do use
-//! `form_urlencoded`.
+//! characters are encoded, which a whole-pair form encoder cannot do. Form body fields without
+//! an Encoding Object use `form_urlencoded`.
 
 use base64::Engine;
 use http::header::{AUTHORIZATION, COOKIE};
@@ -14,7 +14,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Map, Value};
 use url::form_urlencoded;
 
-use super::{CallPlan, Location, ParameterEncoding, ParameterPlan, SecretPlacement, Style};
+use super::{
+    BodyPlan, CallPlan, Location, ParameterEncoding, ParameterPlan, SecretPlacement, Style,
+};
 
 /// A request ready to send, relative to the backend's base URL.
 #[derive(Debug, Clone)]
@@ -274,7 +276,7 @@ pub fn build(plan: &CallPlan, arguments: &Map<String, Value>) -> Result<HttpRequ
                 return Err(BuildError::new(&body.argument, "is required"));
             }
             Some(Value::Null) | None => None,
-            Some(value) => Some(encode_body(&body.argument, &body.media_type, value)?),
+            Some(value) => Some(encode_body(body, value)?),
         },
     };
     let mut path_and_query = parts.path;
@@ -307,10 +309,7 @@ fn add_parameter(
         // The value as its media type (JSON unless it is plain text), then encoded as one
         // primitive with the location's default style.
         ParameterEncoding::Content { media_type } => {
-            let serialized = match value {
-                Value::String(s) if !is_json(media_type) => s.clone(),
-                other => other.to_string(),
-            };
+            let serialized = media_text(value, media_type);
             let style = match parameter.location {
                 Location::Path | Location::Header => Style::Simple,
                 Location::Query | Location::Cookie => Style::Form,
@@ -364,7 +363,7 @@ fn header_value(argument: &str, text: &str) -> Result<HeaderValue, BuildError> {
 }
 
 /// `application/json` and any `+json` type.
-fn is_json(media_type: &str) -> bool {
+pub(super) fn is_json(media_type: &str) -> bool {
     let essence = media_type
         .split(';')
         .next()
@@ -374,7 +373,8 @@ fn is_json(media_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-fn encode_body(argument: &str, media_type: &str, value: &Value) -> Result<Body, BuildError> {
+fn encode_body(plan: &BodyPlan, value: &Value) -> Result<Body, BuildError> {
+    let (argument, media_type) = (plan.argument.as_str(), plan.media_type.as_str());
     if is_json(media_type) {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| BuildError::new(argument, format!("cannot be written as JSON: {e}")))?;
@@ -396,26 +396,58 @@ fn encode_body(argument: &str, media_type: &str, value: &Value) -> Result<Body, 
     let Value::Object(fields) = value else {
         return Err(BuildError::new(argument, "a form body must be an object"));
     };
-    // The Encoding Object's defaults (form, explode): arrays repeat their field; nested
-    // objects, which form cannot express, are sent as JSON text.
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in fields {
-        match value {
-            Value::Null => {}
-            Value::Array(items) => {
-                for item in items {
-                    form.append_pair(name, &text(item));
-                }
+    let field = |name: &str, value: &str| {
+        let name: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+        format!("{name}={value}")
+    };
+    let mut pairs = Vec::new();
+    for (name, value) in fields.iter().filter(|(_, v)| !v.is_null()) {
+        match (plan.encoding.get(name), value) {
+            (
+                Some(ParameterEncoding::Style {
+                    style,
+                    explode,
+                    allow_reserved,
+                }),
+                _,
+            ) => {
+                let encode = if *allow_reserved {
+                    Encoder::AllowReserved
+                } else {
+                    Encoder::Component
+                };
+                pairs.extend(query_pairs(
+                    *style,
+                    *explode,
+                    name,
+                    &Shape::of(value),
+                    encode,
+                ));
             }
-            other => {
-                form.append_pair(name, &text(other));
+            (Some(ParameterEncoding::Content { media_type }), _) => {
+                pairs.push(field(name, &media_text(value, media_type)));
             }
+            // Without an Encoding Object: arrays repeat their field (form, explode) and
+            // objects are JSON text (their default content type).
+            (None, Value::Array(items)) => {
+                pairs.extend(items.iter().map(|item| field(name, &text(item))));
+            }
+            (None, other) => pairs.push(field(name, &text(other))),
         }
     }
     Ok(Body {
         content_type: "application/x-www-form-urlencoded".into(),
-        bytes: form.finish().into_bytes(),
+        bytes: pairs.join("&").into_bytes(),
     })
+}
+
+/// A value as one media type's text: a string as it is for a non-JSON type, else JSON.
+fn media_text(value: &Value, media_type: &str) -> String {
+    match value {
+        Value::String(s) if !is_json(media_type) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Adds the static secret where `placement` says (query appends to `path_and_query`). A secret

@@ -262,6 +262,7 @@ fn body_plan(media_type: &str, required: bool) -> Option<BodyPlan> {
         argument: "body".into(),
         media_type: media_type.into(),
         required,
+        encoding: Default::default(),
     })
 }
 

@@ -6,24 +6,24 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const FASTAPI: &[u8] = include_bytes!("../../tests/fixtures/openapi/fastapi.json");
-const PETSTORE: &[u8] = include_bytes!("../../tests/fixtures/openapi/petstore.yaml");
+pub(super) const FASTAPI: &[u8] = include_bytes!("../../tests/fixtures/openapi/fastapi.json");
+pub(super) const PETSTORE: &[u8] = include_bytes!("../../tests/fixtures/openapi/petstore.yaml");
 
-fn options(backend_id: &str) -> Options {
+pub(super) fn options(backend_id: &str) -> Options {
     Options {
         backend_id: backend_id.into(),
         ..Options::default()
     }
 }
 
-fn load_ok(bytes: &[u8], options: &Options) -> Catalog {
+pub(super) fn load_ok(bytes: &[u8], options: &Options) -> Catalog {
     match load(bytes, options) {
         Ok(catalog) => catalog,
         Err(e) => panic!("the document should load: {e}"),
     }
 }
 
-fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
+pub(super) fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
     match catalog.tools.iter().find(|t| t.name == name) {
         Some(tool) => tool,
         None => panic!(
@@ -33,11 +33,11 @@ fn tool<'a>(catalog: &'a Catalog, name: &str) -> &'a OpenApiTool {
     }
 }
 
-fn names(catalog: &Catalog) -> Vec<&str> {
+pub(super) fn names(catalog: &Catalog) -> Vec<&str> {
     catalog.tools.iter().map(|t| t.name.as_str()).collect()
 }
 
-fn schema_of(tool: &OpenApiTool) -> Value {
+pub(super) fn schema_of(tool: &OpenApiTool) -> Value {
     Value::Object(tool.input_schema.clone())
 }
 
@@ -121,6 +121,7 @@ fn path_parameters_and_a_required_body_are_required_and_nested_refs_are_collecte
             argument: "body".into(),
             media_type: "application/json".into(),
             required: true,
+            encoding: Default::default(),
         })
     );
     assert_eq!(put.plan.method, http::Method::PUT);

@@ -7,7 +7,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::refs::Resolver;
+use super::refs::{Documents, Resolver};
+use super::request::is_json;
 use super::security;
 use super::{
     Annotations, ArgumentValidator, BodyPlan, CallPlan, Catalog, Location, OpenApiTool, Options,
@@ -45,10 +46,11 @@ pub(super) fn build(
     root: &Value,
     version: SpecVersion,
     options: &Options,
+    external: &Documents,
 ) -> Result<Catalog, SpecError> {
     let include = glob_set(&options.include)?;
     let exclude = glob_set(&options.exclude)?;
-    let resolver = Resolver::new(root, version, options.allow_remote_refs);
+    let resolver = Resolver::new(root, version, options.allow_remote_refs, external);
     let mut catalog = Catalog {
         version,
         tools: Vec::new(),
@@ -198,6 +200,11 @@ impl<'a> Operation<'a> {
             properties.insert(argument.clone(), schema);
             parameters.push(ParameterPlan { argument, ..plan });
         }
+        if let Some(name) = undeclared_path_parameter(self.path, &parameters) {
+            return Err(Unusable::Malformed(format!(
+                "the path names {{{name}}} but no path parameter declares it"
+            )));
+        }
         let body = match self.operation.get("requestBody") {
             Some(body) => {
                 let (plan, schema) = body_plan(resolver.follow(body)?, resolver, &mut defs)?;
@@ -311,6 +318,19 @@ fn name_characters(raw: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A `{name}` in the path template that no path parameter fills: the request could not be
+/// built.
+fn undeclared_path_parameter<'p>(path: &'p str, parameters: &[ParameterPlan]) -> Option<&'p str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+        .find(|name| {
+            !parameters
+                .iter()
+                .any(|p| p.location == Location::Path && p.name == *name)
+        })
 }
 
 /// Header parameters named `Accept`, `Content-Type` or `Authorization` "SHALL be ignored"
@@ -457,10 +477,6 @@ fn body_plan(
         .get("content")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
-    let is_json = |m: &str| {
-        let essence = m.split(';').next().unwrap_or("").trim();
-        essence == "application/json" || essence.ends_with("+json")
-    };
     let chosen = content
         .keys()
         .find(|m| is_json(m))
@@ -476,12 +492,42 @@ fn body_plan(
         .unwrap_or(&ANY_SCHEMA);
     let mut schema = resolver.schema(raw_schema, defs)?;
     describe(&mut schema, body.get("description"));
+    let encoding = match content.get(chosen).and_then(|media| media.get("encoding")) {
+        Some(Value::Object(encoding)) if !is_json(chosen) => form_encoding(encoding)?,
+        _ => BTreeMap::new(),
+    };
     let plan = BodyPlan {
         argument: BODY_ARGUMENT.into(),
         media_type: chosen.clone(),
         required: body.get("required").and_then(Value::as_bool) == Some(true),
+        encoding,
     };
     Ok((plan, schema))
+}
+
+/// A form body's Encoding Object (OpenAPI 3.1.1 §4.8.15): `style`, `explode` or
+/// `allowReserved` serialise a property as a query parameter would be (form by default);
+/// otherwise `contentType` names its media type.
+fn form_encoding(
+    encoding: &Map<String, Value>,
+) -> Result<BTreeMap<String, ParameterEncoding>, Unusable> {
+    let mut plans = BTreeMap::new();
+    for (property, encoding) in encoding {
+        let by_style = ["style", "explode", "allowReserved"]
+            .iter()
+            .any(|key| encoding.get(key).is_some());
+        let plan = if by_style {
+            style_encoding(encoding, Location::Query)?
+        } else if let Some(media_type) = encoding.get("contentType").and_then(Value::as_str) {
+            ParameterEncoding::Content {
+                media_type: media_type.to_owned(),
+            }
+        } else {
+            continue;
+        };
+        plans.insert(property.clone(), plan);
+    }
+    Ok(plans)
 }
 
 /// Adds the parameter's or body's description to its schema when the schema has none.

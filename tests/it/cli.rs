@@ -132,3 +132,186 @@ fn migrate_creates_the_sqlite_database() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).contains("absent.toml"));
 }
+
+#[test]
+fn check_config_lists_each_openapi_operation_left_out_and_fails_only_on_nothing_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi");
+    std::fs::copy(
+        format!("{fixtures}/petstore.yaml"),
+        dir.path().join("petstore.yaml"),
+    )
+    .unwrap();
+    // The Petstore's upload takes application/octet-stream, which no tool argument carries.
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"petstore.yaml\"\nbase_url = \"https://petstore.example.com/api/v3\"\n",
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("backend:    petstore (OpenAPI 3.0, 18 tools, requests to https://petstore.example.com/api/v3)"),
+        "{said}"
+    );
+    assert!(
+        said.contains("left out: backends[0] (petstore): POST /pet/{petId}/uploadImage: no supported request body type"),
+        "{said}"
+    );
+
+    // A static secret goes where each operation's security scheme says; those that declare
+    // none get nothing, and the operator is told which.
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"petstore.yaml\"\nauth = \"static\"\nsecret_env = \"PETSTORE_KEY\"\n",
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[("PETSTORE_KEY", "k")]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    let line = said
+        .lines()
+        .find(|line| line.contains("no secret: backends[0] (petstore)"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains("loginUser"), "{line}");
+    assert!(!line.contains("getPetById"), "{line}");
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("PETSTORE_KEY is not set"));
+    // Nor does a secret go to a server the document names over plain http.
+    let petstore = std::fs::read_to_string(dir.path().join("petstore.yaml")).unwrap();
+    let plain = petstore.replace(
+        "https://petstore3.swagger.io",
+        "http://petstore3.swagger.io",
+    );
+    std::fs::write(dir.path().join("plain.yaml"), plain).unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"plain.yaml\"\nauth = \"static\"\nsecret_env = \"PETSTORE_KEY\"\n",
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[("PETSTORE_KEY", "k")]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("only sent over https"), "{said}");
+
+    // Only the upload selected: nothing usable remains, which stops start-up.
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"petstore.yaml\"\ninclude = [\"uploadFile\"]\nbase_url = \"https://petstore.example.com\"\n",
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("backends[0] (petstore): petstore.yaml has no usable operation (1 left out"),
+        "{said}"
+    );
+
+    // Without base_url the document's server is used; a relative one in a file cannot say
+    // where requests go.
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"petstore.yaml\"\n",
+    )
+    .unwrap();
+    let said = text(&portcullis(dir.path(), &["check-config"], &[]));
+    assert!(
+        said.contains("requests to https://petstore3.swagger.io/api/v3)"),
+        "{said}"
+    );
+    let petstore = std::fs::read_to_string(dir.path().join("petstore.yaml")).unwrap();
+    let relative = petstore.replace("https://petstore3.swagger.io/api/v3", "/api/v3");
+    assert_ne!(petstore, relative);
+    std::fs::write(dir.path().join("petstore.yaml"), relative).unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("set base_url"), "{said}");
+
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "[[backends]]\nid = \"petstore\"\nopenapi = \"absent.yaml\"\nbase_url = \"https://petstore.example.com\"\n",
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("backends[0] (petstore): reading file://"),
+        "{said}"
+    );
+}
+
+#[test]
+fn check_config_reads_referenced_documents_only_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        r##"openapi: 3.1.0
+info: { title: Split, version: "1" }
+servers: [{ url: "https://api.example.com" }]
+paths:
+  /pets:
+    post:
+      operationId: addPet
+      requestBody:
+        content:
+          application/json:
+            schema: { $ref: "schemas/common.yaml#/components/schemas/Pet" }
+      responses: { "200": { description: ok } }
+  /health:
+    get:
+      operationId: health
+      responses: { "200": { description: ok } }
+"##,
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("schemas")).unwrap();
+    std::fs::write(
+        dir.path().join("schemas/common.yaml"),
+        r##"components:
+  schemas:
+    Pet:
+      type: object
+      required: [name]
+      properties:
+        name: { type: string }
+        owner: { $ref: "people.yaml#/components/schemas/Person" }
+"##,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("schemas/people.yaml"),
+        "components:\n  schemas:\n    Person: { type: object, properties: { name: { type: string } } }\n",
+    )
+    .unwrap();
+    let config = "[[backends]]\nid = \"split\"\nopenapi = \"api.yaml\"\n";
+    std::fs::write(dir.path().join("portcullis.toml"), config).unwrap();
+    let said = text(&portcullis(dir.path(), &["check-config"], &[]));
+    assert!(said.contains("split (OpenAPI 3.1, 1 tools"), "{said}");
+    assert!(
+        said.contains("left out: backends[0] (split): POST /pets: remote reference"),
+        "{said}"
+    );
+
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        format!("{config}allow_remote_refs = true\n"),
+    )
+    .unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("split (OpenAPI 3.1, 2 tools"), "{said}");
+    assert!(!said.contains("left out"), "{said}");
+
+    // A document that cannot be read stops start-up, naming it.
+    std::fs::remove_file(dir.path().join("schemas/people.yaml")).unwrap();
+    let output = portcullis(dir.path(), &["check-config"], &[]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("schemas/people.yaml"), "{said}");
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 use url::Url;
 
-use crate::config::{BackendSettings, BackendTransport, DocumentSource, OpenApiSettings, Settings};
+use crate::config::{
+    ApiAuth, BackendSettings, BackendTransport, DocumentSource, OpenApiSettings, Settings,
+    is_loopback_url,
+};
 use crate::openapi::{self, Catalog};
 
 /// The largest document read (a large API's is a few megabytes).
@@ -130,11 +133,18 @@ pub async fn load(
         document: source.clone(),
         error,
     })?;
+    let external = if api.allow_remote_refs {
+        fetch_external(http, &bytes, &location).await?
+    } else {
+        HashMap::new()
+    };
     let options = openapi::Options {
         backend_id: backend.id.clone(),
         include: api.include.clone(),
         exclude: api.exclude.clone(),
         allow_remote_refs: api.allow_remote_refs,
+        document_url: Some(location.clone()),
+        external,
     };
     let catalog = openapi::load(&bytes, &options).map_err(|error| LoadError::Spec {
         document: source.clone(),
@@ -151,6 +161,12 @@ pub async fn load(
             ))
         })?,
     };
+    let sends_credentials = matches!(api.auth, ApiAuth::UpstreamToken | ApiAuth::Static { .. });
+    if sends_credentials && base_url.scheme() != "https" && !is_loopback_url(&base_url) {
+        return Err(LoadError::BaseUrl(format!(
+            "credentials are only sent over https (or to loopback), not to {base_url}"
+        )));
+    }
     let info = root.get("info");
     let text = |field: &str| info.and_then(|i| i.get(field)).and_then(Value::as_str);
     Ok(LoadedApi {
@@ -163,6 +179,54 @@ pub async fn load(
         description: text("description").map(str::to_owned),
     })
 }
+
+/// The documents the remote `$ref`s of the document at `location` point into, and those they
+/// point into, read the way the document was: files only for a document that is a file (a
+/// fetched document never makes Portcullis read a local file), https (or loopback http) URLs.
+async fn fetch_external(
+    http: &reqwest::Client,
+    bytes: &[u8],
+    location: &Url,
+) -> Result<HashMap<Url, Value>, LoadError> {
+    let spec_error = |document: &Url, error| LoadError::Spec {
+        document: document.to_string(),
+        error,
+    };
+    let mut fetched = HashMap::new();
+    let mut wanted: Vec<Url> =
+        openapi::external_documents(bytes, location).map_err(|e| spec_error(location, e))?;
+    while let Some(url) = wanted.pop() {
+        if fetched.contains_key(&url) || &url == location {
+            continue;
+        }
+        if fetched.len() == MAX_EXTERNAL_DOCUMENTS {
+            return Err(LoadError::Read(
+                url.to_string(),
+                format!("more than {MAX_EXTERNAL_DOCUMENTS} referenced documents"),
+            ));
+        }
+        let allowed = match url.scheme() {
+            "file" => location.scheme() == "file",
+            "https" => true,
+            "http" => is_loopback_url(&url),
+            _ => false,
+        };
+        if !allowed {
+            return Err(LoadError::Read(
+                url.to_string(),
+                format!("a reference from {location} may not be read from there"),
+            ));
+        }
+        let bytes = read(http, &url).await?;
+        let document = openapi::parse_document(&bytes).map_err(|e| spec_error(&url, e))?;
+        wanted.extend(openapi::external_documents(&bytes, &url).map_err(|e| spec_error(&url, e))?);
+        fetched.insert(url, document);
+    }
+    Ok(fetched)
+}
+
+/// The most documents one backend's references may bring in.
+const MAX_EXTERNAL_DOCUMENTS: usize = 64;
 
 /// The document's own URL (`file:` for a file), against which relative references and server
 /// URLs resolve.

@@ -279,9 +279,7 @@ impl OpenApiBackend {
 
     /// The base URL with the operation's path and query after it.
     fn url(&self, path_and_query: &str) -> Result<Url, GatewayError> {
-        let base = self.api.base_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{path_and_query}"))
-            .map_err(|_| GatewayError::InvalidParams("the arguments make no valid URL".into()))
+        join(&self.api.base_url, path_and_query)
     }
 
     /// Reads the answer: the first `max_result_bytes` are kept, the rest only counted, up to the
@@ -338,6 +336,25 @@ impl OpenApiBackend {
             .iter()
             .map(|tool| (tool.name.as_str(), tool.scope.as_str()))
     }
+}
+
+/// `base` with `path_and_query` after its path. A path argument may not be a dot segment
+/// (`..`, or `%2e%2e`, which URL parsers resolve the same): it would move the request to
+/// another operation, or out of the base path, past the tool's own scope.
+fn join(base: &Url, path_and_query: &str) -> Result<Url, GatewayError> {
+    let path = path_and_query.split(['?', '#']).next().unwrap_or("");
+    let dot = |segment: &str| {
+        let segment = segment.to_ascii_lowercase().replace("%2e", ".");
+        segment == "." || segment == ".."
+    };
+    if path.split('/').any(dot) {
+        return Err(GatewayError::InvalidParams(
+            "invalid arguments: a path argument may not be `.` or `..`".into(),
+        ));
+    }
+    let base = base.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}{path_and_query}"))
+        .map_err(|_| GatewayError::InvalidParams("the arguments make no valid URL".into()))
 }
 
 /// A cached tool's result with its freshness, as MCP 2026-07-28 states it: what is left of its
@@ -410,5 +427,37 @@ impl Connection for OpenApiBackend {
 
     async fn facts(&self, _ctx: &CallContext) -> Result<ServerFacts, CallError> {
         Ok(self.facts())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_the_base_and_dot_segments_are_refused() {
+        let base = Url::parse("https://api.example.com/v1/").unwrap();
+        assert_eq!(
+            join(&base, "/items/7?tag=a%2Fb").unwrap().as_str(),
+            "https://api.example.com/v1/items/7?tag=a%2Fb"
+        );
+        assert_eq!(
+            join(&base, "/items/..%2F?x=..").unwrap().path(),
+            "/v1/items/..%2F",
+            "an encoded slash keeps the segment one segment"
+        );
+        for escape in [
+            "/items/..",
+            "/items/.",
+            "/items/%2E%2e",
+            "/items/.%2E/x",
+            "/%2e",
+        ] {
+            assert_eq!(
+                join(&base, escape).unwrap_err().rpc_code(),
+                -32602,
+                "{escape}"
+            );
+        }
     }
 }
