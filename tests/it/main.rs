@@ -49,6 +49,8 @@ mod limits;
 mod metrics;
 /// Attacks and malformed requests: the RFC error, nothing changed.
 mod negative;
+/// A REST API described by OpenAPI (a FastAPI app) as governed MCP tools.
+mod openapi;
 /// Who may sign in and what each person may do: admission, identities, roles, refresh.
 mod people;
 /// `portcullis users`, `grants` and `clients` as an operator runs them.

@@ -19,6 +19,8 @@ pub mod github;
 pub mod idp;
 /// A backend that speaks only MCP 2026-07-28, over Streamable HTTP.
 pub mod modern;
+/// The FastAPI app behind the OpenAPI tests, served by uvicorn.
+pub mod openapi;
 /// Postgres and Redis of a test's own, to stop and start again.
 pub mod outage;
 /// What the suite needs on the machine, checked once.

@@ -1,7 +1,7 @@
 //! What the integration suite needs on this machine besides Rust: Node.js 20 or later with the
 //! node modules of `scripts/idp`, `scripts/mcp` and `scripts/clients`, the Python MCP SDK's
-//! virtualenv in `scripts/clients/py`, and, for the Postgres tests, the PostgreSQL server
-//! binaries. `scripts/test.sh` installs all of them.
+//! virtualenv in `scripts/clients/py`, the FastAPI test app's in `scripts/openapi`, and, for the
+//! Postgres tests, the PostgreSQL server binaries. `scripts/test.sh` installs all of them.
 //!
 //! Each support helper that starts a peer calls [`require`] first. When something is missing the
 //! first such call prints one message, naming everything missing and `scripts/test.sh`, and ends
@@ -26,6 +26,8 @@ pub enum Need {
     /// The other real clients and the 2026-era backend: node, `scripts/clients/node_modules`
     /// and the Python SDK's virtualenv `scripts/clients/py/.venv`.
     Clients,
+    /// The FastAPI app of the OpenAPI tests: its virtualenv `scripts/openapi/.venv`.
+    OpenApi,
 }
 
 /// One thing the machine lacks.
@@ -36,6 +38,7 @@ enum Item {
     McpModules,
     ClientModules,
     PythonClient,
+    OpenApiApp,
     PostgresBinaries,
 }
 
@@ -47,6 +50,7 @@ impl Item {
                 | (Item::IdpModules, Need::Idp)
                 | (Item::McpModules, Need::Mcp | Need::Clients)
                 | (Item::ClientModules | Item::PythonClient, Need::Clients)
+                | (Item::OpenApiApp, Need::OpenApi)
                 | (Item::PostgresBinaries, Need::Postgres)
         )
     }
@@ -113,6 +117,12 @@ fn missing() -> &'static [(Item, String)] {
             missing.push((
                 Item::PythonClient,
                 format!("the Python MCP SDK's virtualenv scripts/clients/py/.venv ({problem})"),
+            ));
+        }
+        if let Some(problem) = venv_problem(&Path::new(ROOT).join("scripts/openapi")) {
+            missing.push((
+                Item::OpenApiApp,
+                format!("the FastAPI test app's virtualenv scripts/openapi/.venv ({problem})"),
             ));
         }
         if find_postgres_bin().is_none() {

@@ -1,0 +1,106 @@
+//! The TypeScript MCP SDK client, unmodified, signing in by itself (the development provider)
+//! and using the API's tools through `/mcp/inventory` and `/mcp`.
+
+use portcullis::store::Decision;
+use serde_json::json;
+
+use super::{backend_toml, text, tool_calls};
+use crate::support::app::spawn_dev;
+use crate::support::openapi;
+use crate::support::sdk::{run_client, step};
+
+#[tokio::test]
+async fn the_sdk_client_lists_and_calls_the_apis_tools_on_both_endpoints() {
+    let api = openapi::spawn().await;
+    let app = spawn_dev(&backend_toml(&api, Some(&api.base), "", "")).await;
+    let inventory = app.url("/mcp/inventory");
+    let mcp = app.mcp_url();
+    let lamp = json!({"name": "lamp", "price": 12.5, "colour": "green", "tags": ["desk"]});
+
+    let lines = run_client(
+        &inventory,
+        "oa-sdk@example.com",
+        json!([
+            {"listTools": {}},
+            {"callTool": {"name": "put_item_items__item_id__put", "arguments": {"item_id": 3, "body": lamp}}},
+            {"callTool": {"name": "read_item_items__item_id__get", "arguments": {"item_id": 3}}},
+            {"callTool": {"name": "read_item_items__item_id__get", "arguments": {"item_id": 33}}},
+            {"callTool": {"name": "list_items_items_get", "arguments": {"colour": "purple"}}},
+            {"listTools": {}, "server": mcp},
+            {"callTool": {"name": "inventory__list_items_items_get", "arguments": {"colour": "green", "tag": ["desk"]}}, "server": mcp},
+            {"callTool": {"name": "inventory__fail_fail_get", "arguments": {}}, "server": mcp},
+        ]),
+    )
+    .await;
+    assert_eq!(step(&lines, -1)["ok"], true, "{lines:#?}");
+
+    let listed = step(&lines, 0);
+    let tools = listed["result"]["tools"].as_array().unwrap();
+    let read = tools
+        .iter()
+        .find(|t| t["name"] == "read_item_items__item_id__get")
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!(read["annotations"]["readOnlyHint"], true, "{read:#}");
+
+    let put = &step(&lines, 1)["result"];
+    assert_eq!(put["structuredContent"]["colour"], "green", "{put:#}");
+    let read = &step(&lines, 2)["result"];
+    assert_eq!(
+        read["structuredContent"], put["structuredContent"],
+        "{read:#}"
+    );
+    let missing = &step(&lines, 3)["result"];
+    assert_eq!(missing["isError"], true, "{missing:#}");
+    assert!(text(missing).starts_with("HTTP 404"), "{missing:#}");
+    let invalid = step(&lines, 4);
+    assert_eq!(invalid["ok"], false, "{invalid:#}");
+    assert_eq!(invalid["error"]["code"], -32602, "{invalid:#}");
+    assert!(
+        invalid["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/colour"),
+        "{invalid:#}"
+    );
+
+    let aggregate = step(&lines, 5)["result"]["tools"].as_array().unwrap();
+    assert!(
+        aggregate
+            .iter()
+            .any(|t| t["name"] == "inventory__read_item_items__item_id__get"),
+        "{aggregate:#?}"
+    );
+    let listed = &step(&lines, 6)["result"];
+    assert_eq!(
+        listed["structuredContent"]["result"][0]["name"], "lamp",
+        "{listed:#}"
+    );
+    let failed = &step(&lines, 7)["result"];
+    assert_eq!(failed["isError"], true, "{failed:#}");
+    assert!(text(failed).starts_with("HTTP 500"), "{failed:#}");
+
+    // Every call is audited under the backend's own tool name, with its outcome: the refused
+    // arguments too (an error, though no request was sent).
+    let rows = tool_calls(&app, "oa-sdk@example.com").await;
+    let seen: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.tool.as_deref().unwrap(), r.outcome.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("put_item_items__item_id__put", "ok"),
+            ("read_item_items__item_id__get", "ok"),
+            ("read_item_items__item_id__get", "error"),
+            ("list_items_items_get", "error"),
+            ("list_items_items_get", "ok"),
+            ("fail_fail_get", "error"),
+        ],
+        "{rows:#?}"
+    );
+    assert!(rows.iter().all(|r| r.decision == Decision::Allowed));
+    assert!(
+        rows.iter()
+            .all(|r| r.backend.as_deref() == Some("inventory"))
+    );
+}
