@@ -104,3 +104,89 @@ async fn the_sdk_client_lists_and_calls_the_apis_tools_on_both_endpoints() {
             .all(|r| r.backend.as_deref() == Some("inventory"))
     );
 }
+
+#[tokio::test]
+async fn with_least_privilege_the_sdk_signs_in_for_the_reads_and_steps_up_for_a_write() {
+    let api = openapi::spawn().await;
+    // `grant` is top-level: before the backend's table.
+    let toml = format!(
+        "grant = \"requested\"\n{}",
+        backend_toml(&api, Some(&api.base), "", "")
+    );
+    let app = spawn_dev(&toml).await;
+    let inventory = app.url("/mcp/inventory");
+    let lamp = json!({"name": "lamp", "price": 3.0});
+
+    let lines = run_client(
+        &inventory,
+        "oa-least@example.com",
+        json!([
+            {"listTools": {}},
+            {"callTool": {"name": "list_items_items_get", "arguments": {}}},
+            {"callTool": {"name": "put_item_items__item_id__put", "arguments": {"item_id": 9, "body": lamp}},
+             "expectStepUp": true},
+            {"listTools": {}},
+        ]),
+    )
+    .await;
+
+    // The 401 names the read scopes: the SDK asks for exactly those.
+    let connect = step(&lines, -1);
+    assert_eq!(connect["ok"], true, "{connect:#}");
+    let asked = connect["auth"]["authorizations"][0]["scope"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{connect:#}"));
+    let asked: Vec<&str> = asked.split(' ').collect();
+    assert!(asked.contains(&"inventory:items:read"), "{asked:?}");
+    assert!(asked.iter().all(|s| s.ends_with(":read")), "{asked:?}");
+
+    let names = |index| -> Vec<String> {
+        step(&lines, index)["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = names(0);
+    assert!(
+        before.contains(&"list_items_items_get".to_owned()),
+        "{before:?}"
+    );
+    assert!(
+        !before.contains(&"put_item_items__item_id__put".to_owned()),
+        "a write is not listed to a reader: {before:?}"
+    );
+    assert_eq!(step(&lines, 1)["ok"], true, "{:#}", step(&lines, 1));
+
+    // The write is refused with a step-up challenge; the SDK signs in again for it, and the
+    // retried call reaches the API.
+    let stepped = step(&lines, 2);
+    assert_eq!(stepped["ok"], true, "{stepped:#}");
+    assert_eq!(stepped["stepUp"]["reauthorized"], true, "{stepped:#}");
+    assert!(
+        stepped["stepUp"]["requestedScope"]
+            .as_str()
+            .unwrap()
+            .contains("inventory:items:write"),
+        "{stepped:#}"
+    );
+    assert_eq!(stepped["result"]["structuredContent"]["name"], "lamp");
+    assert!(names(3).contains(&"put_item_items__item_id__put".to_owned()));
+
+    // The refusal and the calls, in order, in the audit trail.
+    let rows = tool_calls(&app, "oa-least@example.com").await;
+    let seen: Vec<(&str, Decision)> = rows
+        .iter()
+        .map(|r| (r.tool.as_deref().unwrap(), r.decision))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("list_items_items_get", Decision::Allowed),
+            ("put_item_items__item_id__put", Decision::Denied),
+            ("put_item_items__item_id__put", Decision::Allowed),
+        ],
+        "{rows:#?}"
+    );
+}
