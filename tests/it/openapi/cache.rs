@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{EVERY_SCOPE, PATH, backend_toml, call, result, sign_in, start, tool_calls};
+use crate::metrics;
 use crate::support::app::{Options, TestApp, rpc_body, spawn};
 use crate::support::openapi::{self, Api};
 use crate::support::redis;
@@ -79,8 +80,36 @@ async fn one_persons_answer_is_cached_for_that_person_only(app: &TestApp, api: &
 
 #[tokio::test]
 async fn a_cached_answer_is_per_person_and_arguments_and_audited_as_a_hit() {
-    let (app, api) = start("", CACHE, EVERY_SCOPE).await;
+    let api = openapi::spawn().await;
+    let app = spawn(Options {
+        grant_scopes: EVERY_SCOPE,
+        top_toml: format!("[metrics]\ntoken = \"{}\"\n", metrics::TOKEN),
+        extra_toml: backend_toml(&api, Some(&api.base), "", CACHE),
+        ..Options::default()
+    })
+    .await;
+    // The recorder is the process's: count what this test adds.
+    let counted = |text: &str, result: &str| {
+        metrics::sample(
+            text,
+            "portcullis_openapi_cache_total",
+            &[("backend", "inventory"), ("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = metrics::scrape(&app).await;
     one_persons_answer_is_cached_for_that_person_only(&app, &api).await;
+    let after = metrics::scrape(&app).await;
+    assert_eq!(
+        counted(&after, "hit") - counted(&before, "hit"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        counted(&after, "miss") - counted(&before, "miss"),
+        3.0,
+        "{after}"
+    );
 }
 
 #[tokio::test]
