@@ -77,11 +77,11 @@ mod tracing;
 mod trusted;
 
 /// Runs first (the harness starts tests in name order, and `_` sorts before letters): without
-/// node, the node modules of scripts/idp, scripts/mcp and scripts/clients, or the Python SDK's
-/// virtualenv, the run stops here, with one message saying what is missing and to run
+/// node, the node modules of scripts/idp, scripts/mcp and scripts/clients, or the virtualenvs of
+/// the Python SDK and the OpenAPI tests' FastAPI app, the run stops here, with one message saying what is missing and to run
 /// scripts/test.sh, before the tests that need them.
 #[test]
 fn _prerequisites() {
     use support::prereq::{Need, require};
-    require(&[Need::Idp, Need::Mcp, Need::Clients]);
+    require(&[Need::Idp, Need::Mcp, Need::Clients, Need::OpenApi]);
 }
