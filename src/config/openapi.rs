@@ -161,6 +161,13 @@ pub(super) fn parse(
                         format!("the environment variable {variable} is not set"),
                     )
                 })?;
+            // It goes into a header or a query: a line break would split the request.
+            if http::HeaderValue::from_str(&secret).is_err() {
+                return Err(ConfigError::invalid(
+                    key("secret_env"),
+                    format!("{variable} holds characters a header cannot carry"),
+                ));
+            }
             ApiAuth::Static {
                 variable: variable.clone(),
                 secret: SecretString::from(secret),

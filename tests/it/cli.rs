@@ -179,6 +179,13 @@ fn check_config_lists_each_openapi_operation_left_out_and_fails_only_on_nothing_
     let output = portcullis(dir.path(), &["check-config"], &[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("PETSTORE_KEY is not set"));
+    let output = portcullis(
+        dir.path(),
+        &["check-config"],
+        &[("PETSTORE_KEY", "k\r\nX: y")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("PETSTORE_KEY holds characters a header cannot carry"));
     // Nor does a secret go to a server the document names over plain http.
     let petstore = std::fs::read_to_string(dir.path().join("petstore.yaml")).unwrap();
     let plain = petstore.replace(
