@@ -146,12 +146,12 @@ impl OpenApiBackend {
         let empty = Value::Object(Map::new());
         let arguments = match arguments {
             None | Some(Value::Null) => &empty,
-            Some(arguments @ Value::Object(_)) => arguments,
-            Some(_) => {
-                return Err(GatewayError::InvalidParams(
-                    "invalid arguments: arguments must be an object".into(),
-                ));
-            }
+            Some(arguments) => arguments,
+        };
+        let Value::Object(fields) = arguments else {
+            return Err(GatewayError::InvalidParams(
+                "invalid arguments: arguments must be an object".into(),
+            ));
         };
         tool.validator.validate(arguments).map_err(|invalid| {
             GatewayError::InvalidParams(format!("invalid arguments: {invalid}"))
@@ -171,9 +171,6 @@ impl OpenApiBackend {
                 });
             }
         }
-        let Value::Object(fields) = arguments else {
-            unreachable!("arguments were checked to be an object")
-        };
         let mut built = request::build(&tool.plan, fields)
             .map_err(|error| GatewayError::InvalidParams(format!("invalid arguments: {error}")))?;
         if let ApiAuth::Static { secret, .. } = &self.api_settings.auth {
@@ -242,18 +239,16 @@ impl OpenApiBackend {
         }
         let deadline = ctx.deadline.min(Instant::now() + self.settings.timeout);
         let waited = deadline.saturating_duration_since(Instant::now());
+        let late = || {
+            let seconds = waited.as_secs_f64().ceil();
+            Called::failed(
+                Outcome::Timeout,
+                format!("The API did not answer within {seconds} s."),
+            )
+        };
         match tokio::time::timeout_at(deadline, self.read(sending)).await {
-            Err(_) => Ok(Called::failed(
-                Outcome::Timeout,
-                format!(
-                    "The API did not answer within {} s.",
-                    waited.as_secs_f64().ceil()
-                ),
-            )),
-            Ok(Err(error)) if error.is_timeout() => Ok(Called::failed(
-                Outcome::Timeout,
-                format!("The API did not answer within {} s.", waited.as_secs()),
-            )),
+            Err(_) => Ok(late()),
+            Ok(Err(error)) if error.is_timeout() => Ok(late()),
             Ok(Err(error)) => {
                 tracing::info!(backend = %self.id(), error = %error.without_url(), "an OpenAPI request failed");
                 Ok(Called::failed(
