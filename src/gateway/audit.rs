@@ -56,7 +56,7 @@ pub struct CallRecord {
     /// Taken when the call starts: a streamed answer ends outside the request's task.
     pub trace_id: Option<String>,
     /// A short note on how an allowed call went (`cache hit`), kept as the event's reason.
-    pub detail: Option<String>,
+    pub detail: Option<&'static str>,
 }
 
 impl CallRecord {
@@ -114,7 +114,7 @@ impl CallRecord {
             .outcome(outcome.as_str())
             .latency(took)
             .response_bytes(u64::try_from(response_bytes).unwrap_or(u64::MAX));
-        if let Some(detail) = &self.detail {
+        if let Some(detail) = self.detail {
             event = event.reason(detail);
         }
         self.auditor.record(event);

@@ -6,8 +6,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::audit::Outcome;
 use super::caller::Caller;
 use super::era::ServerFacts;
+use super::error::GatewayError;
 
 /// Who is asking, and by when the answer must be there.
 #[derive(Debug, Clone)]
@@ -126,4 +128,39 @@ pub trait Connection: Send + Sync {
     /// What the backend says about itself (its era, identity, capabilities and instructions),
     /// as it told the caller's session or process.
     async fn facts(&self, ctx: &CallContext) -> Result<ServerFacts, CallError>;
+
+    /// Calls a tool with `params` (a `tools/call`'s). By default a `tools/call` request; a
+    /// backend whose answer does not say everything about the call (an OpenAPI call that timed
+    /// out is a tool error for the model, and a timeout for the audit) says it here.
+    async fn call_tool(
+        &self,
+        ctx: &CallContext,
+        params: Value,
+        notifications: Option<Notifications>,
+    ) -> Result<ToolAnswer, GatewayError> {
+        let result = self
+            .request(ctx, "tools/call", Some(params), notifications)
+            .await?;
+        Ok(ToolAnswer::from(result))
+    }
+}
+
+/// A tool call's `CallToolResult`, and what the audit records of it beyond the result.
+#[derive(Debug)]
+pub struct ToolAnswer {
+    pub result: Value,
+    /// How the call ended, when the result alone does not say.
+    pub outcome: Option<Outcome>,
+    /// A short note for the audit record (`cache hit`).
+    pub detail: Option<&'static str>,
+}
+
+impl From<Value> for ToolAnswer {
+    fn from(result: Value) -> Self {
+        Self {
+            result,
+            outcome: None,
+            detail: None,
+        }
+    }
 }

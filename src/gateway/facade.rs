@@ -13,18 +13,17 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::audit::{CallRecord, Outcome};
-use super::backend::{Backend, Transport};
+use super::backend::Backend;
 use super::builtin;
 use super::caller::Caller;
-use super::connection::{CallContext, FromBackend, Notifications, relayed_client_capabilities};
+use super::connection::{
+    CallContext, FromBackend, Notifications, ToolAnswer, relayed_client_capabilities,
+};
 use super::endpoint::{Endpoint, Serves};
 use super::era::{self, Era, ServerFacts};
 use super::error::GatewayError;
 use super::gate::{Gate, Route};
 use super::message::{Method, Request};
-
-/// The audit detail of a call the response cache answered.
-pub const CACHE_HIT: &str = "cache hit";
 
 /// How long a `tools/list` may wait for one backend before the list goes out without it.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,31 +105,18 @@ impl Endpoint {
                     record.tool = Some(tool.to_owned());
                     let started = Instant::now();
                     let ctx = ctx(backend.timeout());
-                    if let Transport::OpenApi(api) = &backend.transport {
-                        let arguments = request.params.as_ref().and_then(|p| p.get("arguments"));
-                        return match api.call(&ctx, tool, arguments).await {
-                            Ok(called) => {
-                                if called.cache_hit {
-                                    record.detail = Some(CACHE_HIT.to_owned());
-                                }
-                                Dispatched {
-                                    result: Ok(called.result),
-                                    call: Some((record, started)),
-                                    outcome: Some(called.outcome),
-                                }
+                    let (result, outcome) =
+                        match call_tool(backend, &ctx, request, tool, notifications).await {
+                            Ok(answer) => {
+                                record.detail = answer.detail;
+                                (Ok(answer.result), answer.outcome)
                             }
-                            Err(error) => Dispatched {
-                                result: Err(error),
-                                call: Some((record, started)),
-                                outcome: None,
-                            },
+                            Err(error) => (Err(error), None),
                         };
-                    }
-                    let result = call_tool(backend, &ctx, request, tool, notifications).await;
                     Dispatched {
                         result,
                         call: Some((record, started)),
-                        outcome: None,
+                        outcome,
                     }
                 }
                 Route::Nowhere(error) => Err(error).into(),
@@ -342,7 +328,7 @@ async fn call_tool(
     request: &Request,
     tool: &str,
     notifications: Option<Notifications>,
-) -> Result<Value, GatewayError> {
+) -> Result<ToolAnswer, GatewayError> {
     let params = request.params.as_ref();
     let arguments = params
         .and_then(|p| p.get("arguments"))
@@ -362,13 +348,14 @@ async fn call_tool(
         }
     }
     for _ in 0..MAX_INPUT_ROUNDS {
-        let result = backend
+        let answer = backend
             .connection()
-            .request(ctx, "tools/call", Some(call.clone()), notifications.clone())
+            .call_tool(ctx, call.clone(), notifications.clone())
             .await
             .inspect_err(
                 |error| tracing::info!(backend = %backend.id(), %error, "a tool call failed"),
             )?;
+        let result = &answer.result;
         // A CallToolResult carries its content (MCP 2025-06-18 §tools); a modern backend may
         // ask for input instead (MRTR), which carries none.
         let asks = result.get("resultType").and_then(Value::as_str) == Some("input_required");
@@ -377,7 +364,7 @@ async fn call_tool(
             .filter(|_| request.era() == Era::Legacy);
         match (asks, sink) {
             (true, Some(sink)) => {
-                let responses = ask_legacy_client(sink, &result, ctx).await?;
+                let responses = ask_legacy_client(sink, result, ctx).await?;
                 if let Some(object) = call.as_object_mut() {
                     object.insert("inputResponses".into(), responses);
                     match result.get("requestState") {
@@ -386,8 +373,8 @@ async fn call_tool(
                     };
                 }
             }
-            (true, None) => return Ok(result),
-            (false, _) if result.get("content").is_some_and(Value::is_array) => return Ok(result),
+            (true, None) => return Ok(answer),
+            (false, _) if result.get("content").is_some_and(Value::is_array) => return Ok(answer),
             (false, _) => return Err(GatewayError::Malformed),
         }
     }

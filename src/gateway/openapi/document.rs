@@ -60,16 +60,6 @@ impl Apis {
     pub fn get(&self, backend: &str) -> Option<&Arc<LoadedApi>> {
         self.loaded.get(backend)
     }
-
-    /// Built from documents already read (tests).
-    pub fn from_loaded(loaded: impl IntoIterator<Item = (String, LoadedApi)>) -> Self {
-        Self {
-            loaded: loaded
-                .into_iter()
-                .map(|(id, api)| (id, Arc::new(api)))
-                .collect(),
-        }
-    }
 }
 
 /// What `check-config` says of each OpenAPI backend: its tools and what was left out, or why

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::audit::Outcome;
-use super::connection::{CallContext, CallError, Connection, Notifications};
+use super::connection::{CallContext, CallError, Connection, Notifications, ToolAnswer};
 use super::era::{self, Era, ServerFacts};
 use super::error::GatewayError;
 use super::identity::{ForwardError, IdentityForwarder};
@@ -37,24 +37,17 @@ pub use cache::ResponseCache;
 pub use document::{Apis, LoadedApi};
 use result::Answer;
 
-/// What a tool call came to: the result for the client, how it ended for the audit, and
-/// whether the cache answered.
-#[derive(Debug)]
-pub struct Called {
-    pub result: Value,
-    pub outcome: Outcome,
-    pub cache_hit: bool,
-}
-
-impl Called {
-    fn failed(outcome: Outcome, text: String) -> Self {
-        Self {
-            result: result::failure(text),
-            outcome,
-            cache_hit: false,
-        }
+/// A call's tool error for the model, and how it ended for the audit.
+fn failed(outcome: Outcome, text: String) -> ToolAnswer {
+    ToolAnswer {
+        result: result::failure(text),
+        outcome: Some(outcome),
+        detail: None,
     }
 }
+
+/// The audit detail of a call the response cache answered.
+const CACHE_HIT: &str = "cache hit";
 
 /// One OpenAPI backend, ready to call.
 pub struct OpenApiBackend {
@@ -134,12 +127,12 @@ impl OpenApiBackend {
     /// Calls `name` with `arguments` for `ctx.caller`. Arguments that do not fit the tool's
     /// schema are refused before any request; everything the API does (an error status, no
     /// answer in time, no connection) is a tool error for the model to read.
-    pub async fn call(
+    async fn call(
         &self,
         ctx: &CallContext,
         name: &str,
         arguments: Option<&Value>,
-    ) -> Result<Called, GatewayError> {
+    ) -> Result<ToolAnswer, GatewayError> {
         let tool = self
             .tool(name)
             .ok_or_else(|| GatewayError::InvalidParams(format!("unknown tool: {name}")))?;
@@ -164,10 +157,10 @@ impl OpenApiBackend {
             let hit = self.cache.get(key, self.clock.now()).await;
             metrics::openapi_cache(self.id(), hit.is_some());
             if let Some((result, left)) = hit {
-                return Ok(Called {
+                return Ok(ToolAnswer {
                     result: with_freshness(result, left),
-                    outcome: Outcome::Ok,
-                    cache_hit: true,
+                    outcome: Some(Outcome::Ok),
+                    detail: Some(CACHE_HIT),
                 });
             }
         }
@@ -180,12 +173,12 @@ impl OpenApiBackend {
         }
         let called = self.send(ctx, built).await?;
         if let Some(key) = key
-            && called.outcome == Outcome::Ok
+            && called.outcome == Some(Outcome::Ok)
         {
             self.cache
                 .put(key, called.result.clone(), ttl, self.clock.now())
                 .await;
-            return Ok(Called {
+            return Ok(ToolAnswer {
                 result: with_freshness(called.result, ttl),
                 ..called
             });
@@ -199,7 +192,7 @@ impl OpenApiBackend {
         &self,
         ctx: &CallContext,
         built: request::HttpRequest,
-    ) -> Result<Called, GatewayError> {
+    ) -> Result<ToolAnswer, GatewayError> {
         let url = self.url(&built.path_and_query)?;
         let mut headers = self
             .identity
@@ -241,7 +234,7 @@ impl OpenApiBackend {
         let waited = deadline.saturating_duration_since(Instant::now());
         let late = || {
             let seconds = waited.as_secs_f64().ceil();
-            Called::failed(
+            failed(
                 Outcome::Timeout,
                 format!("The API did not answer within {seconds} s."),
             )
@@ -251,7 +244,7 @@ impl OpenApiBackend {
             Ok(Err(error)) if error.is_timeout() => Ok(late()),
             Ok(Err(error)) => {
                 tracing::info!(backend = %self.id(), error = %error.without_url(), "an OpenAPI request failed");
-                Ok(Called::failed(
+                Ok(failed(
                     Outcome::Unavailable,
                     "The API could not be reached.".into(),
                 ))
@@ -263,10 +256,10 @@ impl OpenApiBackend {
                 } else {
                     Outcome::Error
                 };
-                Ok(Called {
+                Ok(ToolAnswer {
                     result,
-                    outcome,
-                    cache_hit: false,
+                    outcome: Some(outcome),
+                    detail: None,
                 })
             }
         }
@@ -390,27 +383,16 @@ fn definition(tool: &OpenApiTool) -> Value {
 
 #[async_trait]
 impl Connection for OpenApiBackend {
+    /// Lists and pings; tool calls go through [`Connection::call_tool`].
     async fn request(
         &self,
-        ctx: &CallContext,
+        _ctx: &CallContext,
         method: &str,
-        params: Option<Value>,
+        _params: Option<Value>,
         _notifications: Option<Notifications>,
     ) -> Result<Value, CallError> {
         match method {
             "tools/list" => Ok(json!({ "tools": self.listed })),
-            "tools/call" => {
-                let params = params.unwrap_or(Value::Null);
-                let name = params.get("name").and_then(Value::as_str).unwrap_or("");
-                match self.call(ctx, name, params.get("arguments")).await {
-                    Ok(called) => Ok(called.result),
-                    Err(error) => Err(CallError::Rpc {
-                        code: error.rpc_code(),
-                        message: error.to_string(),
-                        data: None,
-                    }),
-                }
-            }
             "ping" => Ok(json!({})),
             other => Err(CallError::Rpc {
                 code: super::error::code::METHOD_NOT_FOUND,
@@ -422,6 +404,16 @@ impl Connection for OpenApiBackend {
 
     async fn facts(&self, _ctx: &CallContext) -> Result<ServerFacts, CallError> {
         Ok(self.facts())
+    }
+
+    async fn call_tool(
+        &self,
+        ctx: &CallContext,
+        params: Value,
+        _notifications: Option<Notifications>,
+    ) -> Result<ToolAnswer, GatewayError> {
+        let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+        self.call(ctx, name, params.get("arguments")).await
     }
 }
 
