@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 use super::caller::Caller;
+use super::error::GatewayError;
 use crate::config::{BackendSettings, ForwardMode};
 use crate::oauth::tokens::{KeySet, new_jti};
 use crate::oauth::upstream_tokens::{UpstreamRefreshError, UpstreamTokenKeeper};
@@ -46,6 +47,24 @@ pub enum ForwardError {
     Upstream(#[from] UpstreamRefreshError),
     #[error("signing the assertion failed")]
     Signing,
+}
+
+impl From<ForwardError> for GatewayError {
+    /// An ended upstream sign-in is the caller's to renew (401); Portcullis' own database out
+    /// of reach is a retry (503); anything else leaves the backend unreachable for this call,
+    /// and is logged.
+    fn from(error: ForwardError) -> Self {
+        match error {
+            ForwardError::Upstream(UpstreamRefreshError::Ended) => Self::SignInEnded,
+            ForwardError::Upstream(UpstreamRefreshError::StorageUnavailable) => {
+                Self::TemporarilyUnavailable
+            }
+            error @ (ForwardError::Upstream(_) | ForwardError::Signing) => {
+                tracing::warn!(%error, "preparing the caller's identity failed");
+                Self::Unavailable("the caller's identity could not be prepared for this backend")
+            }
+        }
+    }
 }
 
 fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -130,5 +149,33 @@ impl IdentityForwarder {
             );
         }
         Ok(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_that_cannot_be_prepared_is_one_error_on_every_endpoint() {
+        let upstream = |error| GatewayError::from(ForwardError::Upstream(error));
+        assert_eq!(
+            upstream(UpstreamRefreshError::Ended),
+            GatewayError::SignInEnded
+        );
+        assert_eq!(
+            upstream(UpstreamRefreshError::StorageUnavailable),
+            GatewayError::TemporarilyUnavailable
+        );
+        for unreachable in [
+            upstream(UpstreamRefreshError::Unavailable),
+            upstream(UpstreamRefreshError::Internal),
+            GatewayError::from(ForwardError::Signing),
+        ] {
+            assert!(
+                matches!(unreachable, GatewayError::Unavailable(_)),
+                "{unreachable:?}"
+            );
+        }
     }
 }

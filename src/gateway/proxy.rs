@@ -19,11 +19,10 @@ use super::caller::Caller;
 use super::connection::{CallContext, CallError};
 use super::era::{self, Era};
 use super::error::GatewayError;
-use super::identity::{ForwardError, REQUEST_ID};
+use super::identity::REQUEST_ID;
 use super::message::{Incoming, Method as McpMethod};
 use super::relay::Relay;
 use super::{Gateway, respond, sessions};
-use crate::oauth::upstream_tokens::UpstreamRefreshError;
 
 /// Request headers a backend may see from the client (never `Authorization` or cookies). The
 /// session id, and with it `Last-Event-ID`, pass only once the session is the caller's own;
@@ -117,9 +116,9 @@ impl Exchange {
             .identity
             .headers(&self.backend.settings, &self.caller, &self.request_id, now)
             .await;
-        let mut headers = match identity {
+        let mut headers = match identity.map_err(GatewayError::from) {
             Ok(headers) => headers,
-            Err(ForwardError::Upstream(UpstreamRefreshError::Ended)) => {
+            Err(GatewayError::SignInEnded) => {
                 self.record.deny("the upstream sign-in has ended");
                 return respond::error(
                     &GatewayError::SignInEnded,
@@ -129,15 +128,7 @@ impl Exchange {
                     Some(&self.caller),
                 );
             }
-            Err(error) => {
-                tracing::warn!(%error, backend = %self.backend.id(), "preparing the caller's identity failed");
-                return self.fail(
-                    GatewayError::Unavailable(
-                        "the caller's identity could not be prepared for this backend",
-                    ),
-                    &first_id,
-                );
-            }
+            Err(error) => return self.fail(error, &first_id),
         };
         for name in &PASSED_TO_BACKEND {
             if let Some(value) = parts.headers.get(name) {

@@ -27,10 +27,9 @@ use super::audit::Outcome;
 use super::connection::{CallContext, CallError, Connection, Notifications, ToolAnswer};
 use super::era::{self, Era, ServerFacts};
 use super::error::GatewayError;
-use super::identity::{ForwardError, IdentityForwarder};
+use super::identity::IdentityForwarder;
 use crate::clock::Clock;
 use crate::config::{ApiAuth, BackendSettings, OpenApiSettings};
-use crate::oauth::upstream_tokens::UpstreamRefreshError;
 use crate::openapi::{OpenApiTool, request};
 use crate::telemetry::metrics;
 pub use cache::ResponseCache;
@@ -202,19 +201,7 @@ impl OpenApiBackend {
                 &ctx.request_id,
                 self.clock.now(),
             )
-            .await
-            .map_err(|error| match error {
-                ForwardError::Upstream(UpstreamRefreshError::Ended) => GatewayError::SignInEnded,
-                ForwardError::Upstream(UpstreamRefreshError::StorageUnavailable) => {
-                    GatewayError::TemporarilyUnavailable
-                }
-                error => {
-                    tracing::warn!(%error, backend = %self.id(), "preparing the caller's identity failed");
-                    GatewayError::Unavailable(
-                        "the caller's identity could not be prepared for this backend",
-                    )
-                }
-            })?;
+            .await?;
         headers.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/json, */*;q=0.8"),
