@@ -11,7 +11,7 @@ use super::authorize::error_redirect;
 use super::error::{ErrorCode, FlowError, OAuthError};
 use super::params::Params;
 use super::server::AuthorizationServer;
-use crate::crypto::{constant_time_eq, random_token, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
 use crate::paths;
 use crate::store::{Attach, AuthorizationCode, Flow, Grant, SignedIn, User};
 use crate::store::{AuditEvent, AuditKind, Decision};
@@ -126,6 +126,29 @@ fn back_to_client(
     .ok_or(FlowError::Internal)
 }
 
+/// Why a callback took no flow, read without changing it (and logged: each is a security
+/// event).
+async fn why_not_taken(
+    server: &AuthorizationServer,
+    provider_id: &str,
+    upstream_state: &str,
+    now: DateTime<Utc>,
+) -> Result<FlowError, FlowError> {
+    let Some(flow) = server.store.get_flow(upstream_state, now).await? else {
+        tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
+        return Ok(FlowError::FlowGone);
+    };
+    if flow.data.upstream.is_none() {
+        return Ok(FlowError::FlowGone);
+    }
+    if flow.data.provider.as_deref() != Some(provider_id) {
+        tracing::warn!(target: "security", event = "callback.provider_mismatch", provider = %provider_id);
+        return Ok(FlowError::FlowGone);
+    }
+    tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
+    Ok(FlowError::ForeignBrowser)
+}
+
 /// Handles `/callback/{provider}`; returns where to send the browser.
 pub async fn finish(
     server: &AuthorizationServer,
@@ -136,31 +159,25 @@ pub async fn finish(
 ) -> Result<Url, FlowError> {
     let params = Params::parse(raw_query).map_err(|_| FlowError::FlowGone)?;
     let upstream_state = params.get("state").ok_or(FlowError::FlowGone)?;
-    // The flow is read, not consumed, until the browser proves it is the one that started it:
-    // a request from any other (a forged or leaked callback URL) must not end the person's
-    // sign-in.
-    let Some(flow) = server.store.get_flow(upstream_state, now).await? else {
-        tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
+    // The flow is spent, once, and only by the browser that started it, coming back from the
+    // provider it was sent to: a request from any other (a forged or leaked callback URL) must
+    // not end the person's sign-in, and a second request with the same state (a reload, a race)
+    // finds nothing.
+    let taken = match browser_secret {
+        Some(secret) => {
+            server
+                .store
+                .take_upstream_flow(upstream_state, &sha256_hex(secret), provider_id, now)
+                .await?
+        }
+        None => None,
+    };
+    let Some(flow) = taken else {
+        return Err(why_not_taken(server, provider_id, upstream_state, now).await?);
+    };
+    let Some(leg) = &flow.data.upstream else {
         return Err(FlowError::FlowGone);
     };
-    let (Some(leg), Some(flow_provider)) = (&flow.data.upstream, &flow.data.provider) else {
-        return Err(FlowError::FlowGone);
-    };
-    if flow_provider != provider_id {
-        tracing::warn!(target: "security", event = "callback.provider_mismatch", provider = %provider_id);
-        return Err(FlowError::FlowGone);
-    }
-    if !browser_secret
-        .is_some_and(|secret| constant_time_eq(&sha256_hex(secret), &flow.data.browser_hash))
-    {
-        tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
-        return Err(FlowError::ForeignBrowser);
-    }
-    // Now it is spent, once: a second request with the same state (a reload, a race) finds
-    // nothing.
-    if server.store.take_flow(upstream_state, now).await?.is_none() {
-        return Err(FlowError::FlowGone);
-    }
     if let Some(upstream_error) = params.get("error") {
         metrics::sign_in(provider_id, SignIn::UpstreamDenied);
         server.auditor.record(

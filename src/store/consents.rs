@@ -60,7 +60,7 @@ where
         .bind(consent.scope.as_str())
         .bind(Ts(consent.created_at))
         .bind(Ts(consent.expires_at))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(())
     }
@@ -85,7 +85,7 @@ where
         .bind(redirect_uri)
         .bind(resource)
         .bind(Ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(Consent::from))
     }
@@ -105,7 +105,7 @@ where
         .bind(client_id)
         .bind(redirect_uri)
         .bind(resource)
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(())
     }

@@ -35,7 +35,7 @@ where
         .bind(key.expires_at.map(Ts))
         .bind(key.revoked_at.map(Ts))
         .bind(key.last_used_at.map(Ts))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await
         .map_err(on_unique("API key exists"))?;
         Ok(())
@@ -48,7 +48,7 @@ where
             " FROM api_keys WHERE key_hash = $1"
         ))
         .bind(key_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(ApiKey::from))
     }
@@ -60,7 +60,7 @@ where
             " FROM api_keys WHERE ($1 IS NULL OR user_id = $1) ORDER BY created_at DESC, id"
         ))
         .bind(user_id.map(str::to_owned))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(ApiKey::from).collect())
     }
@@ -70,7 +70,7 @@ where
             sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
                 .bind(Ts(now))
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *self.db.take().await?)
                 .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -79,7 +79,7 @@ where
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(Ts(now))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(())
     }

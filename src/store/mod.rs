@@ -8,6 +8,8 @@
 
 /// The audit trail's statements built at run time (multi-row insert, filtered listing).
 mod audit;
+/// Where a statement gets its connection: a pool, or SQLite's one connection taken in turn.
+mod connections;
 /// Remembered consent: the [`ConsentStore`] part.
 mod consents;
 /// What each engine says for itself, and the timestamp each binds its own way.
@@ -126,9 +128,10 @@ pub trait Directory: Send + Sync + 'static {
         provider: &str,
         subject: &str,
     ) -> StoreResult<Option<IdentityRecord>>;
-    /// Records a sign-in, atomically: a known identity takes the new email (when verified),
-    /// claims and time; an unknown one is attached as `attach` says. The person takes the new
-    /// name, the verified email and the time. Returns the person.
+    /// Records a sign-in: a known identity takes the new email (when verified), claims and
+    /// time; an unknown one is attached as `attach` says, atomically with the person it may
+    /// create. The person takes the new name, the verified email and the time. Returns the
+    /// person.
     async fn record_sign_in(
         &self,
         signed_in: &SignedIn,
@@ -253,6 +256,16 @@ pub trait Store: Directory + KeyStore + ConsentStore {
     /// Deletes the flow and returns it, atomically: of two concurrent callers only one gets it.
     /// An expired flow is deleted and `None` returned.
     async fn take_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>>;
+    /// Like [`take_flow`](Self::take_flow), but only a flow that was sent upstream to
+    /// `provider` by the browser whose secret hashes to `browser_hash`: any other is left as
+    /// it is and `None` returned. What a callback does, in one statement.
+    async fn take_upstream_flow(
+        &self,
+        id: &str,
+        browser_hash: &str,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Flow>>;
 
     // Grants: one per successful sign-in of a user at a client (the token's `sid`).
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()>;
@@ -288,6 +301,9 @@ pub trait Store: Directory + KeyStore + ConsentStore {
     /// The code, spent or not, without changing it: the token endpoint checks everything before
     /// spending, so a failed attempt changes nothing.
     async fn get_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>>;
+    /// The code, spent or not, with its grant and the grant's person's email, in one statement
+    /// and without changing anything.
+    async fn get_code_exchange(&self, code_hash: &str) -> StoreResult<Option<CodeExchange>>;
     /// Spends the code atomically, storing `refresh` with it in the same transaction when the
     /// code is spent (and not otherwise). An expired, unspent code is `Unknown`.
     async fn redeem_code(

@@ -195,6 +195,15 @@ pub struct Consent {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What the token endpoint reads before spending a code: the code, the grant it hands over,
+/// and the email of that grant's person (for the access token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeExchange {
+    pub code: AuthorizationCode,
+    pub grant: Grant,
+    pub email: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationCode {
     /// SHA-256 (hex) of the code.

@@ -4,12 +4,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Executor, FromRow};
+use sqlx::{Connection, Executor, FromRow};
 
 use super::engine::{Bind, Engine, Ts};
 use super::rows::{
-    ClientRow, GrantRow, IdentityRow, UserRow, client_columns, grant_columns, identity_columns,
-    user_columns,
+    ClientRow, GrantRow, IdentityRow, PersonRow, UserRow, client_columns, grant_columns,
+    identity_columns, user_columns,
 };
 use super::sql::SqlStore;
 use super::{
@@ -32,6 +32,7 @@ where
     for<'a> Json<&'a serde_json::Value>: Bind<DB>,
     for<'r> UserRow: FromRow<'r, DB::Row>,
     for<'r> IdentityRow: FromRow<'r, DB::Row>,
+    for<'r> PersonRow: FromRow<'r, DB::Row>,
     for<'r> GrantRow: FromRow<'r, DB::Row>,
     for<'r> ClientRow: FromRow<'r, DB::Row>,
     for<'r> (String,): FromRow<'r, DB::Row>,
@@ -48,7 +49,7 @@ where
         ))
         .bind(provider)
         .bind(subject)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(IdentityRecord::from))
     }
@@ -59,10 +60,51 @@ where
         attach: &Attach,
         now: DateTime<Utc>,
     ) -> StoreResult<User> {
+        // A known identity, the common case: the person takes the sign-in in one statement
+        // that finds them through the identity, then the identity does. Each statement is whole
+        // on its own, so no transaction (two more round trips to the database) is needed. A new
+        // person cannot have an identity yet.
+        let known = match attach {
+            Attach::NewUser => None,
+            Attach::To(_) => {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "UPDATE users SET last_login_at = $1, name = COALESCE($2, name),
+                         email = COALESCE($3, email)
+                     WHERE id = (SELECT user_id FROM identities
+                                 WHERE provider = $4 AND subject = $5)
+                     RETURNING ",
+                    user_columns!()
+                ))
+                .bind(Ts(now))
+                .bind(&signed_in.name)
+                .bind(&signed_in.email)
+                .bind(&signed_in.provider)
+                .bind(&signed_in.subject)
+                .fetch_optional(&mut *self.db.take().await?)
+                .await?
+            }
+        };
+        if let Some(user) = known {
+            sqlx::query(
+                "UPDATE identities SET email = $1, claims = $2, last_login_at = $3
+                 WHERE provider = $4 AND subject = $5",
+            )
+            .bind(&signed_in.email)
+            .bind(Json(&signed_in.claims))
+            .bind(Ts(now))
+            .bind(&signed_in.provider)
+            .bind(&signed_in.subject)
+            .execute(&mut *self.db.take().await?)
+            .await?;
+            return Ok(user.into());
+        }
+        // A first sign-in of this identity: the person (when new) and the identity are recorded
+        // together or not at all.
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut tx = self.pool.begin().await?;
+            let mut conn = self.db.take().await?;
+            let mut tx = conn.begin().await?;
             let known = sqlx::query_as::<_, (String,)>(
                 "UPDATE identities SET email = $1, claims = $2, last_login_at = $3
                  WHERE provider = $4 AND subject = $5 RETURNING user_id",
@@ -135,14 +177,14 @@ where
             .bind(Json(claims))
             .bind(provider)
             .bind(subject)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(())
     }
 
     async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.db.take().await?;
         Ok(insert_user(&mut *conn, &id, user, now).await?.into())
     }
 
@@ -153,7 +195,7 @@ where
             " FROM users WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(User::from))
     }
@@ -165,7 +207,7 @@ where
             " FROM users WHERE email = $1 ORDER BY created_at, id"
         ))
         .bind(email.trim().to_lowercase())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(User::from).collect())
     }
@@ -176,7 +218,7 @@ where
             user_columns!(),
             " FROM users ORDER BY created_at, id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(User::from).collect())
     }
@@ -188,35 +230,45 @@ where
             " FROM identities WHERE user_id = $1 ORDER BY created_at, provider, subject"
         ))
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(IdentityRecord::from).collect())
     }
 
     async fn person(&self, user_id: &str, provider: &str) -> StoreResult<Option<Person>> {
-        let Some(user) = self.get_user(user_id).await? else {
-            return Ok(None);
-        };
-        let roles = sqlx::query_as::<_, (String,)>(
-            "SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role",
+        // One statement, so that the person, their roles and the identity are one snapshot:
+        // a row per role (one with no role when they have none), each carrying the identity.
+        let rows = sqlx::query_as::<_, PersonRow>(
+            "SELECT u.id, u.email, u.name, u.disabled_at, u.created_at, u.last_login_at, r.role,
+                 i.subject AS identity_subject, i.email AS identity_email,
+                 i.claims AS identity_claims, i.created_at AS identity_created_at,
+                 i.last_login_at AS identity_last_login_at
+             FROM users u
+             LEFT JOIN user_roles r ON r.user_id = u.id
+             LEFT JOIN identities i ON i.user_id = u.id AND i.provider = $2
+                 AND i.subject = (SELECT subject FROM identities
+                                  WHERE user_id = u.id AND provider = $2
+                                  ORDER BY last_login_at DESC, subject LIMIT 1)
+             WHERE u.id = $1
+             ORDER BY r.role",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let identity = sqlx::query_as::<_, IdentityRow>(concat!(
-            "SELECT ",
-            identity_columns!(),
-            " FROM identities WHERE user_id = $1 AND provider = $2
-             ORDER BY last_login_at DESC, subject LIMIT 1"
-        ))
-        .bind(user_id)
         .bind(provider)
-        .fetch_optional(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
+        let mut rows = rows.into_iter();
+        let Some(first) = rows.next() else {
+            return Ok(None);
+        };
+        let identity = first.identity(user_id, provider);
+        let roles = first
+            .role
+            .into_iter()
+            .chain(rows.filter_map(|row| row.role));
         Ok(Some(Person {
-            user,
-            roles: roles.into_iter().map(|(role,)| role).collect(),
-            identity: identity.map(IdentityRecord::from),
+            user: first.user.into(),
+            roles: roles.collect(),
+            identity,
         }))
     }
 
@@ -228,7 +280,7 @@ where
         let result = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
             .bind(disabled_at.map(Ts))
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -236,7 +288,7 @@ where
     async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
         let result = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -254,7 +306,7 @@ where
         .bind(user_id)
         .bind(role)
         .bind(Ts(now))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -263,7 +315,7 @@ where
         let result = sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role = $2")
             .bind(user_id)
             .bind(role)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -273,7 +325,7 @@ where
             "SELECT id FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
         )
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
@@ -295,7 +347,7 @@ where
         } else {
             "active"
         })
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(Grant::from).collect())
     }
@@ -306,7 +358,7 @@ where
             client_columns!(),
             " FROM clients ORDER BY created_at DESC, client_id"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(Client::from).collect())
     }
@@ -314,7 +366,7 @@ where
     async fn delete_client(&self, client_id: &str) -> StoreResult<bool> {
         let result = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(DB::rows_affected(&result) == 1)
     }

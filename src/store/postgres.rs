@@ -9,6 +9,7 @@ use sqlx::postgres::{PgArgumentBuffer, PgPoolOptions, PgQueryResult, PgTypeInfo,
 use sqlx::{Encode, Type};
 
 use super::StoreResult;
+use super::connections::Connections;
 use super::engine::{Engine, Ts};
 use super::sql::SqlStore;
 
@@ -24,7 +25,9 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            db: Connections::Pool(pool),
+        })
     }
 }
 

@@ -8,8 +8,8 @@ use sqlx::FromRow;
 use sqlx::types::Json;
 
 use super::{
-    ApiKey, AuditEvent, AuthorizationCode, Client, Flow, Grant, IdentityRecord, RefreshToken,
-    SigningKeyRecord, StoreError, UpstreamTokens, User,
+    ApiKey, AuditEvent, AuthorizationCode, Client, CodeExchange, Flow, Grant, IdentityRecord,
+    RefreshToken, SigningKeyRecord, StoreError, UpstreamTokens, User,
 };
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else as `?` would.
@@ -124,6 +124,35 @@ impl From<IdentityRow> for IdentityRecord {
     }
 }
 
+/// One row of [`person`](super::Directory::person)'s statement: the person, one of their roles
+/// (none when they have none), and their most recent identity at the provider asked for, if any.
+#[derive(FromRow)]
+pub(super) struct PersonRow {
+    #[sqlx(flatten)]
+    pub(super) user: UserRow,
+    pub(super) role: Option<String>,
+    identity_subject: Option<String>,
+    identity_email: Option<String>,
+    identity_claims: Option<Json<serde_json::Value>>,
+    identity_created_at: Option<DateTime<Utc>>,
+    identity_last_login_at: Option<DateTime<Utc>>,
+}
+
+impl PersonRow {
+    /// The identity in this row, which belongs to `user_id` at `provider`.
+    pub(super) fn identity(&self, user_id: &str, provider: &str) -> Option<IdentityRecord> {
+        Some(IdentityRecord {
+            provider: provider.to_owned(),
+            subject: self.identity_subject.clone()?,
+            user_id: user_id.to_owned(),
+            email: self.identity_email.clone(),
+            claims: self.identity_claims.as_ref()?.0.clone(),
+            created_at: self.identity_created_at?,
+            last_login_at: self.identity_last_login_at?,
+        })
+    }
+}
+
 /// The flow document is read as plain JSON first, so that a document an older or newer version
 /// wrote surfaces as [`StoreError::Corrupt`] naming the flow rather than as a driver error.
 #[derive(FromRow)]
@@ -217,6 +246,42 @@ impl From<CodeRow> for AuthorizationCode {
             code_challenge: row.code_challenge,
             expires_at: row.expires_at,
             redeemed_at: row.redeemed_at,
+        }
+    }
+}
+
+/// [`get_code_exchange`](super::Store::get_code_exchange)'s row: the code's columns (the two
+/// that grants have too renamed), the grant's, and the person's email.
+#[derive(FromRow)]
+pub(super) struct CodeExchangeRow {
+    code_hash: String,
+    grant_id: String,
+    #[sqlx(rename = "code_client_id")]
+    client_id: String,
+    #[sqlx(rename = "code_redirect_uri")]
+    redirect_uri: String,
+    code_challenge: String,
+    expires_at: DateTime<Utc>,
+    redeemed_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    grant: GrantRow,
+    user_email: Option<String>,
+}
+
+impl From<CodeExchangeRow> for CodeExchange {
+    fn from(row: CodeExchangeRow) -> Self {
+        Self {
+            code: AuthorizationCode {
+                code_hash: row.code_hash,
+                grant_id: row.grant_id,
+                client_id: row.client_id,
+                redirect_uri: row.redirect_uri,
+                code_challenge: row.code_challenge,
+                expires_at: row.expires_at,
+                redeemed_at: row.redeemed_at,
+            },
+            grant: row.grant.into(),
+            email: row.user_email,
         }
     }
 }

@@ -9,24 +9,26 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Database, Executor, FromRow, Pool};
+use sqlx::{Connection, Database, Executor, FromRow};
 
 use super::audit;
+use super::connections::Connections;
 use super::engine::{Bind, Engine, Ts};
 use super::inserts;
 use super::rows::{
-    AuditEventRow, ClientRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow, SigningKeyRow,
-    after_failed_redemption, client_columns, grant_columns, on_unique,
+    AuditEventRow, ClientRow, CodeExchangeRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow,
+    SigningKeyRow, after_failed_redemption, client_columns, grant_columns, on_unique,
 };
 use super::{
-    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeRedemption, Directory, Flow, FlowData,
-    Grant, KeyStore, RefreshToken, Retention, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
+    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeExchange, CodeRedemption, Directory,
+    Flow, FlowData, Grant, KeyStore, RefreshToken, Retention, SigningKeyRecord, Store, StoreResult,
+    UpstreamTokens,
 };
 use crate::telemetry::metrics::PoolStats;
 
-/// [`Store`] on a pool of either engine; `SqliteStore` and `PostgresStore` name the two.
+/// [`Store`] on either engine; `SqliteStore` and `PostgresStore` name the two.
 pub struct SqlStore<DB: Database> {
-    pub(super) pool: Pool<DB>,
+    pub(super) db: Connections<DB>,
 }
 
 #[async_trait]
@@ -48,27 +50,30 @@ where
     for<'r> FlowRow: FromRow<'r, DB::Row>,
     for<'r> GrantRow: FromRow<'r, DB::Row>,
     for<'r> CodeRow: FromRow<'r, DB::Row>,
+    for<'r> CodeExchangeRow: FromRow<'r, DB::Row>,
     for<'r> RefreshTokenRow: FromRow<'r, DB::Row>,
     for<'r> SigningKeyRow: FromRow<'r, DB::Row>,
     for<'r> AuditEventRow: FromRow<'r, DB::Row>,
     for<'r> (String, DateTime<Utc>): FromRow<'r, DB::Row>,
 {
     async fn migrate(&self) -> StoreResult<()> {
-        DB::MIGRATOR.run(&self.pool).await?;
+        // `run_direct` is what `Migrator::run` calls once it holds a connection; sqlx makes it
+        // public for generic code like this, where `run`'s `Acquire` bound cannot be met.
+        DB::MIGRATOR
+            .run_direct(None, &mut *self.db.take().await?, false)
+            .await?;
         Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.db.take().await?)
+            .await?;
         Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {
-        PoolStats {
-            open: self.pool.size(),
-            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
-            max: self.pool.options().get_max_connections(),
-        }
+        self.db.stats()
     }
 
     async fn insert_client(&self, client: &Client) -> StoreResult<()> {
@@ -87,7 +92,7 @@ where
         .bind(&client.scope)
         .bind(Json(&client.metadata))
         .bind(Ts(client.created_at))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await
         .map_err(on_unique("client_id exists"))?;
         Ok(())
@@ -100,7 +105,7 @@ where
             " FROM clients WHERE client_id = $1"
         ))
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(Client::from))
     }
@@ -110,7 +115,7 @@ where
             .bind(&flow.id)
             .bind(Json(&flow.data))
             .bind(Ts(flow.expires_at))
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await
             .map_err(on_unique("flow id exists"))?;
         Ok(())
@@ -122,7 +127,7 @@ where
         )
         .bind(id)
         .bind(Ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         row.map(Flow::try_from).transpose()
     }
@@ -132,7 +137,7 @@ where
             .bind(Json(&flow.data))
             .bind(&flow.id)
             .bind(Ts(now))
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -146,7 +151,7 @@ where
         .bind(Ts(flow.expires_at))
         .bind(old_id)
         .bind(Ts(now))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await
         .map_err(on_unique("flow id exists"))?;
         Ok(DB::rows_affected(&result) == 1)
@@ -157,16 +162,40 @@ where
             "DELETE FROM flows WHERE id = $1 RETURNING id, data, expires_at",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         row.filter(|row| row.expires_at > now)
             .map(Flow::try_from)
             .transpose()
     }
 
+    async fn take_upstream_flow(
+        &self,
+        id: &str,
+        browser_hash: &str,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Flow>> {
+        // `->>` reads a member of the JSON document as text in both engines (a JSON null, or a
+        // missing member, as NULL).
+        let row = sqlx::query_as::<_, FlowRow>(
+            "DELETE FROM flows
+             WHERE id = $1 AND expires_at > $2 AND data ->> 'browser_hash' = $3
+                 AND data ->> 'provider' = $4 AND data ->> 'upstream' IS NOT NULL
+             RETURNING id, data, expires_at",
+        )
+        .bind(id)
+        .bind(Ts(now))
+        .bind(browser_hash)
+        .bind(provider)
+        .fetch_optional(&mut *self.db.take().await?)
+        .await?;
+        row.map(Flow::try_from).transpose()
+    }
+
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
         inserts::grant(grant)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await
             .map_err(on_unique("grant id exists"))?;
         Ok(())
@@ -177,7 +206,8 @@ where
         grant: &Grant,
         code: &AuthorizationCode,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.db.take().await?;
+        let mut tx = conn.begin().await?;
         inserts::grant(grant)
             .execute(&mut *tx)
             .await
@@ -197,14 +227,14 @@ where
             " FROM grants WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(Grant::from))
     }
 
     async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()> {
         inserts::grant_upstream(id, None, upstream)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(())
     }
@@ -216,13 +246,14 @@ where
         upstream: &UpstreamTokens,
     ) -> StoreResult<bool> {
         let result = inserts::grant_upstream(id, Some(replacing), upstream)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
 
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.db.take().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("UPDATE grants SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(Ts(now))
             .bind(id)
@@ -259,14 +290,14 @@ where
             "SELECT id, revoked_at FROM grants WHERE revoked_at >= $1 ORDER BY revoked_at, id",
         )
         .bind(Ts(since))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows)
     }
 
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
         inserts::code(code)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await
             .map_err(on_unique("code exists"))?;
         Ok(())
@@ -279,7 +310,27 @@ where
              FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn get_code_exchange(&self, code_hash: &str) -> StoreResult<Option<CodeExchange>> {
+        // A code's grant and the grant's person always exist: deleting either deletes the code.
+        let row = sqlx::query_as::<_, CodeExchangeRow>(
+            "SELECT c.code_hash, c.grant_id, c.client_id AS code_client_id,
+                 c.redirect_uri AS code_redirect_uri, c.code_challenge, c.expires_at,
+                 c.redeemed_at, g.id, g.user_id, g.client_id, g.provider, g.scope, g.resource,
+                 g.upstream_access_token_enc, g.upstream_refresh_token_enc,
+                 g.upstream_id_token_enc, g.upstream_expires_at, g.created_at, g.revoked_at,
+                 g.redirect_uri, u.email AS user_email
+             FROM authorization_codes c
+             JOIN grants g ON g.id = c.grant_id
+             JOIN users u ON u.id = g.user_id
+             WHERE c.code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(Into::into))
     }
@@ -290,7 +341,8 @@ where
         now: DateTime<Utc>,
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<CodeRedemption> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.db.take().await?;
+        let mut tx = conn.begin().await?;
         let redeemed = sqlx::query_as::<_, CodeRow>(
             "UPDATE authorization_codes SET redeemed_at = $1
              WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
@@ -303,6 +355,8 @@ where
         .await?;
         let Some(row) = redeemed else {
             tx.rollback().await?;
+            // Given back before reading again: SQLite has one connection.
+            drop(conn);
             return Ok(after_failed_redemption(self.get_code(code_hash).await?));
         };
         if let Some(token) = refresh {
@@ -317,7 +371,7 @@ where
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
         inserts::refresh_token(token)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await
             .map_err(on_unique("refresh token exists"))?;
         Ok(())
@@ -330,7 +384,7 @@ where
              FROM refresh_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(RefreshToken::from))
     }
@@ -348,7 +402,7 @@ where
         .bind(Ts(now))
         .bind(successor_enc)
         .bind(token_hash)
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(DB::rows_affected(&result) == 1)
     }
@@ -356,7 +410,7 @@ where
     async fn delete_refresh_token(&self, token_hash: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *self.db.take().await?)
             .await?;
         Ok(())
     }
@@ -376,7 +430,7 @@ where
         .bind(grant_id)
         .bind(scope)
         .bind(Ts(now))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(())
     }
@@ -392,7 +446,7 @@ where
         let pending: Option<(String, DateTime<Utc>)> =
             sqlx::query_as("SELECT scope, requested_at FROM step_ups WHERE grant_id = $1")
                 .bind(grant_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.db.take().await?)
                 .await?;
         if pending.is_none() {
             return Ok(None);
@@ -401,7 +455,7 @@ where
             "DELETE FROM step_ups WHERE grant_id = $1 RETURNING scope, requested_at",
         )
         .bind(grant_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(taken.filter(|(_, at)| *at >= since).map(|(scope, _)| scope))
     }
@@ -420,7 +474,7 @@ where
         .bind(jti)
         .bind(Ts(expires_at))
         .bind(Ts(now))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(())
     }
@@ -434,7 +488,7 @@ where
              ORDER BY revoked_at, jti",
         )
         .bind(Ts(since))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows)
     }
@@ -450,7 +504,7 @@ where
         .bind(&key.private_key_enc)
         .bind(&key.public_jwk)
         .bind(Ts(key.created_at))
-        .execute(&self.pool)
+        .execute(&mut *self.db.take().await?)
         .await?;
         Ok(())
     }
@@ -460,13 +514,26 @@ where
             "SELECT kid, alg, private_key_enc, public_jwk, created_at
              FROM signing_keys ORDER BY created_at DESC, kid DESC",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
     }
 
     async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() <= audit::INSERT_CHUNK {
+            // One statement is atomic on its own: no transaction (two more round trips).
+            audit::insert(events)
+                .build()
+                .execute(&mut *self.db.take().await?)
+                .await
+                .map_err(on_unique("audit event id exists"))?;
+            return Ok(());
+        }
+        let mut conn = self.db.take().await?;
+        let mut tx = conn.begin().await?;
         for chunk in events.chunks(audit::INSERT_CHUNK) {
             audit::insert(chunk)
                 .build()
@@ -482,13 +549,14 @@ where
         let mut select = audit::select::<DB>(filter);
         let rows = select
             .build_query_as::<AuditEventRow>()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db.take().await?)
             .await?;
         rows.into_iter().map(AuditEvent::try_from).collect()
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, keep: &Retention) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.db.take().await?;
+        let mut tx = conn.begin().await?;
         let mut deleted = 0;
         for (sql, cutoff) in [
             ("DELETE FROM flows WHERE expires_at <= $1", now),

@@ -8,24 +8,18 @@ use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
-    Sqlite, SqliteArgumentsBuffer, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
-    SqliteQueryResult, SqliteSynchronous, SqliteTypeInfo,
+    Sqlite, SqliteArgumentsBuffer, SqliteConnectOptions, SqliteJournalMode, SqliteQueryResult,
+    SqliteSynchronous, SqliteTypeInfo,
 };
-use sqlx::{Encode, Type};
+use sqlx::{ConnectOptions, Encode, Type};
+use tokio::sync::Mutex;
 
 use super::StoreResult;
+use super::connections::Connections;
 use super::engine::{Engine, Ts};
 use super::sql::SqlStore;
 
-/// One connection. SQLite serialises writers anyway, and a single connection is what makes it
-/// cheap here: its page cache never goes stale (no other connection of this process writes,
-/// so pages are not read back from the WAL after every commit elsewhere), and every statement
-/// goes to one worker thread rather than to one of several competing for the cores. The bench
-/// measured a sign-in at 0.6× the server CPU of eight connections. Reads wait behind writes,
-/// which take microseconds; Postgres is the database for heavy concurrent load.
-const MAX_CONNECTIONS: u32 = 1;
-
-/// [`Store`](super::Store) on a SQLite pool.
+/// [`Store`](super::Store) on one SQLite connection.
 pub type SqliteStore = SqlStore<Sqlite>;
 
 impl SqliteStore {
@@ -39,19 +33,18 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let pool_options = if in_memory {
-            // An in-memory database dies with its last connection: keep exactly one, for ever.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-        } else {
-            SqlitePoolOptions::new().max_connections(MAX_CONNECTIONS)
-        };
-        let pool = pool_options.connect_with(options).await?;
-        Ok(Self { pool })
+        // One connection, taken in turn. SQLite serialises writers anyway, and one connection
+        // is what makes it cheap here: its page cache never goes stale (no other connection of
+        // this process writes, so pages are not read back from the WAL after every commit
+        // elsewhere), and every statement goes to one worker thread rather than to one of several
+        // competing for the cores; `Connections` says what taking it costs. The bench measured a
+        // sign-in at 0.6x the server CPU of a pool of eight. Reads wait behind writes, which take
+        // microseconds; Postgres is the database for heavy concurrent load. An in-memory database
+        // lives as long as this connection, which is what a throwaway run wants.
+        let connection = options.connect().await?;
+        Ok(Self {
+            db: Connections::One(Mutex::new(connection)),
+        })
     }
 }
 
@@ -103,7 +96,7 @@ mod tests {
 
         let stored: (String, String) =
             sqlx::query_as("SELECT expires_at, revoked_at FROM revoked_access_tokens")
-                .fetch_one(&store.pool)
+                .fetch_one(&mut *store.db.take().await.unwrap())
                 .await
                 .unwrap();
         assert_eq!(

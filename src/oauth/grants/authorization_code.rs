@@ -14,7 +14,7 @@ use crate::oauth::params::Params;
 use crate::oauth::pkce;
 use crate::oauth::server::AuthorizationServer;
 use crate::store::{AuditEvent, AuditKind, Decision};
-use crate::store::{Client, CodeRedemption};
+use crate::store::{Client, CodeExchange, CodeRedemption};
 use crate::telemetry::metrics::{self, TokenEvent};
 
 pub(super) async fn exchange(
@@ -25,9 +25,13 @@ pub(super) async fn exchange(
 ) -> Result<Value, OAuthError> {
     let code = params.require("code")?;
     let code_hash = sha256_hex(code);
-    let record = server
+    let CodeExchange {
+        code: record,
+        grant,
+        email,
+    } = server
         .store
-        .get_code(&code_hash)
+        .get_code_exchange(&code_hash)
         .await?
         .ok_or_else(|| OAuthError::invalid_grant("the code is unknown or expired"))?;
     if record.redeemed_at.is_some() {
@@ -49,12 +53,9 @@ pub(super) async fn exchange(
         ));
     }
     pkce::verify(Some(&record.code_challenge), params.get("code_verifier"))?;
-    let grant = server
-        .store
-        .get_grant(&record.grant_id)
-        .await?
-        .filter(|g| g.revoked_at.is_none())
-        .ok_or_else(|| OAuthError::invalid_grant("the grant was revoked"))?;
+    if grant.revoked_at.is_some() {
+        return Err(OAuthError::invalid_grant("the grant was revoked"));
+    }
     if let Some(raw) = params.get("resource")
         && server.resources.find(raw).map(|r| r.uri.as_str()) != Some(grant.resource.as_str())
     {
@@ -92,5 +93,5 @@ pub(super) async fn exchange(
             .client(client.client_id.clone())
             .reason("authorization_code"),
     );
-    token_response(server, &grant, &grant.scope, refresh.as_deref(), now).await
+    token_response(server, &grant, email, &grant.scope, refresh.as_deref(), now)
 }

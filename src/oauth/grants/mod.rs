@@ -73,17 +73,13 @@ pub async fn token(
 }
 
 /// Signs an access token for `grant` with `scope`; returns it and its lifetime in seconds.
-async fn access_token(
+fn access_token(
     server: &AuthorizationServer,
     grant: &Grant,
+    email: Option<String>,
     scope: &str,
     now: DateTime<Utc>,
 ) -> Result<(String, i64), OAuthError> {
-    let email = server
-        .store
-        .get_user(&grant.user_id)
-        .await?
-        .and_then(|u| u.email);
     // Never past the end of the session it belongs to.
     let exp = (now + server.lifetimes.access).min(grant.created_at + server.lifetimes.session);
     let claims = AccessClaims {
@@ -106,14 +102,18 @@ async fn access_token(
 }
 
 /// The RFC 6749 §5.1 response.
-async fn token_response(
+///
+/// `email` is the person's, for the access token's `email` claim: the caller has it from the
+/// statement that read the grant, or reads it with [`email_of`].
+fn token_response(
     server: &AuthorizationServer,
     grant: &Grant,
+    email: Option<String>,
     scope: &str,
     refresh_token: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
-    let (access_token, expires_in) = access_token(server, grant, scope, now).await?;
+    let (access_token, expires_in) = access_token(server, grant, email, scope, now)?;
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
@@ -124,6 +124,18 @@ async fn token_response(
         object.insert("refresh_token".into(), refresh.into());
     }
     Ok(body)
+}
+
+/// The email of the grant's person, for the access token.
+async fn email_of(
+    server: &AuthorizationServer,
+    grant: &Grant,
+) -> Result<Option<String>, OAuthError> {
+    Ok(server
+        .store
+        .get_user(&grant.user_id)
+        .await?
+        .and_then(|user| user.email))
 }
 
 /// A new refresh token for `grant`: the token itself, and its record (by hash) to store.

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{new_refresh_token, revoke_grant, token_response};
+use super::{email_of, new_refresh_token, revoke_grant, token_response};
 use crate::crypto::sha256_hex;
 use crate::oauth::access::{Candidate, Entitlement, Refusal};
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -106,7 +106,8 @@ pub(super) async fn exchange(
             .user(grant.user_id.clone(), None)
             .client(client.client_id.clone()),
     );
-    token_response(server, &grant, &scope, Some(&successor), now).await
+    let email = email_of(server, &grant).await?;
+    token_response(server, &grant, email, &scope, Some(&successor), now)
 }
 
 /// The scope of the next token: what the request asks of the grant, within what the person may
@@ -279,7 +280,8 @@ async fn answer_rotated(
     };
     match successor {
         Some(token) if still_current => {
-            token_response(server, grant, scope, Some(&token), now).await
+            let email = email_of(server, grant).await?;
+            token_response(server, grant, email, scope, Some(&token), now)
         }
         _ => {
             metrics::refresh_reuse();

@@ -192,6 +192,64 @@ pub(super) async fn a_flow_reads_back_updates_and_is_taken_once(store: &dyn Stor
     assert!(!store.update_flow(&stored, at(2)).await.unwrap());
 }
 
+pub(super) async fn a_callback_takes_only_a_flow_sent_upstream_by_its_browser(store: &dyn Store) {
+    let browser = "b".repeat(64);
+    let mut before_consent = flow("upstream-1", at(600));
+    before_consent.data.provider = Some("github".to_owned());
+    store.insert_flow(&before_consent).await.unwrap();
+    // Not yet sent upstream: nothing is taken.
+    assert_eq!(
+        store
+            .take_upstream_flow("upstream-1", &browser, "github", t0())
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut sent = before_consent.clone();
+    sent.data.upstream = Some(UpstreamLeg {
+        nonce: "n-1".to_owned(),
+        pkce_verifier_enc: "gAAAAA-verifier".to_owned(),
+    });
+    assert!(store.update_flow(&sent, t0()).await.unwrap());
+    for (id, browser_hash, provider, now) in [
+        ("upstream-2", browser.as_str(), "github", t0()),
+        ("upstream-1", &*"c".repeat(64), "github", t0()),
+        ("upstream-1", browser.as_str(), "google", t0()),
+        ("upstream-1", browser.as_str(), "github", at(600)),
+    ] {
+        assert_eq!(
+            store
+                .take_upstream_flow(id, browser_hash, provider, now)
+                .await
+                .unwrap(),
+            None,
+            "{id} {browser_hash} {provider} {now}"
+        );
+    }
+    // Each refusal left the flow as it was.
+    assert_eq!(
+        store.get_flow("upstream-1", t0()).await.unwrap(),
+        Some(sent.clone())
+    );
+
+    assert_eq!(
+        store
+            .take_upstream_flow("upstream-1", &browser, "github", at(1))
+            .await
+            .unwrap(),
+        Some(sent)
+    );
+    assert_eq!(
+        store
+            .take_upstream_flow("upstream-1", &browser, "github", at(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_flow("upstream-1", at(1)).await.unwrap(), None);
+}
+
 pub(super) async fn an_expired_flow_is_invisible_and_taking_it_deletes_it(store: &dyn Store) {
     let stored = flow("flow-1", at(600));
     store.insert_flow(&stored).await.unwrap();

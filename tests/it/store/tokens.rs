@@ -2,7 +2,8 @@
 
 use chrono::Duration;
 use portcullis::store::{
-    AuthorizationCode, CodeRedemption, Grant, RefreshToken, Store, StoreError, UpstreamTokens,
+    AuthorizationCode, CodeExchange, CodeRedemption, Grant, RefreshToken, Store, StoreError,
+    UpstreamTokens,
 };
 
 use super::fixtures::{KEEP, at, code, flow, refresh_token, revoked_jtis, seeded_grant, t0};
@@ -168,6 +169,35 @@ pub(super) async fn a_code_is_redeemed_once_then_reported_as_replayed(store: &dy
         CodeRedemption::Replayed(spent.clone())
     );
     assert_eq!(store.get_code("code-1").await.unwrap(), Some(spent));
+}
+
+pub(super) async fn a_code_reads_with_its_grant_and_email_without_being_spent(store: &dyn Store) {
+    let grant = seeded_grant(store, "grant-1").await;
+    let issued = code("code-1", "grant-1", at(60));
+    store.insert_code(&issued).await.unwrap();
+    let exchange = CodeExchange {
+        code: issued.clone(),
+        grant: grant.clone(),
+        email: Some("ada@example.com".to_owned()),
+    };
+
+    // The code's redirect URI is not the grant's: each keeps its own.
+    assert_ne!(Some(&issued.redirect_uri), grant.redirect_uri.as_ref());
+    assert_eq!(
+        store.get_code_exchange("code-1").await.unwrap(),
+        Some(exchange.clone())
+    );
+    assert_eq!(
+        store.get_code_exchange("code-1").await.unwrap(),
+        Some(exchange.clone())
+    );
+    assert_eq!(store.get_code_exchange("nope").await.unwrap(), None);
+
+    store.redeem_code("code-1", at(5), None).await.unwrap();
+    store.revoke_grant("grant-1", at(6)).await.unwrap();
+    let read = store.get_code_exchange("code-1").await.unwrap().unwrap();
+    assert_eq!(read.code.redeemed_at, Some(at(5)));
+    assert_eq!(read.grant.revoked_at, Some(at(6)));
 }
 
 pub(super) async fn an_unknown_code_is_unknown(store: &dyn Store) {
