@@ -56,15 +56,17 @@ async fn admit(
     let email = identity.verified_email();
     let known = server
         .store
-        .find_identity(provider_id, &identity.subject)
+        .person_by_identity(provider_id, &identity.subject)
         .await?;
-    let attach = match &known {
-        Some(record) => Attach::To(record.user_id.clone()),
-        None => attach_for(server, provider_id, email.as_deref()).await?,
-    };
-    let existing = match &attach {
-        Attach::To(user_id) => server.store.person(user_id, provider_id).await?,
-        Attach::NewUser => None,
+    let (attach, existing) = match known {
+        Some(person) => (Attach::To(person.user.id.clone()), Some(person)),
+        None => match attach_for(server, provider_id, email.as_deref()).await? {
+            Attach::To(user_id) => {
+                let person = server.store.person(&user_id, provider_id).await?;
+                (Attach::To(user_id), person)
+            }
+            Attach::NewUser => (Attach::NewUser, None),
+        },
     };
     let verdict = match &existing {
         Some(person) if person.user.disabled_at.is_some() => Err(Refusal::Disabled),

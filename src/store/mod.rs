@@ -156,6 +156,13 @@ pub trait Directory: Send + Sync + 'static {
     async fn identities_of(&self, user_id: &str) -> StoreResult<Vec<IdentityRecord>>;
     /// A person with their roles and their most recently used identity at `provider`.
     async fn person(&self, user_id: &str, provider: &str) -> StoreResult<Option<Person>>;
+    /// The person the identity (`provider`, `subject`) belongs to, with their roles and that
+    /// identity; `None` when the identity was never seen.
+    async fn person_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<Person>>;
     /// Switches a person off (`Some(now)`) or on (`None`). False when there is no such person.
     async fn set_user_disabled(
         &self,

@@ -9,7 +9,7 @@ use sqlx::{Connection, Executor, FromRow};
 use super::engine::{Bind, Engine, Ts};
 use super::rows::{
     ClientRow, GrantRow, IdentityRow, PersonRow, UserRow, client_columns, grant_columns,
-    identity_columns, user_columns,
+    identity_columns, person_columns, user_columns,
 };
 use super::sql::SqlStore;
 use super::{
@@ -238,38 +238,44 @@ where
     async fn person(&self, user_id: &str, provider: &str) -> StoreResult<Option<Person>> {
         // One statement, so that the person, their roles and the identity are one snapshot:
         // a row per role (one with no role when they have none), each carrying the identity.
-        let rows = sqlx::query_as::<_, PersonRow>(
-            "SELECT u.id, u.email, u.name, u.disabled_at, u.created_at, u.last_login_at, r.role,
-                 i.subject AS identity_subject, i.email AS identity_email,
-                 i.claims AS identity_claims, i.created_at AS identity_created_at,
-                 i.last_login_at AS identity_last_login_at
-             FROM users u
+        let rows = sqlx::query_as::<_, PersonRow>(concat!(
+            "SELECT ",
+            person_columns!(),
+            " FROM users u
              LEFT JOIN user_roles r ON r.user_id = u.id
              LEFT JOIN identities i ON i.user_id = u.id AND i.provider = $2
                  AND i.subject = (SELECT subject FROM identities
                                   WHERE user_id = u.id AND provider = $2
                                   ORDER BY last_login_at DESC, subject LIMIT 1)
              WHERE u.id = $1
-             ORDER BY r.role",
-        )
+             ORDER BY r.role"
+        ))
         .bind(user_id)
         .bind(provider)
         .fetch_all(&mut *self.db.take().await?)
         .await?;
-        let mut rows = rows.into_iter();
-        let Some(first) = rows.next() else {
-            return Ok(None);
-        };
-        let identity = first.identity(user_id, provider);
-        let roles = first
-            .role
-            .into_iter()
-            .chain(rows.filter_map(|row| row.role));
-        Ok(Some(Person {
-            user: first.user.into(),
-            roles: roles.collect(),
-            identity,
-        }))
+        Ok(PersonRow::fold(rows, provider))
+    }
+
+    async fn person_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<Person>> {
+        let rows = sqlx::query_as::<_, PersonRow>(concat!(
+            "SELECT ",
+            person_columns!(),
+            " FROM identities i
+             JOIN users u ON u.id = i.user_id
+             LEFT JOIN user_roles r ON r.user_id = u.id
+             WHERE i.provider = $1 AND i.subject = $2
+             ORDER BY r.role"
+        ))
+        .bind(provider)
+        .bind(subject)
+        .fetch_all(&mut *self.db.take().await?)
+        .await?;
+        Ok(PersonRow::fold(rows, provider))
     }
 
     async fn set_user_disabled(

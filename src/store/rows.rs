@@ -9,7 +9,7 @@ use sqlx::types::Json;
 
 use super::{
     ApiKey, AuditEvent, AuthorizationCode, Client, CodeExchange, Flow, Grant, IdentityRecord,
-    RefreshToken, SigningKeyRecord, StoreError, UpstreamTokens, User,
+    Person, RefreshToken, SigningKeyRecord, StoreError, UpstreamTokens, User,
 };
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else as `?` would.
@@ -129,8 +129,8 @@ impl From<IdentityRow> for IdentityRecord {
 #[derive(FromRow)]
 pub(super) struct PersonRow {
     #[sqlx(flatten)]
-    pub(super) user: UserRow,
-    pub(super) role: Option<String>,
+    user: UserRow,
+    role: Option<String>,
     identity_subject: Option<String>,
     identity_email: Option<String>,
     identity_claims: Option<Json<serde_json::Value>>,
@@ -139,12 +139,28 @@ pub(super) struct PersonRow {
 }
 
 impl PersonRow {
-    /// The identity in this row, which belongs to `user_id` at `provider`.
-    pub(super) fn identity(&self, user_id: &str, provider: &str) -> Option<IdentityRecord> {
+    /// The person in `rows` (one per role, all carrying the same identity), with the identity
+    /// at `provider` the statement chose.
+    pub(super) fn fold(rows: Vec<Self>, provider: &str) -> Option<Person> {
+        let mut rows = rows.into_iter();
+        let first = rows.next()?;
+        let identity = first.identity(provider);
+        let roles = first
+            .role
+            .into_iter()
+            .chain(rows.filter_map(|row| row.role));
+        Some(Person {
+            user: first.user.into(),
+            roles: roles.collect(),
+            identity,
+        })
+    }
+
+    fn identity(&self, provider: &str) -> Option<IdentityRecord> {
         Some(IdentityRecord {
             provider: provider.to_owned(),
             subject: self.identity_subject.clone()?,
-            user_id: user_id.to_owned(),
+            user_id: self.user.id.clone(),
             email: self.identity_email.clone(),
             claims: self.identity_claims.as_ref()?.0.clone(),
             created_at: self.identity_created_at?,
@@ -152,6 +168,17 @@ impl PersonRow {
         })
     }
 }
+
+/// The columns of [`PersonRow`], for `FROM users u`, `user_roles r` and `identities i`.
+macro_rules! person_columns {
+    () => {
+        "u.id, u.email, u.name, u.disabled_at, u.created_at, u.last_login_at, r.role,
+         i.subject AS identity_subject, i.email AS identity_email,
+         i.claims AS identity_claims, i.created_at AS identity_created_at,
+         i.last_login_at AS identity_last_login_at"
+    };
+}
+pub(super) use person_columns;
 
 /// The flow document is read as plain JSON first, so that a document an older or newer version
 /// wrote surfaces as [`StoreError::Corrupt`] naming the flow rather than as a driver error.

@@ -35,6 +35,8 @@ pub struct Grant {
     pub email_in_id_token: bool,
     /// Sign with a key the JWKS does not publish (but under the published `kid`).
     pub rogue_signature: bool,
+    /// Sign with HS256 and the client secret, which discovery does not advertise.
+    pub signed_with_client_secret: bool,
 }
 
 impl Grant {
@@ -45,6 +47,7 @@ impl Grant {
             email: "Ada@Example.com".into(),
             email_in_id_token: true,
             rogue_signature: false,
+            signed_with_client_secret: false,
         }
     }
 }
@@ -98,6 +101,7 @@ struct IdpState {
     refresh_tokens: HashMap<String, Grant>,
     access_tokens: HashMap<String, Grant>,
     token_requests: Vec<HashMap<String, String>>,
+    jwks_fetches: usize,
 }
 
 #[derive(Clone)]
@@ -120,6 +124,7 @@ impl FakeIdp {
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),
             token_requests: Vec::new(),
+            jwks_fetches: 0,
         }));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -155,6 +160,11 @@ impl FakeIdp {
         inner.keys.push(Key::generate(&kid));
     }
 
+    /// How often the JWKS was fetched.
+    pub fn jwks_fetches(&self) -> usize {
+        self.inner.lock().unwrap().jwks_fetches
+    }
+
     /// The form of every token request received, oldest first.
     pub fn token_requests(&self) -> Vec<HashMap<String, String>> {
         self.inner.lock().unwrap().token_requests.clone()
@@ -180,7 +190,8 @@ async fn discovery(State(inner): Shared) -> Json<Value> {
 }
 
 async fn jwks(State(inner): Shared) -> Json<Value> {
-    let inner = inner.lock().unwrap();
+    let mut inner = inner.lock().unwrap();
+    inner.jwks_fetches += 1;
     Json(json!({ "keys": inner.keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }))
 }
 
@@ -248,12 +259,19 @@ async fn token(
             claims["email"] = json!(grant.email);
             claims["email_verified"] = json!(true);
         }
-        let signer = if grant.rogue_signature {
-            &inner.rogue
+        let id_token = if grant.signed_with_client_secret {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+            )
+            .unwrap()
+        } else if grant.rogue_signature {
+            inner.rogue.sign(&claims)
         } else {
-            inner.keys.last().unwrap()
+            inner.keys.last().unwrap().sign(&claims)
         };
-        body["id_token"] = json!(signer.sign(&claims));
+        body["id_token"] = json!(id_token);
     }
     Json(body).into_response()
 }

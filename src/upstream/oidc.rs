@@ -2,8 +2,8 @@
 //!
 //! Portcullis keeps its own `state`, `nonce` and PKCE verifier (they live in its flow record),
 //! so the library is only asked to build the URL around them and to validate what comes back:
-//! the id_token's signature (provider JWKS), issuer, audience, expiry, nonce and `at_hash`
-//! ([OIDC Core §3.1.3.7](https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation)).
+//! the id_token's issuer, audience, expiry, nonce and `at_hash`, and its signature against the
+//! provider's JWKS (the arithmetic done with aws-lc: see `id_token`).
 
 use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -12,14 +12,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod, CoreErrorResponseType, CoreIdToken,
-    CoreProviderMetadata, CoreTokenResponse, CoreUserInfoClaims,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, DiscoveryError, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IssuerUrl, JsonWebKeySet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, SignatureVerificationError,
-    StandardErrorResponse, SubjectIdentifier, TokenResponse, UserInfoError,
+    AccessToken, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, DiscoveryError,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, Scope, StandardErrorResponse, SubjectIdentifier, TokenResponse,
+    UserInfoError,
 };
 use secrecy::ExposeSecret;
 use url::Url;
@@ -27,7 +27,7 @@ use url::Url;
 use super::transport::{HttpClient, HttpError, error_chain};
 use super::{AuthorizationRequest, Identity, Provider, ProviderTokens, UpstreamError};
 use crate::config::{OidcSettings, Quirks, SubjectFrom};
-use crate::crypto::constant_time_eq;
+use id_token::{VerifiedClaims, VerifyError, verify_id_token};
 
 /// The client once discovery has found an authorization and a token endpoint; the userinfo
 /// endpoint is optional in OIDC Discovery.
@@ -102,6 +102,11 @@ impl OidcProvider {
         })
     }
 
+    /// The algorithms an id_token may be signed with: what the provider advertises.
+    fn allowed_algs(&self) -> &[CoreJwsSigningAlgorithm] {
+        self.metadata.id_token_signing_alg_values_supported()
+    }
+
     fn client(&self) -> Arc<OidcClient> {
         // A poisoned lock still holds a complete client: the writer only swaps an `Arc`.
         self.client
@@ -120,11 +125,21 @@ impl OidcProvider {
         access_token: &AccessToken,
         now: DateTime<Utc>,
     ) -> Result<VerifiedClaims, UpstreamError> {
-        match verify_id_token(&self.client(), id_token, nonce, access_token, now) {
+        let verify = || {
+            let client = self.client();
+            verify_id_token(
+                &client,
+                self.allowed_algs(),
+                id_token,
+                nonce,
+                access_token,
+                now,
+            )
+        };
+        match verify() {
             Err(VerifyError::UnknownKey) => {
                 self.refresh_jwks().await?;
-                verify_id_token(&self.client(), id_token, nonce, access_token, now)
-                    .map_err(VerifyError::into_upstream)
+                verify().map_err(VerifyError::into_upstream)
             }
             other => other.map_err(VerifyError::into_upstream),
         }
@@ -360,84 +375,6 @@ fn s256_challenge(challenge: &str) -> Result<PkceCodeChallenge, UpstreamError> {
     .map_err(|err| UpstreamError::Invalid(format!("the PKCE challenge cannot be used: {err}")))
 }
 
-/// What Portcullis keeps from a verified id_token.
-struct VerifiedClaims {
-    subject: String,
-    email: Option<String>,
-    email_verified: bool,
-    name: Option<String>,
-}
-
-enum VerifyError {
-    /// The token names a key the JWKS does not hold (yet).
-    UnknownKey,
-    Failed(UpstreamError),
-}
-
-impl VerifyError {
-    fn into_upstream(self) -> UpstreamError {
-        match self {
-            Self::UnknownKey => UpstreamError::Invalid(
-                "the id_token is signed with a key the provider does not publish".into(),
-            ),
-            Self::Failed(err) => err,
-        }
-    }
-}
-
-fn verify_id_token(
-    client: &OidcClient,
-    id_token: &CoreIdToken,
-    nonce: Option<&str>,
-    access_token: &AccessToken,
-    now: DateTime<Utc>,
-) -> Result<VerifiedClaims, VerifyError> {
-    let verifier = client.id_token_verifier().set_time_fn(move || now);
-    let check_nonce = move |claim: Option<&Nonce>| match (nonce, claim) {
-        (None, _) => Ok(()),
-        (Some(expected), Some(claim)) if constant_time_eq(expected, claim.secret()) => Ok(()),
-        (Some(_), Some(_)) => Err("nonce mismatch".to_owned()),
-        (Some(_), None) => Err("the id_token carries no nonce".to_owned()),
-    };
-    let claims = id_token
-        .claims(&verifier, check_nonce)
-        .map_err(|err| match err {
-            ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            ) => VerifyError::UnknownKey,
-            other => VerifyError::Failed(UpstreamError::Invalid(format!(
-                "id_token: {}",
-                error_chain(&other)
-            ))),
-        })?;
-    // OIDC Core §3.1.3.8: `at_hash` binds the access token to this id_token.
-    if let Some(expected) = claims.access_token_hash() {
-        let invalid = |what: &str| {
-            VerifyError::Failed(UpstreamError::Invalid(format!("id_token at_hash: {what}")))
-        };
-        let alg = id_token
-            .signing_alg()
-            .map_err(|_| invalid("unknown signing algorithm"))?;
-        let key = id_token
-            .signing_key(&verifier)
-            .map_err(|_| invalid("no signing key"))?;
-        let actual = AccessTokenHash::from_token(access_token, alg, key)
-            .map_err(|_| invalid("cannot be computed"))?;
-        if actual != *expected {
-            return Err(invalid("does not match the access token"));
-        }
-    }
-    Ok(VerifiedClaims {
-        subject: claims.subject().as_str().to_owned(),
-        email: claims.email().map(|email| email.as_str().to_owned()),
-        email_verified: claims.email_verified().unwrap_or(false),
-        name: claims
-            .name()
-            .and_then(|name| name.get(None))
-            .map(|name| name.as_str().to_owned()),
-    })
-}
-
 fn provider_tokens(
     response: &CoreTokenResponse,
     id_token: Option<String>,
@@ -494,6 +431,8 @@ fn discovery_error(err: &DiscoveryError<HttpError>) -> UpstreamError {
     UpstreamError::Discovery(error_chain(err))
 }
 
+/// What an id_token must be: signature (checked with aws-lc), claims, nonce and `at_hash`.
+mod id_token;
 /// The OpenID Connect provider against an in-process fake IdP.
 #[cfg(test)]
 mod tests;

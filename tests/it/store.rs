@@ -63,6 +63,7 @@ conformance!(
     a_user_keeps_its_id_across_sign_ins_and_takes_the_new_email,
     identities_are_people_by_provider_and_subject_not_by_email,
     roles_are_assigned_once_and_removed_once,
+    a_person_is_found_by_identity_with_roles_and_that_identity,
     a_person_is_disabled_enabled_and_deleted_with_everything_theirs,
     the_most_recent_identity_at_a_provider_is_the_persons,
     grants_and_clients_are_listed_and_clients_deleted,

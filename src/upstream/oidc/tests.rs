@@ -173,7 +173,30 @@ async fn an_id_token_signed_by_another_key_is_invalid() {
 
     let err = exchange(&provider, &code, "nonce-1").await.unwrap_err();
 
-    assert!(matches!(err, UpstreamError::Invalid(_)), "{err}");
+    assert!(
+        matches!(&err, UpstreamError::Invalid(msg) if msg.contains("signature does not verify")),
+        "{err}"
+    );
+    // A key rotation would explain an unknown key, not a wrong signature: no second fetch.
+    assert_eq!(idp.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn an_id_token_signed_with_an_algorithm_the_provider_does_not_advertise_is_invalid() {
+    let idp = FakeIdp::start().await;
+    let provider = provider(&idp).await;
+    // HS256 with the client secret: a signature the client could check, and forge.
+    let code = idp.issue_code(Grant {
+        signed_with_client_secret: true,
+        ..Grant::new("nonce-1")
+    });
+
+    let err = exchange(&provider, &code, "nonce-1").await.unwrap_err();
+
+    assert!(
+        matches!(&err, UpstreamError::Invalid(msg) if msg.contains("HS256")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -186,6 +209,7 @@ async fn a_rotated_signing_key_is_fetched_once_and_accepted() {
     let identity = exchange(&provider, &code, "nonce-1").await.unwrap();
 
     assert_eq!(identity.subject, "user-123");
+    assert_eq!(idp.jwks_fetches(), 2);
 }
 
 #[tokio::test]

@@ -43,6 +43,64 @@ pub(super) async fn roles_are_assigned_once_and_removed_once(store: &dyn Store) 
     assert_eq!(store.person("nobody", "corp").await.unwrap(), None);
 }
 
+pub(super) async fn a_person_is_found_by_identity_with_roles_and_that_identity(store: &dyn Store) {
+    let user = store
+        .record_sign_in(
+            &signed_in("corp", "ada", Some("ada@example.com")),
+            &Attach::NewUser,
+            t0(),
+        )
+        .await
+        .unwrap();
+    store
+        .record_sign_in(
+            &signed_in("corp", "ada-2", None),
+            &Attach::To(user.id.clone()),
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.person_by_identity("corp", "nobody").await.unwrap(),
+        None
+    );
+    let person = store
+        .person_by_identity("corp", "ada")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(person.user.id, user.id);
+    assert!(person.roles.is_empty());
+    // The identity asked for, not the most recent one at the provider.
+    assert_eq!(
+        person.identity,
+        store.find_identity("corp", "ada").await.unwrap()
+    );
+    assert_eq!(
+        store
+            .person(&user.id, "corp")
+            .await
+            .unwrap()
+            .unwrap()
+            .identity
+            .map(|identity| identity.subject),
+        Some("ada-2".to_owned())
+    );
+
+    store.add_user_role(&user.id, "viewer", t0()).await.unwrap();
+    store.add_user_role(&user.id, "admin", t0()).await.unwrap();
+    let person = store
+        .person_by_identity("corp", "ada-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(person.roles, ["admin", "viewer"]);
+    assert_eq!(
+        person.identity,
+        store.find_identity("corp", "ada-2").await.unwrap()
+    );
+}
+
 pub(super) async fn a_person_is_disabled_enabled_and_deleted_with_everything_theirs(
     store: &dyn Store,
 ) {
