@@ -135,20 +135,24 @@ async fn why_not_taken(
     provider_id: &str,
     upstream_state: &str,
     now: DateTime<Utc>,
-) -> Result<FlowError, FlowError> {
-    let Some(flow) = server.store.get_flow(upstream_state, now).await? else {
-        tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
-        return Ok(FlowError::FlowGone);
+) -> FlowError {
+    let flow = match server.store.get_flow(upstream_state, now).await {
+        Ok(Some(flow)) => flow,
+        Ok(None) => {
+            tracing::warn!(target: "security", event = "callback.unknown_state", provider = %provider_id);
+            return FlowError::FlowGone;
+        }
+        Err(error) => return error.into(),
     };
     if flow.data.upstream.is_none() {
-        return Ok(FlowError::FlowGone);
-    }
-    if flow.data.provider.as_deref() != Some(provider_id) {
+        FlowError::FlowGone
+    } else if flow.data.provider.as_deref() != Some(provider_id) {
         tracing::warn!(target: "security", event = "callback.provider_mismatch", provider = %provider_id);
-        return Ok(FlowError::FlowGone);
+        FlowError::FlowGone
+    } else {
+        tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
+        FlowError::ForeignBrowser
     }
-    tracing::warn!(target: "security", event = "callback.foreign_browser", provider = %provider_id);
-    Ok(FlowError::ForeignBrowser)
 }
 
 /// Handles `/callback/{provider}`; returns where to send the browser.
@@ -175,7 +179,7 @@ pub async fn finish(
         None => None,
     };
     let Some(flow) = taken else {
-        return Err(why_not_taken(server, provider_id, upstream_state, now).await?);
+        return Err(why_not_taken(server, provider_id, upstream_state, now).await);
     };
     let Some(leg) = &flow.data.upstream else {
         return Err(FlowError::FlowGone);
