@@ -19,6 +19,8 @@ use url::Url;
 
 /// `[roles.*]`, `default_role`, `grant`, and the providers' admission and role rules.
 mod access;
+/// `[audit]`: the trail's retention.
+mod audit;
 /// `[[backends]]` and `[gateway]`.
 mod backends;
 /// `[cimd]` and `[consent]`: clients identified by a metadata document, remembered consent.
@@ -39,6 +41,8 @@ mod telemetry;
 pub use access::{
     AccessSettings, Admission, ClaimPath, ClaimRoles, EmailRule, GrantMode, Role, UserAdmission,
 };
+pub use audit::AuditSettings;
+use audit::{RawAudit, parse_audit};
 pub use backends::{
     BackendSettings, BackendTransport, ForwardMode, GatewaySettings, StdioSettings, ToolPattern,
 };
@@ -109,41 +113,6 @@ pub struct Settings {
     pub clients: ClientSettings,
     /// Where `/metrics` and `/health/backends` are served, if anywhere.
     pub metrics: MetricsSettings,
-}
-
-/// The audit trail's upkeep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuditSettings {
-    /// Events older than this are deleted by the periodic purge; `None` keeps them all.
-    pub retention: Option<Duration>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawAudit {
-    /// Days to keep audit events; 0 keeps them forever.
-    retention_days: u64,
-}
-
-impl Default for RawAudit {
-    fn default() -> Self {
-        Self {
-            retention_days: 365,
-        }
-    }
-}
-
-fn parse_audit(raw: RawAudit) -> Result<AuditSettings, ConfigError> {
-    if raw.retention_days > 100 * 365 {
-        return Err(ConfigError::invalid(
-            "audit.retention_days",
-            "use at most 36500 days, or 0 to keep every event",
-        ));
-    }
-    Ok(AuditSettings {
-        retention: (raw.retention_days > 0)
-            .then(|| Duration::from_secs(raw.retention_days * 24 * 3600)),
-    })
 }
 
 /// Lifetimes of what Portcullis issues.

@@ -25,6 +25,8 @@ mod calls_tests;
 mod external_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unusual_tests;
 
 use serde_json::{Map, Value};
 

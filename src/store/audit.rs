@@ -1,10 +1,62 @@
-//! The audit trail's two statements that are built at run time: the multi-row insert and the
-//! filtered listing. `QueryBuilder` writes each engine's own placeholders (`?` or `$n`).
+//! The [`AuditStore`] part of the one SQL implementation, and its two statements that are built
+//! at run time: the multi-row insert and the filtered listing. `QueryBuilder` writes each
+//! engine's own placeholders (`?` or `$n`).
 
-use sqlx::{Database, QueryBuilder};
+use async_trait::async_trait;
+use sqlx::{Connection, Database, Executor, FromRow, QueryBuilder};
 
-use super::engine::{Bind, Ts};
-use super::{AuditEvent, AuditFilter};
+use super::engine::{Bind, Engine, Ts};
+use super::rows::{AuditEventRow, on_unique};
+use super::sql::SqlStore;
+use super::{AuditEvent, AuditFilter, AuditStore, StoreResult};
+
+#[async_trait]
+impl<DB: Engine> AuditStore for SqlStore<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: Bind<DB>,
+    String: Bind<DB>,
+    Option<String>: Bind<DB>,
+    i64: Bind<DB>,
+    Option<i64>: Bind<DB>,
+    Ts: Bind<DB>,
+    for<'r> AuditEventRow: FromRow<'r, DB::Row>,
+{
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() <= INSERT_CHUNK {
+            // One statement is atomic on its own: no transaction (two more round trips).
+            insert(events)
+                .build()
+                .execute(&mut *self.db.take().await?)
+                .await
+                .map_err(on_unique("audit event id exists"))?;
+            return Ok(());
+        }
+        let mut conn = self.db.take().await?;
+        let mut tx = conn.begin().await?;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            insert(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(on_unique("audit event id exists"))?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
+        let mut select = select::<DB>(filter);
+        let rows = select
+            .build_query_as::<AuditEventRow>()
+            .fetch_all(&mut *self.db.take().await?)
+            .await?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+}
 
 /// The columns of `audit_events`, in the order both engines insert and select them.
 pub(super) const COLUMNS: &str = "id, time, kind, request_id, user_id, user_email, client_id, \

@@ -6,7 +6,7 @@
 //! hashed (codes, refresh tokens, client secrets) or Fernet-encrypted (upstream tokens, private
 //! keys): the store never sees a usable credential.
 
-/// The audit trail's statements built at run time (multi-row insert, filtered listing).
+/// The audit trail: the [`AuditStore`] part, and its statements built at run time.
 mod audit;
 /// Where a statement gets its connection: a pool, or SQLite's one connection taken in turn.
 mod connections;
@@ -14,6 +14,8 @@ mod connections;
 mod consents;
 /// What each engine says for itself, and the timestamp each binds its own way.
 mod engine;
+/// Flows in progress: the [`FlowStore`] part.
+mod flows;
 /// The inserts that run alone or in a transaction with others, each written once.
 mod inserts;
 /// API keys: the [`KeyStore`] part.
@@ -232,24 +234,10 @@ pub trait ConsentStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
 }
 
-/// Persistence for every piece of Portcullis' state.
-///
-/// `now` is always passed in; implementations never read the clock.
+/// Authorization flows in progress, between `/authorize` and `/callback`. `flows.rs` implements
+/// it.
 #[async_trait]
-pub trait Store: Directory + KeyStore + ConsentStore {
-    /// Applies this database's pending migrations.
-    async fn migrate(&self) -> StoreResult<()>;
-    /// A cheap round trip, for `/health/ready`.
-    async fn ping(&self) -> StoreResult<()>;
-    /// The connection pool as it is now, for `/metrics` (no round trip).
-    fn pool_stats(&self) -> crate::telemetry::metrics::PoolStats;
-
-    // Clients (RFC 7591).
-    /// Inserts a registered client; `Conflict` when the `client_id` exists.
-    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
-    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
-
-    // Authorization flows in progress (between /authorize and /callback).
+pub trait FlowStore: Send + Sync + 'static {
     /// `Conflict` when the id exists.
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()>;
     /// Returns the flow unless it is missing or expired at `now`.
@@ -273,6 +261,34 @@ pub trait Store: Directory + KeyStore + ConsentStore {
         provider: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Flow>>;
+}
+
+/// The audit trail's rows. `audit.rs` implements it.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    /// Inserts the events in one transaction: all of them or none.
+    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
+    /// The events matching `filter`, newest first (`time`, then `id`, descending), at most
+    /// `filter.limit`.
+    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
+}
+
+/// Persistence for every piece of Portcullis' state.
+///
+/// `now` is always passed in; implementations never read the clock.
+#[async_trait]
+pub trait Store: Directory + KeyStore + ConsentStore + FlowStore + AuditStore {
+    /// Applies this database's pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// A cheap round trip, for `/health/ready`.
+    async fn ping(&self) -> StoreResult<()>;
+    /// The connection pool as it is now, for `/metrics` (no round trip).
+    fn pool_stats(&self) -> crate::telemetry::metrics::PoolStats;
+
+    // Clients (RFC 7591).
+    /// Inserts a registered client; `Conflict` when the `client_id` exists.
+    async fn insert_client(&self, client: &Client) -> StoreResult<()>;
+    async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>>;
 
     // Grants: one per successful sign-in of a user at a client (the token's `sid`).
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()>;
@@ -369,13 +385,6 @@ pub trait Store: Directory + KeyStore + ConsentStore {
     /// All keys, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
 
-    // The audit trail.
-    /// Inserts the events in one transaction: all of them or none.
-    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()>;
-    /// The events matching `filter`, newest first (`time`, then `id`, descending), at most
-    /// `filter.limit`.
-    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>>;
-
     /// Deletes expired flows, codes, refresh tokens, revoked-token rows, step-up requests and
     /// remembered approvals, and clears the successors of tokens rotated before the grace
     /// window. Redeemed codes are kept for `keep.redeemed_codes` after redemption, so that a
@@ -419,73 +428,6 @@ pub async fn connect(database_url: &str) -> StoreResult<DynStore> {
     }
 }
 
+/// How a database error is classified: unavailable for now, or wrong.
 #[cfg(test)]
-mod tests {
-    use std::borrow::Cow;
-
-    use super::*;
-
-    /// A driver error carrying only a SQLSTATE, as Postgres reports one.
-    #[derive(Debug, thiserror::Error)]
-    #[error("sqlstate {0}")]
-    struct Sqlstate(&'static str);
-
-    impl sqlx::error::DatabaseError for Sqlstate {
-        fn message(&self) -> &str {
-            self.0
-        }
-        fn code(&self) -> Option<Cow<'_, str>> {
-            Some(Cow::Borrowed(self.0))
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> sqlx::error::ErrorKind {
-            sqlx::error::ErrorKind::Other
-        }
-    }
-
-    fn stored(error: sqlx::Error) -> StoreError {
-        error.into()
-    }
-
-    fn sqlstate(code: &'static str) -> StoreError {
-        stored(sqlx::Error::Database(Box::new(Sqlstate(code))))
-    }
-
-    #[test]
-    fn an_unreachable_database_is_unavailable() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(stored(sqlx::Error::Io(refused)).is_unavailable());
-        assert!(stored(sqlx::Error::PoolTimedOut).is_unavailable());
-        assert!(stored(sqlx::Error::PoolClosed).is_unavailable());
-        assert!(stored(sqlx::Error::WorkerCrashed).is_unavailable());
-    }
-
-    #[test]
-    fn postgres_shutting_down_starting_or_disconnected_is_unavailable() {
-        for code in [
-            "57P01", "57P02", "57P03", "08006", "08001", "08003", "53300",
-        ] {
-            assert!(sqlstate(code).is_unavailable(), "{code}");
-        }
-    }
-
-    #[test]
-    fn a_wrong_statement_or_bad_data_is_a_failure_not_an_outage() {
-        // 42P01 undefined table, 23502 not-null violation, 22P02 invalid text representation.
-        for code in ["42P01", "23502", "22P02"] {
-            assert!(!sqlstate(code).is_unavailable(), "{code}");
-        }
-        assert!(!stored(sqlx::Error::RowNotFound).is_unavailable());
-        assert!(!stored(sqlx::Error::ColumnNotFound("x".into())).is_unavailable());
-        assert!(!StoreError::Conflict("client").is_unavailable());
-        assert!(!StoreError::Corrupt("flow f".into()).is_unavailable());
-    }
-}
+mod tests;

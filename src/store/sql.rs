@@ -11,18 +11,16 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Connection, Database, Executor, FromRow};
 
-use super::audit;
 use super::connections::Connections;
 use super::engine::{Bind, Engine, Ts};
 use super::inserts;
 use super::rows::{
-    AuditEventRow, ClientRow, CodeExchangeRow, CodeRow, FlowRow, GrantRow, RefreshTokenRow,
-    SigningKeyRow, after_failed_redemption, client_columns, grant_columns, on_unique,
+    ClientRow, CodeExchangeRow, CodeRow, GrantRow, RefreshTokenRow, SigningKeyRow,
+    after_failed_redemption, client_columns, grant_columns, on_unique,
 };
 use super::{
-    AuditEvent, AuditFilter, AuthorizationCode, Client, CodeExchange, CodeRedemption, Directory,
-    Flow, FlowData, Grant, KeyStore, RefreshToken, Retention, SigningKeyRecord, Store, StoreResult,
-    UpstreamTokens,
+    AuthorizationCode, Client, CodeExchange, CodeRedemption, Directory, Grant, KeyStore,
+    RefreshToken, Retention, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
 };
 use crate::telemetry::metrics::PoolStats;
 
@@ -34,26 +32,21 @@ pub struct SqlStore<DB: Database> {
 #[async_trait]
 impl<DB: Engine> Store for SqlStore<DB>
 where
-    Self: Directory + KeyStore + super::ConsentStore,
+    Self: Directory + KeyStore + super::ConsentStore + super::FlowStore + super::AuditStore,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'a> &'a str: Bind<DB>,
     String: Bind<DB>,
     Option<String>: Bind<DB>,
-    i64: Bind<DB>,
-    Option<i64>: Bind<DB>,
     Ts: Bind<DB>,
     Option<Ts>: Bind<DB>,
     for<'a> Json<&'a Vec<String>>: Bind<DB>,
     for<'a> Json<&'a serde_json::Value>: Bind<DB>,
-    for<'a> Json<&'a FlowData>: Bind<DB>,
     for<'r> ClientRow: FromRow<'r, DB::Row>,
-    for<'r> FlowRow: FromRow<'r, DB::Row>,
     for<'r> GrantRow: FromRow<'r, DB::Row>,
     for<'r> CodeRow: FromRow<'r, DB::Row>,
     for<'r> CodeExchangeRow: FromRow<'r, DB::Row>,
     for<'r> RefreshTokenRow: FromRow<'r, DB::Row>,
     for<'r> SigningKeyRow: FromRow<'r, DB::Row>,
-    for<'r> AuditEventRow: FromRow<'r, DB::Row>,
     for<'r> (String, DateTime<Utc>): FromRow<'r, DB::Row>,
 {
     async fn migrate(&self) -> StoreResult<()> {
@@ -108,89 +101,6 @@ where
         .fetch_optional(&mut *self.db.take().await?)
         .await?;
         Ok(row.map(Client::from))
-    }
-
-    async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
-        sqlx::query("INSERT INTO flows (id, data, expires_at) VALUES ($1, $2, $3)")
-            .bind(&flow.id)
-            .bind(Json(&flow.data))
-            .bind(Ts(flow.expires_at))
-            .execute(&mut *self.db.take().await?)
-            .await
-            .map_err(on_unique("flow id exists"))?;
-        Ok(())
-    }
-
-    async fn get_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
-        let row = sqlx::query_as::<_, FlowRow>(
-            "SELECT id, data, expires_at FROM flows WHERE id = $1 AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(Ts(now))
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
-        row.map(Flow::try_from).transpose()
-    }
-
-    async fn update_flow(&self, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool> {
-        let result = sqlx::query("UPDATE flows SET data = $1 WHERE id = $2 AND expires_at > $3")
-            .bind(Json(&flow.data))
-            .bind(&flow.id)
-            .bind(Ts(now))
-            .execute(&mut *self.db.take().await?)
-            .await?;
-        Ok(DB::rows_affected(&result) == 1)
-    }
-
-    async fn rekey_flow(&self, old_id: &str, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "UPDATE flows SET id = $1, data = $2, expires_at = $3 WHERE id = $4 AND expires_at > $5",
-        )
-        .bind(&flow.id)
-        .bind(Json(&flow.data))
-        .bind(Ts(flow.expires_at))
-        .bind(old_id)
-        .bind(Ts(now))
-        .execute(&mut *self.db.take().await?)
-        .await
-        .map_err(on_unique("flow id exists"))?;
-        Ok(DB::rows_affected(&result) == 1)
-    }
-
-    async fn take_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
-        let row = sqlx::query_as::<_, FlowRow>(
-            "DELETE FROM flows WHERE id = $1 RETURNING id, data, expires_at",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
-        row.filter(|row| row.expires_at > now)
-            .map(Flow::try_from)
-            .transpose()
-    }
-
-    async fn take_upstream_flow(
-        &self,
-        id: &str,
-        browser_hash: &str,
-        provider: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<Flow>> {
-        // `->>` reads a member of the JSON document as text in both engines (a JSON null, or a
-        // missing member, as NULL).
-        let row = sqlx::query_as::<_, FlowRow>(
-            "DELETE FROM flows
-             WHERE id = $1 AND expires_at > $2 AND data ->> 'browser_hash' = $3
-                 AND data ->> 'provider' = $4 AND data ->> 'upstream' IS NOT NULL
-             RETURNING id, data, expires_at",
-        )
-        .bind(id)
-        .bind(Ts(now))
-        .bind(browser_hash)
-        .bind(provider)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
-        row.map(Flow::try_from).transpose()
     }
 
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
@@ -517,41 +427,6 @@ where
         .fetch_all(&mut *self.db.take().await?)
         .await?;
         Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
-    }
-
-    async fn insert_audit_events(&self, events: &[AuditEvent]) -> StoreResult<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        if events.len() <= audit::INSERT_CHUNK {
-            // One statement is atomic on its own: no transaction (two more round trips).
-            audit::insert(events)
-                .build()
-                .execute(&mut *self.db.take().await?)
-                .await
-                .map_err(on_unique("audit event id exists"))?;
-            return Ok(());
-        }
-        let mut conn = self.db.take().await?;
-        let mut tx = conn.begin().await?;
-        for chunk in events.chunks(audit::INSERT_CHUNK) {
-            audit::insert(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(on_unique("audit event id exists"))?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn audit_events(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEvent>> {
-        let mut select = audit::select::<DB>(filter);
-        let rows = select
-            .build_query_as::<AuditEventRow>()
-            .fetch_all(&mut *self.db.take().await?)
-            .await?;
-        rows.into_iter().map(AuditEvent::try_from).collect()
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, keep: &Retention) -> StoreResult<u64> {

@@ -13,9 +13,11 @@ mod fixtures;
 mod legacy;
 /// People as the operator manages them, and the listings of grants and clients.
 mod people;
+/// Revocations, the purge of expired rows, and step-up requests.
+mod revocation;
 /// Clients, users, flows and signing keys.
 mod sign_in;
-/// Grants and what they issue: codes, refresh tokens, revocations, and their expiry.
+/// Grants and what they issue: codes and refresh tokens.
 mod tokens;
 
 use portcullis::store::Store;
@@ -25,6 +27,7 @@ use consents::*;
 use expiry::*;
 use fixtures::{client, seeded_grant};
 use people::*;
+use revocation::*;
 use sign_in::*;
 use tokens::*;
 
