@@ -96,6 +96,7 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// PKCE, Fernet with key rotation, and how bad keys are named.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,6 +276,7 @@ fn key(class: Class, subject: &str) -> String {
     format!("{}_{}", class.name(), URL_SAFE_NO_PAD.encode(&digest[..18]))
 }
 
+/// Limits refuse with a retry time, per subject, and only when enabled.
 #[cfg(test)]
 mod tests {
     use super::*;

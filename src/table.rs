@@ -70,6 +70,7 @@ pub fn printable(value: &str) -> String {
         .collect()
 }
 
+/// Cells bounded and printable, columns aligned.
 #[cfg(test)]
 mod tests {
     use super::*;

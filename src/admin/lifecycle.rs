@@ -158,6 +158,7 @@ fn humane(duration: Duration) -> String {
     parts.join(" ")
 }
 
+/// Durations read from the command line, and the margin for clock skew.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,7 @@ fn table_row(event: &AuditEvent) -> Vec<String> {
     ]
 }
 
+/// `--since` read as RFC 3339 or a time ago.
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

@@ -249,6 +249,7 @@ pub(super) fn parse_consent(raw: RawConsent) -> Result<ConsentSettings, ConfigEr
     })
 }
 
+/// `[cimd]` and `[consent]`: defaults, host lists and refusals.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -485,5 +485,6 @@ fn validate_public_url(url: &Url) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Settings read from TOML and the environment: defaults, precedence, refusals.
 #[cfg(test)]
 mod tests;

@@ -292,6 +292,7 @@ pub(super) fn reject_on_other_backends(
     }
 }
 
+/// OpenAPI backends' settings: defaults, credentials and refusals.
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

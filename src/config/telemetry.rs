@@ -56,6 +56,7 @@ pub(super) fn parse_metrics(raw: RawMetrics) -> Result<MetricsSettings, ConfigEr
     })
 }
 
+/// `[metrics]`: off by default, and which tokens are accepted.
 #[cfg(test)]
 mod tests {
     use crate::config::Settings;

@@ -69,6 +69,7 @@ impl Asks {
     }
 }
 
+/// An ask's answer reaches the backend only from the person asked.
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -253,6 +253,7 @@ impl TokenVerifier {
     }
 }
 
+/// Bearer headers and a caller's scopes, parsed once.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -152,6 +152,7 @@ impl IdentityForwarder {
     }
 }
 
+/// One error for an identity that cannot be prepared, on every endpoint.
 #[cfg(test)]
 mod tests {
     use super::*;

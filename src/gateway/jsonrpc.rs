@@ -141,6 +141,7 @@ pub fn filter_tools(message: &mut Value, allowed: &dyn Fn(&str) -> bool) -> bool
     filtered || shared
 }
 
+/// Peeking at a relayed response, and filtering a tools/list.
 #[cfg(test)]
 mod tests {
     #[test]

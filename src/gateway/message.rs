@@ -190,6 +190,7 @@ impl Incoming {
     }
 }
 
+/// Messages and batches told apart, parsed once.
 #[cfg(test)]
 mod tests {
     use serde_json::json;

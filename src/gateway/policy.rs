@@ -99,6 +99,7 @@ impl ToolPolicy {
     }
 }
 
+/// Which rule decides a tool's scope.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,7 @@ impl Rejections {
     }
 }
 
+/// Refusals counted per source and minute.
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

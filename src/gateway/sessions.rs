@@ -24,6 +24,7 @@ pub fn unbind(secrets: &Secrets, backend: &str, owner: &str, presented: &[u8]) -
     constant_time_eq(tag, &expected).then(|| session.to_owned())
 }
 
+/// A session returned only to its owner at its backend.
 #[cfg(test)]
 mod tests {
     use super::*;

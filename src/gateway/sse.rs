@@ -146,6 +146,7 @@ pub fn data_event(json: &[u8]) -> Vec<u8> {
     event
 }
 
+/// SSE events split, joined and written.
 #[cfg(test)]
 mod tests {
     use serde_json::json;

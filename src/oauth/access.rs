@@ -367,5 +367,6 @@ fn claim_values<'v>(claims: &'v Value, path: &ClaimPath) -> impl Iterator<Item =
     single.into_iter().chain(many)
 }
 
+/// Admission, roles and scopes, rule by rule.
 #[cfg(test)]
 mod tests;

@@ -123,6 +123,7 @@ fn form_decode(value: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
+/// Basic credentials decoded as RFC 6749 §2.3.1 says.
 #[cfg(test)]
 mod tests {
     use super::*;

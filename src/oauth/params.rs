@@ -41,6 +41,7 @@ impl Params {
     }
 }
 
+/// Repeated and empty parameters.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,7 @@ pub fn verify(stored_challenge: Option<&str>, verifier: Option<&str>) -> Result<
     }
 }
 
+/// S256 only, and every verifier mismatch an invalid grant.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,7 @@ pub fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> Option<Url> {
     Some(url)
 }
 
+/// Which redirect URIs register, and when one matches.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,6 +238,7 @@ pub fn registration_response(client: &Client) -> serde_json::Value {
     serde_json::Value::Object(object)
 }
 
+/// Registration metadata validated and defaulted.
 #[cfg(test)]
 mod tests {
     use super::*;

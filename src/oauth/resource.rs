@@ -112,6 +112,7 @@ pub fn canonicalize(raw: &str) -> Option<String> {
     }
 }
 
+/// Resources below a path prefix, and lenient lookup.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -110,6 +110,7 @@ pub fn grant(requested: &Scopes, may_have: &[String], resource_supports: &[Strin
     }
 }
 
+/// Scope patterns, wildcards and grants as intersections.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -295,6 +295,7 @@ pub fn install_crypto_provider() {
     let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }
 
+/// Access tokens verified for their issuer and audience only.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,21 +10,27 @@
 //! shared shape serves both versions (3.0's `nullable` and boolean exclusive bounds are
 //! rewritten to their 3.1 form).
 
+/// `$ref` resolution into the tool schema's `$defs`, local and remote.
 mod refs;
 /// Tool-call arguments to an HTTP request (OpenAPI 3.1 §4.8.12.4 serialization).
 pub mod request;
 /// The secret's place from an operation's security requirement.
 mod security;
+/// Operations to tools: selection, naming, input schema, annotations, scope and call plan.
 mod tools;
 /// Tool-call arguments against the tool's input schema.
 pub mod validate;
 
+/// Calling the FastAPI and Petstore documents' tools: validation, requests, secrets.
 #[cfg(test)]
 mod calls_tests;
+/// Remote `$ref`s followed into documents fetched beforehand.
 #[cfg(test)]
 mod external_tests;
+/// The FastAPI and Petstore documents as tools.
 #[cfg(test)]
 mod tests;
+/// Documents with unusable or unusual parts.
 #[cfg(test)]
 mod unusual_tests;
 

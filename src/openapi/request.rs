@@ -422,6 +422,7 @@ pub fn place_secret(request: &mut HttpRequest, placement: &SecretPlacement, secr
     }
 }
 
+/// The style table of OpenAPI 3.1.1 as test vectors, then real operations.
 #[cfg(test)]
 #[path = "request_tests.rs"]
 mod tests;

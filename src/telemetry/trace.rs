@@ -186,6 +186,7 @@ impl<B> MakeSpan<B> for RequestSpan {
     }
 }
 
+/// A caller's trace kept, a malformed one replaced.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,7 @@ impl Providers {
     }
 }
 
+/// Providers built in configured order, failures named.
 #[cfg(test)]
 mod tests {
     use super::*;

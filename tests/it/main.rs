@@ -4,9 +4,11 @@
 /// Generates `sqlite::<case>` and `postgres::<case>` tests from `async fn case(db: Db)`.
 macro_rules! on_both {
     ($($case:ident),+ $(,)?) => {
+        /// Each case on SQLite.
         mod sqlite {
             $(#[tokio::test] async fn $case() { super::$case(crate::support::app::Db::Sqlite).await; })+
         }
+        /// Each case on Postgres.
         mod postgres {
             $(#[tokio::test] async fn $case() { super::$case(crate::support::app::Db::Postgres).await; })+
         }

@@ -209,6 +209,7 @@ fn unescape(value: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Forms filled as a person would, cookies matched by path.
 #[cfg(test)]
 mod tests {
     use super::*;

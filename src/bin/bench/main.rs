@@ -18,15 +18,25 @@
 //!
 //! Server CPU comes from `/proc`, for the server process only (see `procs`). Linux only.
 
+/// A scripted browser: cookies, no automatic redirects, forms filled as a person would.
 mod browser;
+/// Many instances: SQLite alone, one and two instances on Postgres and Redis.
 mod cluster;
+/// What a rate limit adds to an MCP call, from outside and in process.
 mod limits;
+/// An MCP client over Streamable HTTP, as the SDKs speak it.
 mod mcp;
+/// The processes under test and their peers, and what `/proc` says about them.
 mod procs;
+/// The report: figures with their ratios, and the targets met or not.
 mod report;
+/// The measured parts: sign-in, whoami, proxy, scale.
 mod runs;
+/// Many distinct active tokens, minted as the server mints them.
 mod scale;
+/// A private Postgres and Redis on free loopback ports.
 mod services;
+/// One sign-in as an MCP client and its person do it.
 mod signin;
 
 use std::net::SocketAddr;

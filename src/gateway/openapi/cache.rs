@@ -118,6 +118,7 @@ impl ResponseCache {
     }
 }
 
+/// Cache keys per person, tool and arguments, and expiry.
 #[cfg(test)]
 mod tests {
     use super::*;

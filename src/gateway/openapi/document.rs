@@ -305,6 +305,7 @@ fn first_server(root: &Value, location: &Url) -> Option<Url> {
     matches!(resolved.scheme(), "http" | "https").then_some(resolved)
 }
 
+/// A document's first server resolved against its URL.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -404,6 +404,7 @@ impl Connection for OpenApiBackend {
     }
 }
 
+/// Paths joined to the base URL, dot segments refused.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,6 +144,7 @@ fn utf8_prefix(bytes: &[u8]) -> String {
     }
 }
 
+/// Answers shaped as tool results: JSON, truncation, errors, binary.
 #[cfg(test)]
 mod tests {
     use super::*;

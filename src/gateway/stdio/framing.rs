@@ -150,6 +150,7 @@ fn trailing_id(text: &str) -> Option<u64> {
     Some(id)
 }
 
+/// Lines split, and over-long lines dropped with reading going on.
 #[cfg(test)]
 mod tests {
     use super::*;

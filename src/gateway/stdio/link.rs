@@ -341,6 +341,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Requests and answers matched on one process's link.
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -489,6 +489,7 @@ async fn forward_stderr(backend: String, pid: Option<u32>, stderr: ChildStderr) 
     }
 }
 
+/// The environment a backend process inherits.
 #[cfg(test)]
 mod tests {
     #[test]

@@ -84,6 +84,7 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     !DENIED_V6.iter().any(|net| net.contains(&ip))
 }
 
+/// Public unicast addresses allowed, every special range refused.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -176,6 +176,7 @@ pub fn client_from_document(
     })
 }
 
+/// Document URLs and the checks a metadata document must pass.
 #[cfg(test)]
 mod tests {
     use super::*;

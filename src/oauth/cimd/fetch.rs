@@ -172,6 +172,7 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
+/// No fetch reaches a private or loopback address unless listed.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,7 @@ pub fn document(client_id: &str) -> Option<Value> {
     }
 }
 
+/// The pinned documents pass a fetched one's checks.
 #[cfg(test)]
 mod tests {
     use super::*;

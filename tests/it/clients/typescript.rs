@@ -3,6 +3,7 @@
 //! driven by `scripts/mcp/client.mjs`: the SDK does all of OAuth itself, the script only plays
 //! the person.
 
+/// `@modelcontextprotocol/sdk` 1.32.2.
 mod sdk1 {
     use crate::clients::scenarios::{Driver, cimd_test, client_tests};
 
@@ -10,6 +11,7 @@ mod sdk1 {
     cimd_test!(Driver::TypeScript1);
 }
 
+/// `@modelcontextprotocol/client` 2.4.0, version negotiation `auto`.
 mod sdk2 {
     use crate::clients::scenarios::{Driver, cimd_test, client_tests};
 
