@@ -125,12 +125,15 @@ impl OidcProvider {
         access_token: &AccessToken,
         now: DateTime<Utc>,
     ) -> Result<VerifiedClaims, UpstreamError> {
+        // Serialized once: the signature check reads it, and callers keep it.
+        let compact = id_token.to_string();
         let verify = || {
             let client = self.client();
             verify_id_token(
                 &client,
                 self.allowed_algs(),
                 id_token,
+                &compact,
                 nonce,
                 access_token,
                 now,
@@ -252,7 +255,7 @@ impl Provider for OidcProvider {
                 None => (None, false),
             },
         };
-        let all_claims = super::verified_claims(&id_token.to_string());
+        let all_claims = super::verified_claims(&claims.token);
         let subject = match self.quirks.subject {
             SubjectFrom::Sub => claims.subject,
             SubjectFrom::TenantObject => {
@@ -273,7 +276,7 @@ impl Provider for OidcProvider {
             email_verified: email_verified && self.quirks.trust_email_verified,
             name: claims.name,
             claims: all_claims,
-            tokens: provider_tokens(&response, Some(id_token.to_string()), now),
+            tokens: provider_tokens(&response, Some(claims.token), now),
         })
     }
 
@@ -292,11 +295,11 @@ impl Provider for OidcProvider {
         // A refreshed id_token need not carry the nonce (OIDC Core §12.2), but is otherwise
         // checked like the first one before it is handed on.
         let id_token = match response.id_token() {
-            Some(id_token) => {
+            Some(id_token) => Some(
                 self.verify(id_token, None, response.access_token(), now)
-                    .await?;
-                Some(id_token.to_string())
-            }
+                    .await?
+                    .token,
+            ),
             None => None,
         };
         Ok(provider_tokens(&response, id_token, now))

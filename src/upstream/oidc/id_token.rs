@@ -28,6 +28,8 @@ use crate::upstream::transport::error_chain;
 
 /// What Portcullis keeps from a verified id_token.
 pub(super) struct VerifiedClaims {
+    /// The id_token as received (compact serialization), to keep and to read claims from.
+    pub(super) token: String,
     pub(super) subject: String,
     pub(super) email: Option<String>,
     pub(super) email_verified: bool,
@@ -55,12 +57,13 @@ pub(super) fn verify_id_token(
     client: &OidcClient,
     allowed_algs: &[CoreJwsSigningAlgorithm],
     id_token: &CoreIdToken,
+    compact: &str,
     nonce: Option<&str>,
     access_token: &AccessToken,
     now: DateTime<Utc>,
 ) -> Result<VerifiedClaims, VerifyError> {
     let verifier = client.id_token_verifier().set_time_fn(move || now);
-    let verifier = match check_signature(id_token, &verifier, allowed_algs) {
+    let verifier = match check_signature(id_token, compact, &verifier, allowed_algs) {
         Ok(Checked::Here) => verifier.insecure_disable_signature_check(),
         Ok(Checked::ByLibrary) => verifier,
         Err(Refused::UnknownKey) => return Err(VerifyError::UnknownKey),
@@ -105,6 +108,7 @@ pub(super) fn verify_id_token(
         }
     }
     Ok(VerifiedClaims {
+        token: compact.to_owned(),
         subject: claims.subject().as_str().to_owned(),
         email: claims.email().map(|email| email.as_str().to_owned()),
         email_verified: claims.email_verified().unwrap_or(false),
@@ -133,6 +137,7 @@ enum Refused {
 /// Checks `id_token`'s signature with the key `verifier` would choose.
 fn check_signature(
     id_token: &CoreIdToken,
+    compact: &str,
     verifier: &CoreIdTokenVerifier<'_>,
     allowed: &[CoreJwsSigningAlgorithm],
 ) -> Result<Checked, Refused> {
@@ -162,7 +167,6 @@ fn check_signature(
     ) else {
         return Ok(Checked::ByLibrary);
     };
-    let compact = id_token.to_string();
     let Some((signing_input, signature)) = compact.rsplit_once('.') else {
         return Err(Refused::Invalid("the id_token is not a signed JWT".into()));
     };
