@@ -104,7 +104,7 @@ fn access_token(
 /// The RFC 6749 §5.1 response.
 ///
 /// `email` is the person's, for the access token's `email` claim: the caller has it from the
-/// statement that read the grant, or reads it with [`email_of`].
+/// statement that read the grant or the person.
 fn token_response(
     server: &AuthorizationServer,
     grant: &Grant,
@@ -124,18 +124,6 @@ fn token_response(
         object.insert("refresh_token".into(), refresh.into());
     }
     Ok(body)
-}
-
-/// The email of the grant's person, for the access token.
-async fn email_of(
-    server: &AuthorizationServer,
-    grant: &Grant,
-) -> Result<Option<String>, OAuthError> {
-    Ok(server
-        .store
-        .get_user(&grant.user_id)
-        .await?
-        .and_then(|user| user.email))
 }
 
 /// A new refresh token for `grant`: the token itself, and its record (by hash) to store.

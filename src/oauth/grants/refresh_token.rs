@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{email_of, new_refresh_token, revoke_grant, token_response};
+use super::{new_refresh_token, revoke_grant, token_response};
 use crate::crypto::sha256_hex;
 use crate::oauth::access::{Candidate, Entitlement, Refusal};
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -49,10 +49,10 @@ pub(super) async fn exchange(
             "the session has reached its maximum lifetime; sign in again",
         ));
     }
-    let (scope, entitlement) = admitted_scope(server, &grant, params, now).await?;
-    step_up(server, &grant, &entitlement, now).await?;
+    let admitted = admitted_scope(server, &grant, params, now).await?;
+    step_up(server, &grant, &admitted.entitlement, now).await?;
     if record.rotated_at.is_some() {
-        return answer_rotated(server, &grant, &record, &scope, now).await;
+        return answer_rotated(server, &grant, &record, admitted, now).await;
     }
 
     let id_token_before = grant.upstream.id_token_enc.clone();
@@ -75,12 +75,12 @@ pub(super) async fn exchange(
         }
         Err(UpstreamRefreshError::Internal) => return Err(OAuthError::server_error()),
     };
-    let scope = if grant.upstream.id_token_enc == id_token_before {
-        scope
+    let admitted = if grant.upstream.id_token_enc == id_token_before {
+        admitted
     } else {
         // The provider vouched for the person afresh: their groups and roles as it says now.
         renew_claims(server, &grant).await?;
-        admitted_scope(server, &grant, params, now).await?.0
+        admitted_scope(server, &grant, params, now).await?
     };
     let successor = new_refresh_token(server, &grant, client, now).await?;
     if !server
@@ -98,7 +98,7 @@ pub(super) async fn exchange(
             .get_refresh_token(&token_hash)
             .await?
             .ok_or_else(invalid)?;
-        return answer_rotated(server, &grant, &record, &scope, now).await;
+        return answer_rotated(server, &grant, &record, admitted, now).await;
     }
     metrics::token(TokenEvent::Refreshed);
     server.auditor.record(
@@ -106,26 +106,42 @@ pub(super) async fn exchange(
             .user(grant.user_id.clone(), None)
             .client(client.client_id.clone()),
     );
-    let email = email_of(server, &grant).await?;
-    token_response(server, &grant, email, &scope, Some(&successor), now)
+    token_response(
+        server,
+        &grant,
+        admitted.email,
+        &admitted.scope,
+        Some(&successor),
+        now,
+    )
 }
 
-/// The scope of the next token: what the request asks of the grant, within what the person may
-/// do today (returned too). A person no longer admitted ends the grant. A removed role narrows
-/// the token; the grant keeps what was consented to, so a role given back restores it.
+/// What the next token may carry, by today's rules, and the person's email for it.
+struct Admitted {
+    /// What the request asks of the grant, within what the person may do today.
+    scope: String,
+    /// What the person may do today.
+    entitlement: Entitlement,
+    email: Option<String>,
+}
+
+/// The scope of the next token, with what the person may do today and their email. A person
+/// no longer admitted ends the grant. A removed role narrows the token; the grant keeps what
+/// was consented to, so a role given back restores it.
 async fn admitted_scope(
     server: &AuthorizationServer,
     grant: &Grant,
     params: &Params,
     now: DateTime<Utc>,
-) -> Result<(String, Entitlement), OAuthError> {
+) -> Result<Admitted, OAuthError> {
     match still_admitted(server, grant).await? {
-        Ok(entitlement) => Ok((
-            entitlement
+        Ok((entitlement, email)) => Ok(Admitted {
+            scope: entitlement
                 .restrict(&Scopes::parse(&narrowed_scope(grant, params)?)?)
                 .to_string(),
             entitlement,
-        )),
+            email,
+        }),
         Err(refusal) => {
             revoke_grant(server, &grant.id, "the person is no longer admitted", now).await?;
             tracing::warn!(target: "security", event = "refresh.refused", grant_id = %grant.id, %refusal);
@@ -205,11 +221,11 @@ async fn renew_claims(server: &AuthorizationServer, grant: &Grant) -> Result<(),
 }
 
 /// The person behind `grant`, judged again by today's rules: switched off, no longer admitted
-/// by the provider's rules, or their entitlement now.
+/// by the provider's rules, or their entitlement now (with their email).
 async fn still_admitted(
     server: &AuthorizationServer,
     grant: &Grant,
-) -> Result<Result<Entitlement, Refusal>, OAuthError> {
+) -> Result<Result<(Entitlement, Option<String>), Refusal>, OAuthError> {
     let Some(person) = server.store.person(&grant.user_id, &grant.provider).await? else {
         return Ok(Err(Refusal::Disabled));
     };
@@ -230,9 +246,10 @@ async fn still_admitted(
     if let Err(refusal) = server.access.admit(&grant.provider, candidate) {
         return Ok(Err(refusal));
     }
-    Ok(Ok(server
+    let entitlement = server
         .access
-        .entitlement_of_person(&grant.provider, &person)))
+        .entitlement_of_person(&grant.provider, &person);
+    Ok(Ok((entitlement, person.user.email)))
 }
 
 /// A refresh may ask for fewer scopes than the grant holds, never more (RFC 6749 §6).
@@ -260,7 +277,7 @@ async fn answer_rotated(
     server: &AuthorizationServer,
     grant: &Grant,
     record: &RefreshToken,
-    scope: &str,
+    admitted: Admitted,
     now: DateTime<Utc>,
 ) -> Result<Value, OAuthError> {
     let grace = server.lifetimes.refresh_grace;
@@ -279,10 +296,14 @@ async fn answer_rotated(
         None => false,
     };
     match successor {
-        Some(token) if still_current => {
-            let email = email_of(server, grant).await?;
-            token_response(server, grant, email, scope, Some(&token), now)
-        }
+        Some(token) if still_current => token_response(
+            server,
+            grant,
+            admitted.email,
+            &admitted.scope,
+            Some(&token),
+            now,
+        ),
         _ => {
             metrics::refresh_reuse();
             revoke_grant(server, &grant.id, "refresh token reused", now).await?;
