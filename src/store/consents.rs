@@ -2,22 +2,22 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Executor, FromRow};
 
-use super::engine::{Bind, Engine, Ts};
+use super::db::{row_struct, sql};
 use super::sql::SqlStore;
 use super::{Consent, ConsentStore, StoreResult};
 
-#[derive(FromRow)]
-pub(super) struct ConsentRow {
-    browser_hash: String,
-    client_id: String,
-    redirect_uri: String,
-    resource: String,
-    user_id: String,
-    scope: String,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
+row_struct! {
+    pub(super) struct ConsentRow {
+        browser_hash: String,
+        client_id: String,
+        redirect_uri: String,
+        resource: String,
+        user_id: String,
+        scope: String,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    }
 }
 
 impl From<ConsentRow> for Consent {
@@ -36,15 +36,9 @@ impl From<ConsentRow> for Consent {
 }
 
 #[async_trait]
-impl<DB: Engine> ConsentStore for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'a> &'a str: Bind<DB>,
-    Ts: Bind<DB>,
-    for<'r> ConsentRow: FromRow<'r, DB::Row>,
-{
+impl ConsentStore for SqlStore {
     async fn remember_consent(&self, consent: &Consent) -> StoreResult<()> {
-        sqlx::query(
+        self.db.execute(sql(
             "INSERT INTO consents (browser_hash, client_id, redirect_uri, resource, user_id, scope,
                  created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -58,9 +52,8 @@ where
         .bind(consent.resource.as_str())
         .bind(consent.user_id.as_str())
         .bind(consent.scope.as_str())
-        .bind(Ts(consent.created_at))
-        .bind(Ts(consent.expires_at))
-        .execute(&mut *self.db.take().await?)
+        .bind(consent.created_at)
+        .bind(consent.expires_at))
         .await?;
         Ok(())
     }
@@ -73,7 +66,7 @@ where
         resource: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Consent>> {
-        let row = sqlx::query_as::<_, ConsentRow>(
+        let row = self.db.fetch_optional::<ConsentRow>(sql(
             "SELECT browser_hash, client_id, redirect_uri, resource, user_id, scope, created_at,
                  expires_at
              FROM consents
@@ -84,8 +77,7 @@ where
         .bind(client_id)
         .bind(redirect_uri)
         .bind(resource)
-        .bind(Ts(now))
-        .fetch_optional(&mut *self.db.take().await?)
+        .bind(now))
         .await?;
         Ok(row.map(Consent::from))
     }
@@ -97,16 +89,16 @@ where
         redirect_uri: &str,
         resource: &str,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "DELETE FROM consents
-             WHERE browser_hash = $1 AND client_id = $2 AND redirect_uri = $3 AND resource = $4",
-        )
-        .bind(browser_hash)
-        .bind(client_id)
-        .bind(redirect_uri)
-        .bind(resource)
-        .execute(&mut *self.db.take().await?)
-        .await?;
+        self.db
+            .execute(
+                sql("DELETE FROM consents
+                     WHERE browser_hash = $1 AND client_id = $2 AND redirect_uri = $3 AND resource = $4")
+                .bind(browser_hash)
+                .bind(client_id)
+                .bind(redirect_uri)
+                .bind(resource),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -3,77 +3,73 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Executor, FromRow};
 
-use super::engine::{Bind, Engine, Ts};
+use super::db::sql;
 use super::rows::{FlowRow, on_unique};
 use super::sql::SqlStore;
-use super::{Flow, FlowData, FlowStore, StoreResult};
+use super::{Flow, FlowStore, StoreResult};
 
 #[async_trait]
-impl<DB: Engine> FlowStore for SqlStore<DB>
-where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'a> &'a str: Bind<DB>,
-    String: Bind<DB>,
-    Ts: Bind<DB>,
-    for<'a> Json<&'a FlowData>: Bind<DB>,
-    for<'r> FlowRow: FromRow<'r, DB::Row>,
-{
+impl FlowStore for SqlStore {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
-        sqlx::query("INSERT INTO flows (id, data, expires_at) VALUES ($1, $2, $3)")
-            .bind(&flow.id)
-            .bind(Json(&flow.data))
-            .bind(Ts(flow.expires_at))
-            .execute(&mut *self.db.take().await?)
+        self.db
+            .execute(
+                sql("INSERT INTO flows (id, data, expires_at) VALUES ($1, $2, $3)")
+                    .bind(&flow.id)
+                    .bind(Json(&flow.data))
+                    .bind(flow.expires_at),
+            )
             .await
             .map_err(on_unique("flow id exists"))?;
         Ok(())
     }
 
     async fn get_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
-        let row = sqlx::query_as::<_, FlowRow>(
-            "SELECT id, data, expires_at FROM flows WHERE id = $1 AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(Ts(now))
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional::<FlowRow>(
+                sql("SELECT id, data, expires_at FROM flows WHERE id = $1 AND expires_at > $2")
+                    .bind(id)
+                    .bind(now),
+            )
+            .await?;
         row.map(Flow::try_from).transpose()
     }
 
     async fn update_flow(&self, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool> {
-        let result = sqlx::query("UPDATE flows SET data = $1 WHERE id = $2 AND expires_at > $3")
-            .bind(Json(&flow.data))
-            .bind(&flow.id)
-            .bind(Ts(now))
-            .execute(&mut *self.db.take().await?)
+        let result = self
+            .db
+            .execute(
+                sql("UPDATE flows SET data = $1 WHERE id = $2 AND expires_at > $3")
+                    .bind(Json(&flow.data))
+                    .bind(&flow.id)
+                    .bind(now),
+            )
             .await?;
-        Ok(DB::rows_affected(&result) == 1)
+        Ok(result == 1)
     }
 
     async fn rekey_flow(&self, old_id: &str, flow: &Flow, now: DateTime<Utc>) -> StoreResult<bool> {
-        let result = sqlx::query(
+        let result = self.db.execute(sql(
             "UPDATE flows SET id = $1, data = $2, expires_at = $3 WHERE id = $4 AND expires_at > $5",
         )
         .bind(&flow.id)
         .bind(Json(&flow.data))
-        .bind(Ts(flow.expires_at))
+        .bind(flow.expires_at)
         .bind(old_id)
-        .bind(Ts(now))
-        .execute(&mut *self.db.take().await?)
+        .bind(now))
         .await
         .map_err(on_unique("flow id exists"))?;
-        Ok(DB::rows_affected(&result) == 1)
+        Ok(result == 1)
     }
 
     async fn take_flow(&self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
-        let row = sqlx::query_as::<_, FlowRow>(
-            "DELETE FROM flows WHERE id = $1 RETURNING id, data, expires_at",
-        )
-        .bind(id)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional::<FlowRow>(
+                sql("DELETE FROM flows WHERE id = $1 RETURNING id, data, expires_at").bind(id),
+            )
+            .await?;
         row.filter(|row| row.expires_at > now)
             .map(Flow::try_from)
             .transpose()
@@ -88,18 +84,19 @@ where
     ) -> StoreResult<Option<Flow>> {
         // `->>` reads a member of the JSON document as text in both engines (a JSON null, or a
         // missing member, as NULL).
-        let row = sqlx::query_as::<_, FlowRow>(
-            "DELETE FROM flows
-             WHERE id = $1 AND expires_at > $2 AND data ->> 'browser_hash' = $3
-                 AND data ->> 'provider' = $4 AND data ->> 'upstream' IS NOT NULL
-             RETURNING id, data, expires_at",
-        )
-        .bind(id)
-        .bind(Ts(now))
-        .bind(browser_hash)
-        .bind(provider)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional::<FlowRow>(
+                sql("DELETE FROM flows
+                     WHERE id = $1 AND expires_at > $2 AND data ->> 'browser_hash' = $3
+                         AND data ->> 'provider' = $4 AND data ->> 'upstream' IS NOT NULL
+                     RETURNING id, data, expires_at")
+                .bind(id)
+                .bind(now)
+                .bind(browser_hash)
+                .bind(provider),
+            )
+            .await?;
         row.map(Flow::try_from).transpose()
     }
 }

@@ -8,12 +8,12 @@
 
 /// The audit trail: the [`AuditStore`] part, and its statements built at run time.
 mod audit;
-/// Where a statement gets its connection: a pool, or SQLite's one connection taken in turn.
-mod connections;
+/// How each column type decodes on both engines.
+mod columns;
 /// Remembered consent: the [`ConsentStore`] part.
 mod consents;
-/// What each engine says for itself, and the timestamp each binds its own way.
-mod engine;
+/// The statement layer: statements, binds, rows and transactions on either engine.
+mod db;
 /// Flows in progress: the [`FlowStore`] part.
 mod flows;
 /// The inserts that run alone or in a transaction with others, each written once.
@@ -24,13 +24,13 @@ mod keys;
 mod models;
 /// People, identities and roles, and the operator's listings: the [`Directory`] half.
 mod people;
-/// Postgres: connecting, its migrations, how it binds a timestamp.
+/// Postgres: connecting, its migrations, statements through sqlx's pool.
 mod postgres;
 /// Row shapes both engines decode, and their conversion into the models.
 mod rows;
 /// The one implementation of [`Store`] both engines run.
 mod sql;
-/// SQLite: connecting, its migrations, how it binds a timestamp.
+/// SQLite: connecting, its migrations, statements on the calling thread.
 mod sqlite;
 
 use std::sync::Arc;
@@ -38,9 +38,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use db::DbError;
 pub use models::*;
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
 
 /// What can go wrong in storage. Internals are logged by the caller, never shown to a client.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +51,9 @@ pub enum StoreError {
     /// The database cannot be reached now (stopped, restarting, refusing connections, or no
     /// connection free in time): the request may succeed if tried again shortly.
     #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DbError),
     #[error(transparent)]
-    Database(sqlx::Error),
+    Database(DbError),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is malformed: {0}")]
@@ -65,10 +65,18 @@ pub type StoreResult<T> = Result<T, StoreError>;
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         if unavailable(&error) {
-            Self::Unavailable(error)
+            Self::Unavailable(DbError::Postgres(error))
         } else {
-            Self::Database(error)
+            Self::Database(DbError::Postgres(error))
         }
+    }
+}
+
+/// SQLite's driver errors are never "unavailable": its file is local. Only waiting too long for
+/// its one connection is ([`DbError::Busy`]).
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Database(DbError::Sqlite(error))
     }
 }
 
@@ -422,9 +430,9 @@ pub type DynStore = Arc<dyn Store>;
 /// missing. Does not migrate: call [`Store::migrate`].
 pub async fn connect(database_url: &str) -> StoreResult<DynStore> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(database_url).await?))
+        Ok(Arc::new(SqlStore::postgres(database_url).await?))
     } else {
-        Ok(Arc::new(SqliteStore::connect(database_url).await?))
+        Ok(Arc::new(SqlStore::sqlite(database_url).await?))
     }
 }
 

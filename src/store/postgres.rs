@@ -1,24 +1,26 @@
-//! Postgres, for production and for several instances sharing one database.
+//! Postgres, for production and for several instances sharing one database: statements run
+//! through sqlx's pool.
 
 use std::time::Duration;
 
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgArgumentBuffer, PgPoolOptions, PgQueryResult, PgTypeInfo, Postgres};
-use sqlx::{Encode, Type};
+use sqlx::postgres::{PgArguments, PgPoolOptions, Postgres};
+use sqlx::query::Query;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Executor, PgPool};
 
 use super::StoreResult;
-use super::connections::Connections;
-use super::engine::{Engine, Ts};
+use super::db::{Db, FromRow, Row, Statement, Value};
 use super::sql::SqlStore;
+use crate::telemetry::metrics::PoolStats;
 
-/// [`Store`](super::Store) on a Postgres pool.
-pub type PostgresStore = SqlStore<Postgres>;
+/// This engine's migrations, `migrations/postgres`. sqlx holds an advisory lock while
+/// migrating, so instances starting together are safe.
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
-impl PostgresStore {
+impl SqlStore {
     /// Connects a pool to `url` (`postgres://…`).
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn postgres(url: &str) -> StoreResult<Self> {
         // A database that is down should fail readiness and requests within seconds, not after
         // the 30 s default.
         let pool = PgPoolOptions::new()
@@ -26,29 +28,51 @@ impl PostgresStore {
             .connect(url)
             .await?;
         Ok(Self {
-            db: Connections::Pool(pool),
+            db: Db::Postgres(pool),
         })
     }
 }
 
-impl Engine for Postgres {
-    // sqlx holds an advisory lock while migrating, so instances starting together are safe.
-    const MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+pub(super) async fn migrate(pool: &PgPool) -> StoreResult<()> {
+    Ok(MIGRATOR.run(pool).await?)
+}
 
-    fn rows_affected(result: &PgQueryResult) -> u64 {
-        result.rows_affected()
+pub(super) fn stats(pool: &PgPool) -> PoolStats {
+    PoolStats {
+        open: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        max: pool.options().get_max_connections(),
     }
 }
 
-/// Timestamps are `TIMESTAMPTZ`, bound as sqlx binds a `DateTime<Utc>` (to the microsecond).
-impl Type<Postgres> for Ts {
-    fn type_info() -> PgTypeInfo {
-        <chrono::DateTime<chrono::Utc> as Type<Postgres>>::type_info()
+/// The statement as sqlx runs it. Timestamps bind as `TIMESTAMPTZ` (to the microsecond) and
+/// JSON documents as `JSONB`.
+fn query<'q>(statement: &'q Statement<'_>) -> Query<'q, Postgres, PgArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(statement.sql.clone()));
+    for value in &statement.binds {
+        query = match value {
+            Value::Text(text) => query.bind(text.as_deref()),
+            Value::Int(int) => query.bind(*int),
+            Value::Time(time) => query.bind(*time),
+            Value::Json(json) => query.bind(Json(&**json)),
+        };
     }
+    query
 }
 
-impl Encode<'_, Postgres> for Ts {
-    fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-        <chrono::DateTime<chrono::Utc> as Encode<Postgres>>::encode_by_ref(&self.0, buf)
-    }
+pub(super) async fn execute<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
+    statement: &Statement<'_>,
+) -> StoreResult<u64> {
+    Ok(query(statement).execute(executor).await?.rows_affected())
+}
+
+pub(super) async fn fetch<'e, R: FromRow>(
+    executor: impl Executor<'e, Database = Postgres>,
+    statement: &Statement<'_>,
+) -> StoreResult<Vec<R>> {
+    let rows = query(statement).fetch_all(executor).await?;
+    rows.iter()
+        .map(|row| R::from_row(&Row::Postgres(row)))
+        .collect()
 }

@@ -4,19 +4,33 @@
 //! one implementation (`sql.rs`) reads both.
 
 use chrono::{DateTime, Utc};
-use sqlx::FromRow;
 use sqlx::types::Json;
+
+use super::db::{DbError, FromRow, Row, row_struct};
 
 use super::{
     ApiKey, AuditEvent, AuthorizationCode, Client, CodeExchange, Flow, Grant, IdentityRecord,
-    Person, RefreshToken, SigningKeyRecord, StoreError, UpstreamTokens, User,
+    Person, RefreshToken, SigningKeyRecord, StoreError, StoreResult, UpstreamTokens, User,
 };
 
-/// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else as `?` would.
-pub(super) fn on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+/// Maps a unique-constraint violation to [`StoreError::Conflict`], anything else unchanged.
+pub(super) fn on_unique(what: &'static str) -> impl FnOnce(StoreError) -> StoreError {
     move |error| match error {
-        sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict(what),
-        other => other.into(),
+        StoreError::Database(DbError::Postgres(sqlx::Error::Database(ref db)))
+            if db.is_unique_violation() =>
+        {
+            StoreError::Conflict(what)
+        }
+        StoreError::Database(DbError::Sqlite(rusqlite::Error::SqliteFailure(ref e, _)))
+            if matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            StoreError::Conflict(what)
+        }
+        other => other,
     }
 }
 
@@ -29,18 +43,19 @@ macro_rules! client_columns {
 }
 pub(super) use client_columns;
 
-#[derive(FromRow)]
-pub(super) struct ClientRow {
-    client_id: String,
-    secret_hash: Option<String>,
-    token_endpoint_auth_method: String,
-    client_name: Option<String>,
-    redirect_uris: Json<Vec<String>>,
-    grant_types: Json<Vec<String>>,
-    response_types: Json<Vec<String>>,
-    scope: Option<String>,
-    metadata: Json<serde_json::Value>,
-    created_at: DateTime<Utc>,
+row_struct! {
+    pub(super) struct ClientRow {
+        client_id: String,
+        secret_hash: Option<String>,
+        token_endpoint_auth_method: String,
+        client_name: Option<String>,
+        redirect_uris: Json<Vec<String>>,
+        grant_types: Json<Vec<String>>,
+        response_types: Json<Vec<String>>,
+        scope: Option<String>,
+        metadata: Json<serde_json::Value>,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl From<ClientRow> for Client {
@@ -68,14 +83,15 @@ macro_rules! user_columns {
 }
 pub(super) use user_columns;
 
-#[derive(FromRow)]
-pub(super) struct UserRow {
-    id: String,
-    email: Option<String>,
-    name: Option<String>,
-    disabled_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    last_login_at: DateTime<Utc>,
+row_struct! {
+    pub(super) struct UserRow {
+        id: String,
+        email: Option<String>,
+        name: Option<String>,
+        disabled_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+        last_login_at: DateTime<Utc>,
+    }
 }
 
 impl From<UserRow> for User {
@@ -99,15 +115,16 @@ macro_rules! identity_columns {
 }
 pub(super) use identity_columns;
 
-#[derive(FromRow)]
-pub(super) struct IdentityRow {
-    provider: String,
-    subject: String,
-    user_id: String,
-    email: Option<String>,
-    claims: Json<serde_json::Value>,
-    created_at: DateTime<Utc>,
-    last_login_at: DateTime<Utc>,
+row_struct! {
+    pub(super) struct IdentityRow {
+        provider: String,
+        subject: String,
+        user_id: String,
+        email: Option<String>,
+        claims: Json<serde_json::Value>,
+        created_at: DateTime<Utc>,
+        last_login_at: DateTime<Utc>,
+    }
 }
 
 impl From<IdentityRow> for IdentityRecord {
@@ -126,9 +143,7 @@ impl From<IdentityRow> for IdentityRecord {
 
 /// One row of [`person`](super::Directory::person)'s statement: the person, one of their roles
 /// (none when they have none), and their most recent identity at the provider asked for, if any.
-#[derive(FromRow)]
 pub(super) struct PersonRow {
-    #[sqlx(flatten)]
     user: UserRow,
     role: Option<String>,
     identity_subject: Option<String>,
@@ -136,6 +151,20 @@ pub(super) struct PersonRow {
     identity_claims: Option<Json<serde_json::Value>>,
     identity_created_at: Option<DateTime<Utc>>,
     identity_last_login_at: Option<DateTime<Utc>>,
+}
+
+impl FromRow for PersonRow {
+    fn from_row(row: &Row<'_>) -> StoreResult<Self> {
+        Ok(Self {
+            user: UserRow::from_row(row)?,
+            role: row.get("role")?,
+            identity_subject: row.get("identity_subject")?,
+            identity_email: row.get("identity_email")?,
+            identity_claims: row.get("identity_claims")?,
+            identity_created_at: row.get("identity_created_at")?,
+            identity_last_login_at: row.get("identity_last_login_at")?,
+        })
+    }
 }
 
 impl PersonRow {
@@ -180,13 +209,14 @@ macro_rules! person_columns {
 }
 pub(super) use person_columns;
 
-/// The flow document is read as plain JSON first, so that a document an older or newer version
-/// wrote surfaces as [`StoreError::Corrupt`] naming the flow rather than as a driver error.
-#[derive(FromRow)]
-pub(super) struct FlowRow {
-    id: String,
-    data: Json<serde_json::Value>,
-    pub(super) expires_at: DateTime<Utc>,
+row_struct! {
+    /// The flow document is read as plain JSON first, so that a document an older or newer version
+    /// wrote surfaces as [`StoreError::Corrupt`] naming the flow rather than as a driver error.
+    pub(super) struct FlowRow {
+        id: String,
+        data: Json<serde_json::Value>,
+        pub(super) expires_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<FlowRow> for Flow {
@@ -213,21 +243,22 @@ macro_rules! grant_columns {
 }
 pub(super) use grant_columns;
 
-#[derive(FromRow)]
-pub(super) struct GrantRow {
-    id: String,
-    user_id: String,
-    client_id: String,
-    provider: String,
-    scope: String,
-    resource: String,
-    upstream_access_token_enc: Option<String>,
-    upstream_refresh_token_enc: Option<String>,
-    upstream_id_token_enc: Option<String>,
-    upstream_expires_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    revoked_at: Option<DateTime<Utc>>,
-    redirect_uri: Option<String>,
+row_struct! {
+    pub(super) struct GrantRow {
+        id: String,
+        user_id: String,
+        client_id: String,
+        provider: String,
+        scope: String,
+        resource: String,
+        upstream_access_token_enc: Option<String>,
+        upstream_refresh_token_enc: Option<String>,
+        upstream_id_token_enc: Option<String>,
+        upstream_expires_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+        revoked_at: Option<DateTime<Utc>>,
+        redirect_uri: Option<String>,
+    }
 }
 
 impl From<GrantRow> for Grant {
@@ -252,15 +283,16 @@ impl From<GrantRow> for Grant {
     }
 }
 
-#[derive(FromRow)]
-pub(super) struct CodeRow {
-    code_hash: String,
-    grant_id: String,
-    client_id: String,
-    redirect_uri: String,
-    code_challenge: String,
-    expires_at: DateTime<Utc>,
-    redeemed_at: Option<DateTime<Utc>>,
+row_struct! {
+    pub(super) struct CodeRow {
+        code_hash: String,
+        grant_id: String,
+        client_id: String,
+        redirect_uri: String,
+        code_challenge: String,
+        expires_at: DateTime<Utc>,
+        redeemed_at: Option<DateTime<Utc>>,
+    }
 }
 
 impl From<CodeRow> for AuthorizationCode {
@@ -278,50 +310,36 @@ impl From<CodeRow> for AuthorizationCode {
 }
 
 /// [`get_code_exchange`](super::Store::get_code_exchange)'s row: the code's columns (the two
-/// that grants have too renamed), the grant's, and the person's email.
-#[derive(FromRow)]
-pub(super) struct CodeExchangeRow {
-    code_hash: String,
-    grant_id: String,
-    #[sqlx(rename = "code_client_id")]
-    client_id: String,
-    #[sqlx(rename = "code_redirect_uri")]
-    redirect_uri: String,
-    code_challenge: String,
-    expires_at: DateTime<Utc>,
-    redeemed_at: Option<DateTime<Utc>>,
-    #[sqlx(flatten)]
-    grant: GrantRow,
-    user_email: Option<String>,
-}
-
-impl From<CodeExchangeRow> for CodeExchange {
-    fn from(row: CodeExchangeRow) -> Self {
-        Self {
+/// that grants have too renamed `code_client_id` and `code_redirect_uri`), the grant's, and the
+/// person's email.
+impl FromRow for CodeExchange {
+    fn from_row(row: &Row<'_>) -> StoreResult<Self> {
+        Ok(Self {
             code: AuthorizationCode {
-                code_hash: row.code_hash,
-                grant_id: row.grant_id,
-                client_id: row.client_id,
-                redirect_uri: row.redirect_uri,
-                code_challenge: row.code_challenge,
-                expires_at: row.expires_at,
-                redeemed_at: row.redeemed_at,
+                code_hash: row.get("code_hash")?,
+                grant_id: row.get("grant_id")?,
+                client_id: row.get("code_client_id")?,
+                redirect_uri: row.get("code_redirect_uri")?,
+                code_challenge: row.get("code_challenge")?,
+                expires_at: row.get("expires_at")?,
+                redeemed_at: row.get("redeemed_at")?,
             },
-            grant: row.grant.into(),
-            email: row.user_email,
-        }
+            grant: GrantRow::from_row(row)?.into(),
+            email: row.get("user_email")?,
+        })
     }
 }
 
-#[derive(FromRow)]
-pub(super) struct RefreshTokenRow {
-    token_hash: String,
-    grant_id: String,
-    client_id: String,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    rotated_at: Option<DateTime<Utc>>,
-    successor_enc: Option<String>,
+row_struct! {
+    pub(super) struct RefreshTokenRow {
+        token_hash: String,
+        grant_id: String,
+        client_id: String,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        rotated_at: Option<DateTime<Utc>>,
+        successor_enc: Option<String>,
+    }
 }
 
 impl From<RefreshTokenRow> for RefreshToken {
@@ -338,13 +356,14 @@ impl From<RefreshTokenRow> for RefreshToken {
     }
 }
 
-#[derive(FromRow)]
-pub(super) struct SigningKeyRow {
-    kid: String,
-    alg: String,
-    private_key_enc: String,
-    public_jwk: String,
-    created_at: DateTime<Utc>,
+row_struct! {
+    pub(super) struct SigningKeyRow {
+        kid: String,
+        alg: String,
+        private_key_enc: String,
+        public_jwk: String,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl From<SigningKeyRow> for SigningKeyRecord {
@@ -359,24 +378,25 @@ impl From<SigningKeyRow> for SigningKeyRecord {
     }
 }
 
-/// Columns in the order of [`super::audit::COLUMNS`].
-#[derive(FromRow)]
-pub(super) struct AuditEventRow {
-    id: String,
-    time: DateTime<Utc>,
-    kind: String,
-    request_id: Option<String>,
-    user_id: Option<String>,
-    user_email: Option<String>,
-    client_id: Option<String>,
-    backend: Option<String>,
-    tool: Option<String>,
-    decision: String,
-    reason: Option<String>,
-    outcome: Option<String>,
-    latency_ms: Option<i64>,
-    response_bytes: Option<i64>,
-    trace_id: Option<String>,
+row_struct! {
+    /// Columns in the order of [`super::audit::COLUMNS`].
+    pub(super) struct AuditEventRow {
+        id: String,
+        time: DateTime<Utc>,
+        kind: String,
+        request_id: Option<String>,
+        user_id: Option<String>,
+        user_email: Option<String>,
+        client_id: Option<String>,
+        backend: Option<String>,
+        tool: Option<String>,
+        decision: String,
+        reason: Option<String>,
+        outcome: Option<String>,
+        latency_ms: Option<i64>,
+        response_bytes: Option<i64>,
+        trace_id: Option<String>,
+    }
 }
 
 /// A kind or decision this version does not know (written by a newer one) surfaces as
@@ -428,18 +448,19 @@ macro_rules! api_key_columns {
 }
 pub(super) use api_key_columns;
 
-#[derive(FromRow)]
-pub(super) struct ApiKeyRow {
-    id: String,
-    user_id: String,
-    name: String,
-    key_hash: String,
-    prefix: String,
-    scopes: String,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
+row_struct! {
+    pub(super) struct ApiKeyRow {
+        id: String,
+        user_id: String,
+        name: String,
+        key_hash: String,
+        prefix: String,
+        scopes: String,
+        created_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+        last_used_at: Option<DateTime<Utc>>,
+    }
 }
 
 impl From<ApiKeyRow> for ApiKey {

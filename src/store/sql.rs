@@ -1,76 +1,57 @@
 //! The one [`Store`] implementation both engines run: every statement is written once.
 //!
-//! The SQL here is what SQLite and Postgres both accept: `$n` placeholders (SQLite reads `$1` as
-//! the first bind, as Postgres does), `RETURNING`, `ON CONFLICT`. What truly differs between the
-//! engines is behind [`Engine`] and in each engine's own file: connecting, the migrations, and
-//! how a timestamp is bound ([`Ts`]). The bounds below are what this code needs of an engine;
-//! both sqlx drivers meet them.
+//! The SQL here is what SQLite and Postgres both accept: `$n` placeholders (both read `$1` as the
+//! first bind), `RETURNING`, `ON CONFLICT`, `->>`. What truly differs between the engines is in
+//! each engine's own file: connecting, running a statement, the migrations, and how a timestamp
+//! or a JSON document is bound and read (`db.rs`, `columns.rs`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{Connection, Database, Executor, FromRow};
 
-use super::connections::Connections;
-use super::engine::{Bind, Engine, Ts};
+use super::db::{Db, sql};
 use super::inserts;
 use super::rows::{
-    ClientRow, CodeExchangeRow, CodeRow, GrantRow, RefreshTokenRow, SigningKeyRow,
-    after_failed_redemption, client_columns, grant_columns, on_unique,
+    ClientRow, CodeRow, GrantRow, RefreshTokenRow, SigningKeyRow, after_failed_redemption,
+    client_columns, grant_columns, on_unique,
 };
 use super::{
-    AuthorizationCode, Client, CodeExchange, CodeRedemption, Directory, Grant, KeyStore,
-    RefreshToken, Retention, SigningKeyRecord, Store, StoreResult, UpstreamTokens,
+    AuthorizationCode, Client, CodeExchange, CodeRedemption, Grant, RefreshToken, Retention,
+    SigningKeyRecord, Store, StoreResult, UpstreamTokens,
 };
 use crate::telemetry::metrics::PoolStats;
 
-/// [`Store`] on either engine; `SqliteStore` and `PostgresStore` name the two.
-pub struct SqlStore<DB: Database> {
-    pub(super) db: Connections<DB>,
+/// [`Store`] on either engine: [`SqlStore::sqlite`] or [`SqlStore::postgres`].
+pub struct SqlStore {
+    pub(super) db: Db,
 }
 
 #[async_trait]
-impl<DB: Engine> Store for SqlStore<DB>
-where
-    Self: Directory + KeyStore + super::ConsentStore + super::FlowStore + super::AuditStore,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'a> &'a str: Bind<DB>,
-    String: Bind<DB>,
-    Option<String>: Bind<DB>,
-    Ts: Bind<DB>,
-    Option<Ts>: Bind<DB>,
-    for<'a> Json<&'a Vec<String>>: Bind<DB>,
-    for<'a> Json<&'a serde_json::Value>: Bind<DB>,
-    for<'r> ClientRow: FromRow<'r, DB::Row>,
-    for<'r> GrantRow: FromRow<'r, DB::Row>,
-    for<'r> CodeRow: FromRow<'r, DB::Row>,
-    for<'r> CodeExchangeRow: FromRow<'r, DB::Row>,
-    for<'r> RefreshTokenRow: FromRow<'r, DB::Row>,
-    for<'r> SigningKeyRow: FromRow<'r, DB::Row>,
-    for<'r> (String, DateTime<Utc>): FromRow<'r, DB::Row>,
-{
+impl Store for SqlStore {
     async fn migrate(&self) -> StoreResult<()> {
-        // `run_direct` is what `Migrator::run` calls once it holds a connection; sqlx makes it
-        // public for generic code like this, where `run`'s `Acquire` bound cannot be met.
-        DB::MIGRATOR
-            .run_direct(None, &mut *self.db.take().await?, false)
-            .await?;
-        Ok(())
+        match &self.db {
+            Db::Postgres(pool) => super::postgres::migrate(pool).await,
+            Db::Sqlite(lite) => lite.migrate().await,
+        }
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&mut *self.db.take().await?)
+        // A BIGINT on both engines (a bare 1 is an INT4 on Postgres).
+        self.db
+            .fetch_all::<(i64,)>(sql("SELECT CAST(1 AS BIGINT)"))
             .await?;
         Ok(())
     }
 
     fn pool_stats(&self) -> PoolStats {
-        self.db.stats()
+        match &self.db {
+            Db::Postgres(pool) => super::postgres::stats(pool),
+            Db::Sqlite(lite) => lite.stats(),
+        }
     }
 
     async fn insert_client(&self, client: &Client) -> StoreResult<()> {
-        sqlx::query(
+        self.db.execute(sql(
             "INSERT INTO clients (client_id, secret_hash, token_endpoint_auth_method, client_name,
                  redirect_uris, grant_types, response_types, scope, metadata, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -84,28 +65,30 @@ where
         .bind(Json(&client.response_types))
         .bind(&client.scope)
         .bind(Json(&client.metadata))
-        .bind(Ts(client.created_at))
-        .execute(&mut *self.db.take().await?)
+        .bind(client.created_at))
         .await
         .map_err(on_unique("client_id exists"))?;
         Ok(())
     }
 
     async fn get_client(&self, client_id: &str) -> StoreResult<Option<Client>> {
-        let row = sqlx::query_as::<_, ClientRow>(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE client_id = $1"
-        ))
-        .bind(client_id)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional::<ClientRow>(
+                sql(concat!(
+                    "SELECT ",
+                    client_columns!(),
+                    " FROM clients WHERE client_id = $1"
+                ))
+                .bind(client_id),
+            )
+            .await?;
         Ok(row.map(Client::from))
     }
 
     async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
-        inserts::grant(grant)
-            .execute(&mut *self.db.take().await?)
+        self.db
+            .execute(inserts::grant(grant))
             .await
             .map_err(on_unique("grant id exists"))?;
         Ok(())
@@ -116,14 +99,11 @@ where
         grant: &Grant,
         code: &AuthorizationCode,
     ) -> StoreResult<()> {
-        let mut conn = self.db.take().await?;
-        let mut tx = conn.begin().await?;
-        inserts::grant(grant)
-            .execute(&mut *tx)
+        let mut tx = self.db.begin().await?;
+        tx.execute(inserts::grant(grant))
             .await
             .map_err(on_unique("grant id exists"))?;
-        inserts::code(code)
-            .execute(&mut *tx)
+        tx.execute(inserts::code(code))
             .await
             .map_err(on_unique("code exists"))?;
         tx.commit().await?;
@@ -131,20 +111,23 @@ where
     }
 
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
-        let row = sqlx::query_as::<_, GrantRow>(concat!(
-            "SELECT ",
-            grant_columns!(),
-            " FROM grants WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional::<GrantRow>(
+                sql(concat!(
+                    "SELECT ",
+                    grant_columns!(),
+                    " FROM grants WHERE id = $1"
+                ))
+                .bind(id),
+            )
+            .await?;
         Ok(row.map(Grant::from))
     }
 
     async fn update_grant_upstream(&self, id: &str, upstream: &UpstreamTokens) -> StoreResult<()> {
-        inserts::grant_upstream(id, None, upstream)
-            .execute(&mut *self.db.take().await?)
+        self.db
+            .execute(inserts::grant_upstream(id, None, upstream))
             .await?;
         Ok(())
     }
@@ -155,38 +138,39 @@ where
         replacing: &str,
         upstream: &UpstreamTokens,
     ) -> StoreResult<bool> {
-        let result = inserts::grant_upstream(id, Some(replacing), upstream)
-            .execute(&mut *self.db.take().await?)
+        let result = self
+            .db
+            .execute(inserts::grant_upstream(id, Some(replacing), upstream))
             .await?;
-        Ok(DB::rows_affected(&result) == 1)
+        Ok(result == 1)
     }
 
     async fn revoke_grant(&self, id: &str, now: DateTime<Utc>) -> StoreResult<()> {
-        let mut conn = self.db.take().await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query("UPDATE grants SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
-            .bind(Ts(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM refresh_tokens WHERE grant_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        let mut tx = self.db.begin().await?;
+        tx.execute(
+            sql("UPDATE grants SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+                .bind(now)
+                .bind(id),
+        )
+        .await?;
+        tx.execute(sql("DELETE FROM refresh_tokens WHERE grant_id = $1").bind(id))
             .await?;
         // Spent codes stay, so that replaying one is still recognised as a replay.
-        sqlx::query("DELETE FROM authorization_codes WHERE grant_id = $1 AND redeemed_at IS NULL")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        tx.execute(
+            sql("DELETE FROM authorization_codes WHERE grant_id = $1 AND redeemed_at IS NULL")
+                .bind(id),
+        )
+        .await?;
         // The approval that would skip the consent page for this person, client and redirect
         // URI goes with the grant (a grant from before redirect URIs were kept ends them all).
-        sqlx::query(
-            "DELETE FROM consents WHERE EXISTS (SELECT 1 FROM grants g WHERE g.id = $1
+        tx.execute(
+            sql(
+                "DELETE FROM consents WHERE EXISTS (SELECT 1 FROM grants g WHERE g.id = $1
                  AND g.user_id = consents.user_id AND g.client_id = consents.client_id
                  AND (g.redirect_uri IS NULL OR g.redirect_uri = consents.redirect_uri))",
+            )
+            .bind(id),
         )
-        .bind(id)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -196,53 +180,54 @@ where
         &self,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
-        let rows = sqlx::query_as::<_, (String, DateTime<Utc>)>(
+        let rows = self.db.fetch_all::<(String, DateTime<Utc>)>(sql(
             "SELECT id, revoked_at FROM grants WHERE revoked_at >= $1 ORDER BY revoked_at, id",
         )
-        .bind(Ts(since))
-        .fetch_all(&mut *self.db.take().await?)
+        .bind(since))
         .await?;
         Ok(rows)
     }
 
     async fn insert_code(&self, code: &AuthorizationCode) -> StoreResult<()> {
-        inserts::code(code)
-            .execute(&mut *self.db.take().await?)
+        self.db
+            .execute(inserts::code(code))
             .await
             .map_err(on_unique("code exists"))?;
         Ok(())
     }
 
     async fn get_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>> {
-        let row = sqlx::query_as::<_, CodeRow>(
+        let row = self.db.fetch_optional::<CodeRow>(sql(
             "SELECT code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
                  redeemed_at
              FROM authorization_codes WHERE code_hash = $1",
         )
-        .bind(code_hash)
-        .fetch_optional(&mut *self.db.take().await?)
+        .bind(code_hash))
         .await?;
         Ok(row.map(Into::into))
     }
 
     async fn get_code_exchange(&self, code_hash: &str) -> StoreResult<Option<CodeExchange>> {
         // A code's grant and the grant's person always exist: deleting either deletes the code.
-        let row = sqlx::query_as::<_, CodeExchangeRow>(
-            "SELECT c.code_hash, c.grant_id, c.client_id AS code_client_id,
-                 c.redirect_uri AS code_redirect_uri, c.code_challenge, c.expires_at,
-                 c.redeemed_at, g.id, g.user_id, g.client_id, g.provider, g.scope, g.resource,
-                 g.upstream_access_token_enc, g.upstream_refresh_token_enc,
-                 g.upstream_id_token_enc, g.upstream_expires_at, g.created_at, g.revoked_at,
-                 g.redirect_uri, u.email AS user_email
-             FROM authorization_codes c
-             JOIN grants g ON g.id = c.grant_id
-             JOIN users u ON u.id = g.user_id
-             WHERE c.code_hash = $1",
-        )
-        .bind(code_hash)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
-        Ok(row.map(Into::into))
+        let row = self
+            .db
+            .fetch_optional::<CodeExchange>(
+                sql(
+                    "SELECT c.code_hash, c.grant_id, c.client_id AS code_client_id,
+                         c.redirect_uri AS code_redirect_uri, c.code_challenge, c.expires_at,
+                         c.redeemed_at, g.id, g.user_id, g.client_id, g.provider, g.scope, g.resource,
+                         g.upstream_access_token_enc, g.upstream_refresh_token_enc,
+                         g.upstream_id_token_enc, g.upstream_expires_at, g.created_at, g.revoked_at,
+                         g.redirect_uri, u.email AS user_email
+                     FROM authorization_codes c
+                     JOIN grants g ON g.id = c.grant_id
+                     JOIN users u ON u.id = g.user_id
+                     WHERE c.code_hash = $1",
+                )
+                .bind(code_hash),
+            )
+            .await?;
+        Ok(row)
     }
 
     async fn redeem_code(
@@ -251,27 +236,24 @@ where
         now: DateTime<Utc>,
         refresh: Option<&RefreshToken>,
     ) -> StoreResult<CodeRedemption> {
-        let mut conn = self.db.take().await?;
-        let mut tx = conn.begin().await?;
-        let redeemed = sqlx::query_as::<_, CodeRow>(
-            "UPDATE authorization_codes SET redeemed_at = $1
-             WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
-             RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
-                 redeemed_at",
-        )
-        .bind(Ts(now))
-        .bind(code_hash)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let mut tx = self.db.begin().await?;
+        let redeemed = tx
+            .fetch_optional::<CodeRow>(
+                sql("UPDATE authorization_codes SET redeemed_at = $1
+                     WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
+                     RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
+                         redeemed_at")
+                .bind(now)
+                .bind(code_hash),
+            )
+            .await?;
         let Some(row) = redeemed else {
-            tx.rollback().await?;
             // Given back before reading again: SQLite has one connection.
-            drop(conn);
+            tx.rollback().await?;
             return Ok(after_failed_redemption(self.get_code(code_hash).await?));
         };
         if let Some(token) = refresh {
-            inserts::refresh_token(token)
-                .execute(&mut *tx)
+            tx.execute(inserts::refresh_token(token))
                 .await
                 .map_err(on_unique("refresh token exists"))?;
         }
@@ -280,22 +262,25 @@ where
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
-        inserts::refresh_token(token)
-            .execute(&mut *self.db.take().await?)
+        self.db
+            .execute(inserts::refresh_token(token))
             .await
             .map_err(on_unique("refresh token exists"))?;
         Ok(())
     }
 
     async fn get_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>> {
-        let row = sqlx::query_as::<_, RefreshTokenRow>(
-            "SELECT token_hash, grant_id, client_id, created_at, expires_at, rotated_at,
-                 successor_enc
-             FROM refresh_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let row = self
+            .db
+            .fetch_optional::<RefreshTokenRow>(
+                sql(
+                    "SELECT token_hash, grant_id, client_id, created_at, expires_at, rotated_at,
+                         successor_enc
+                     FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(token_hash),
+            )
+            .await?;
         Ok(row.map(RefreshToken::from))
     }
 
@@ -305,22 +290,24 @@ where
         successor_enc: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1, successor_enc = $2
-             WHERE token_hash = $3 AND rotated_at IS NULL",
-        )
-        .bind(Ts(now))
-        .bind(successor_enc)
-        .bind(token_hash)
-        .execute(&mut *self.db.take().await?)
-        .await?;
-        Ok(DB::rows_affected(&result) == 1)
+        let result = self
+            .db
+            .execute(
+                sql(
+                    "UPDATE refresh_tokens SET rotated_at = $1, successor_enc = $2
+                     WHERE token_hash = $3 AND rotated_at IS NULL",
+                )
+                .bind(now)
+                .bind(successor_enc)
+                .bind(token_hash),
+            )
+            .await?;
+        Ok(result == 1)
     }
 
     async fn delete_refresh_token(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&mut *self.db.take().await?)
+        self.db
+            .execute(sql("DELETE FROM refresh_tokens WHERE token_hash = $1").bind(token_hash))
             .await?;
         Ok(())
     }
@@ -331,17 +318,17 @@ where
         scope: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO step_ups (grant_id, scope, requested_at)
-             SELECT id, $2, $3 FROM grants WHERE id = $1
-             ON CONFLICT (grant_id) DO UPDATE
-                 SET scope = excluded.scope, requested_at = excluded.requested_at",
-        )
-        .bind(grant_id)
-        .bind(scope)
-        .bind(Ts(now))
-        .execute(&mut *self.db.take().await?)
-        .await?;
+        self.db
+            .execute(
+                sql("INSERT INTO step_ups (grant_id, scope, requested_at)
+                     SELECT id, $2, $3 FROM grants WHERE id = $1
+                     ON CONFLICT (grant_id) DO UPDATE
+                         SET scope = excluded.scope, requested_at = excluded.requested_at")
+                .bind(grant_id)
+                .bind(scope)
+                .bind(now),
+            )
+            .await?;
         Ok(())
     }
 
@@ -353,20 +340,22 @@ where
         // Every refresh asks; almost none has a request. A read answers those without taking
         // the database's write lock, and only a pending request is deleted (once, whoever asks
         // at the same time).
-        let pending: Option<(String, DateTime<Utc>)> =
-            sqlx::query_as("SELECT scope, requested_at FROM step_ups WHERE grant_id = $1")
-                .bind(grant_id)
-                .fetch_optional(&mut *self.db.take().await?)
-                .await?;
+        let pending: Option<(String, DateTime<Utc>)> = self
+            .db
+            .fetch_optional(
+                sql("SELECT scope, requested_at FROM step_ups WHERE grant_id = $1").bind(grant_id),
+            )
+            .await?;
         if pending.is_none() {
             return Ok(None);
         }
-        let taken: Option<(String, DateTime<Utc>)> = sqlx::query_as(
-            "DELETE FROM step_ups WHERE grant_id = $1 RETURNING scope, requested_at",
-        )
-        .bind(grant_id)
-        .fetch_optional(&mut *self.db.take().await?)
-        .await?;
+        let taken: Option<(String, DateTime<Utc>)> = self
+            .db
+            .fetch_optional(
+                sql("DELETE FROM step_ups WHERE grant_id = $1 RETURNING scope, requested_at")
+                    .bind(grant_id),
+            )
+            .await?;
         Ok(taken.filter(|(_, at)| *at >= since).map(|(scope, _)| scope))
     }
 
@@ -377,14 +366,13 @@ where
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         // Revoking twice keeps the first time, as for grants.
-        sqlx::query(
+        self.db.execute(sql(
             "INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES ($1, $2, $3)
              ON CONFLICT (jti) DO NOTHING",
         )
         .bind(jti)
-        .bind(Ts(expires_at))
-        .bind(Ts(now))
-        .execute(&mut *self.db.take().await?)
+        .bind(expires_at)
+        .bind(now))
         .await?;
         Ok(())
     }
@@ -393,47 +381,53 @@ where
         &self,
         since: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, DateTime<Utc>)>> {
-        let rows = sqlx::query_as::<_, (String, DateTime<Utc>)>(
-            "SELECT jti, revoked_at FROM revoked_access_tokens WHERE revoked_at >= $1
-             ORDER BY revoked_at, jti",
-        )
-        .bind(Ts(since))
-        .fetch_all(&mut *self.db.take().await?)
-        .await?;
+        let rows = self
+            .db
+            .fetch_all::<(String, DateTime<Utc>)>(
+                sql(
+                    "SELECT jti, revoked_at FROM revoked_access_tokens WHERE revoked_at >= $1
+                     ORDER BY revoked_at, jti",
+                )
+                .bind(since),
+            )
+            .await?;
         Ok(rows)
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key_enc, public_jwk, created_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (kid) DO NOTHING",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_key_enc)
-        .bind(&key.public_jwk)
-        .bind(Ts(key.created_at))
-        .execute(&mut *self.db.take().await?)
-        .await?;
+        self.db
+            .execute(
+                sql(
+                    "INSERT INTO signing_keys (kid, alg, private_key_enc, public_jwk, created_at)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(&key.kid)
+                .bind(&key.alg)
+                .bind(&key.private_key_enc)
+                .bind(&key.public_jwk)
+                .bind(key.created_at),
+            )
+            .await?;
         Ok(())
     }
 
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        let rows = sqlx::query_as::<_, SigningKeyRow>(
-            "SELECT kid, alg, private_key_enc, public_jwk, created_at
-             FROM signing_keys ORDER BY created_at DESC, kid DESC",
-        )
-        .fetch_all(&mut *self.db.take().await?)
-        .await?;
+        let rows = self
+            .db
+            .fetch_all::<SigningKeyRow>(sql(
+                "SELECT kid, alg, private_key_enc, public_jwk, created_at
+                 FROM signing_keys ORDER BY created_at DESC, kid DESC",
+            ))
+            .await?;
         Ok(rows.into_iter().map(SigningKeyRecord::from).collect())
     }
 
     async fn purge_expired(&self, now: DateTime<Utc>, keep: &Retention) -> StoreResult<u64> {
-        let mut conn = self.db.take().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = self.db.begin().await?;
         let mut deleted = 0;
-        for (sql, cutoff) in [
+        // Each statement may touch many rows: on SQLite they run off the async workers.
+        for (text, cutoff) in [
             ("DELETE FROM flows WHERE expires_at <= $1", now),
             (
                 "DELETE FROM authorization_codes WHERE expires_at <= $1 AND redeemed_at IS NULL",
@@ -459,40 +453,44 @@ where
             ),
             ("DELETE FROM consents WHERE expires_at <= $1", now),
         ] {
-            let result = sqlx::query(sql).bind(Ts(cutoff)).execute(&mut *tx).await?;
-            deleted += DB::rows_affected(&result);
+            let result = tx.execute(sql(text).bind(cutoff).slow()).await?;
+            deleted += result;
         }
         if let Some(dead) = keep.dead_grants {
             // Revoked, or with nothing left to refresh with and nothing to redeem: no token
             // issued from it is still good. Its codes, refresh tokens and step-ups go with it.
-            let result = sqlx::query(
+            let result = tx.execute(sql(
                 "DELETE FROM grants
                  WHERE (revoked_at IS NOT NULL AND revoked_at <= $1)
                     OR (revoked_at IS NULL AND created_at <= $1
                         AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.id)
                         AND NOT EXISTS (SELECT 1 FROM authorization_codes c WHERE c.grant_id = grants.id))",
             )
-            .bind(Ts(now - dead))
-            .execute(&mut *tx)
+            .bind(now - dead)
+            .slow())
             .await?;
-            deleted += DB::rows_affected(&result);
+            deleted += result;
         }
         if let Some(unused) = keep.unused_clients {
-            let result = sqlx::query(
-                "DELETE FROM clients WHERE created_at <= $1
-                 AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id)",
-            )
-            .bind(Ts(now - unused))
-            .execute(&mut *tx)
-            .await?;
-            deleted += DB::rows_affected(&result);
+            let result = tx
+                .execute(
+                    sql("DELETE FROM clients WHERE created_at <= $1
+                         AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id)")
+                    .bind(now - unused)
+                    .slow(),
+                )
+                .await?;
+            deleted += result;
         }
         if let Some(audit) = keep.audit {
-            let result = sqlx::query("DELETE FROM audit_events WHERE time <= $1")
-                .bind(Ts(now - audit))
-                .execute(&mut *tx)
+            let result = tx
+                .execute(
+                    sql("DELETE FROM audit_events WHERE time <= $1")
+                        .bind(now - audit)
+                        .slow(),
+                )
                 .await?;
-            deleted += DB::rows_affected(&result);
+            deleted += result;
         }
         tx.commit().await?;
         Ok(deleted)

@@ -100,7 +100,7 @@ pub async fn sign_ins(
     Ok((mcp, everything))
 }
 
-/// A row with the server's CPU by thread name (SQLite's worker threads, tokio's workers…).
+/// A row with the server's CPU by thread name (tokio's workers, the blocking pool…).
 fn by_thread(report: &mut Report, what: &str, before: &CpuSample, after: &CpuSample) {
     let names = after.by_thread_name(before);
     let total: Duration = names.iter().map(|(_, used)| *used).sum();
