@@ -133,3 +133,17 @@ async fn the_log_is_copied_into_the_database_file_by_the_checkpoint_task() {
     assert!(size >= written, "the database file holds {size} bytes");
     assert_eq!(revoked(&store).await, 3000);
 }
+
+#[test]
+fn urls_name_a_file_or_memory() {
+    let file = |url| match place(url).unwrap() {
+        Place::File(path) => path,
+        Place::Memory => panic!("{url} is a file"),
+    };
+    assert_eq!(file("sqlite:portcullis.db"), "portcullis.db");
+    assert_eq!(file("sqlite://var/portcullis.db"), "var/portcullis.db");
+    assert_eq!(file("sqlite:state.db?mode=rwc"), "file:state.db?mode=rwc");
+    assert!(matches!(place("sqlite::memory:").unwrap(), Place::Memory));
+    assert!(matches!(place("sqlite://:memory:").unwrap(), Place::Memory));
+    assert!(place("sqlite:").is_err());
+}
