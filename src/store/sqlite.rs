@@ -32,7 +32,8 @@ mod migrate;
 /// unavailable (sqlx's default acquire timeout, which the pool of one had).
 const CONNECTION_WAIT: Duration = Duration::from_secs(30);
 
-/// How long SQLite itself waits on a lock held by another process.
+/// How long a statement waits on a lock another process holds (an operator's `sqlite3` shell, a
+/// backup), off the async workers: on the calling thread it does not wait at all.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept per connection: every statement the store runs, with room to spare.
@@ -103,7 +104,9 @@ impl Lite {
             }
         };
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        connection.busy_timeout(BUSY_TIMEOUT)?;
+        // A statement finding the database locked by another process fails at once here and is
+        // run again where waiting blocks nobody (`off_thread`).
+        connection.busy_timeout(Duration::ZERO)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // One connection, taken in turn. SQLite serialises writers anyway, and one connection
         // is what makes it cheap: its page cache never goes stale (no other connection of this
@@ -134,22 +137,30 @@ impl Lite {
         Ok(connection)
     }
 
-    pub(super) async fn execute(&self, statement: Statement<'_>) -> StoreResult<u64> {
-        if statement.slow {
-            let connection = self.take_owned().await?;
-            let (_, changed) = off_thread(connection, statement.into_owned(), execute).await?;
-            return changed;
+    /// Runs `work` here, or on the blocking pool when the statement is slow or the database is
+    /// locked by another process.
+    async fn run<T: Send + 'static>(
+        &self,
+        statement: Statement<'_>,
+        work: Work<T>,
+    ) -> StoreResult<T> {
+        if !statement.slow {
+            let result = work(&*self.take().await?, &statement);
+            if !locked_elsewhere(&result) {
+                return result;
+            }
         }
-        execute(&*self.take().await?, &statement)
+        let connection = self.take_owned().await?;
+        let (_, result) = off_thread(connection, statement.into_owned(), work).await?;
+        result
+    }
+
+    pub(super) async fn execute(&self, statement: Statement<'_>) -> StoreResult<u64> {
+        self.run(statement, execute).await
     }
 
     pub(super) async fn fetch<R: FromRow>(&self, statement: Statement<'_>) -> StoreResult<Vec<R>> {
-        if statement.slow {
-            let connection = self.take_owned().await?;
-            let (_, rows) = off_thread(connection, statement.into_owned(), fetch).await?;
-            return rows;
-        }
-        fetch(&*self.take().await?, &statement)
+        self.run(statement, fetch).await
     }
 
     pub(super) async fn begin(&self) -> StoreResult<LiteTx> {
@@ -162,9 +173,14 @@ impl Lite {
 
     pub(super) async fn migrate(&self) -> StoreResult<()> {
         let mut connection = self.take_owned().await?;
-        tokio::task::spawn_blocking(move || migrate::run(&mut connection))
-            .await
-            .map_err(|e| StoreError::Database(DbError::Panicked(e.to_string())))?
+        tokio::task::spawn_blocking(move || {
+            connection.busy_timeout(BUSY_TIMEOUT)?;
+            let migrated = migrate::run(&mut connection);
+            connection.busy_timeout(Duration::ZERO)?;
+            migrated
+        })
+        .await
+        .map_err(|e| StoreError::Database(DbError::Panicked(e.to_string())))?
     }
 
     pub(super) fn stats(&self) -> PoolStats {
@@ -185,14 +201,34 @@ fn settle(connection: &Connection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Runs `work` on the blocking pool with the connection; gives both back.
+/// A statement's work on the connection: [`execute`] or [`fetch`].
+type Work<T> = fn(&Connection, &Statement<'_>) -> StoreResult<T>;
+
+/// Whether `result` is SQLite's "another connection holds the lock", which left nothing done.
+fn locked_elsewhere<T>(result: &StoreResult<T>) -> bool {
+    matches!(
+        result,
+        Err(StoreError::Database(DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))))
+            if e.code == rusqlite::ErrorCode::DatabaseBusy
+    )
+}
+
+/// Runs `work` on the blocking pool with the connection, waiting there for a lock another
+/// process holds; gives both back.
 async fn off_thread<T: Send + 'static>(
     connection: OwnedMutexGuard<Connection>,
     statement: Statement<'static>,
-    work: fn(&Connection, &Statement<'_>) -> StoreResult<T>,
+    work: Work<T>,
 ) -> StoreResult<(OwnedMutexGuard<Connection>, StoreResult<T>)> {
     tokio::task::spawn_blocking(move || {
-        let result = work(&connection, &statement);
+        let result = connection
+            .busy_timeout(BUSY_TIMEOUT)
+            .map_err(StoreError::from)
+            .and_then(|()| work(&connection, &statement));
+        let result = connection
+            .busy_timeout(Duration::ZERO)
+            .map_err(StoreError::from)
+            .and(result);
         (connection, result)
     })
     .await
@@ -217,10 +253,13 @@ impl LiteTx {
     async fn run<T: Send + 'static>(
         &mut self,
         statement: Statement<'_>,
-        work: fn(&Connection, &Statement<'_>) -> StoreResult<T>,
+        work: Work<T>,
     ) -> StoreResult<T> {
         if !statement.slow {
-            return work(self.connection()?, &statement);
+            let result = work(self.connection()?, &statement);
+            if !locked_elsewhere(&result) {
+                return result;
+            }
         }
         let connection = self
             .connection

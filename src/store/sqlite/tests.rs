@@ -147,3 +147,43 @@ fn urls_name_a_file_or_memory() {
     assert!(matches!(place("sqlite://:memory:").unwrap(), Place::Memory));
     assert!(place("sqlite:").is_err());
 }
+
+/// Another process holding the write lock (an operator's `sqlite3` shell) makes a write wait, as
+/// it did, but on the blocking pool: the async workers go on meanwhile. The test's runtime has
+/// one thread, so the ticks below could not happen while the write waited on it.
+#[tokio::test]
+async fn a_write_waits_for_another_process_lock_without_holding_up_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.db");
+    let store = SqlStore::sqlite(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (locked, lock_taken) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let shell = rusqlite::Connection::open(&path).unwrap();
+        shell.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(600));
+        shell.execute_batch("COMMIT").unwrap();
+    });
+    lock_taken.recv().unwrap();
+
+    let mut ticks = 0;
+    let write = store.db.execute(revoke("jti-1"));
+    tokio::pin!(write);
+    let written = loop {
+        tokio::select! {
+            written = &mut write => break written,
+            () = tokio::time::sleep(std::time::Duration::from_millis(20)) => ticks += 1,
+        }
+    };
+    other.join().unwrap();
+
+    assert_eq!(written.unwrap(), 1);
+    assert!(
+        ticks >= 5,
+        "the runtime ticked {ticks} times while the write waited"
+    );
+    assert_eq!(revoked(&store).await, 1);
+}
