@@ -49,6 +49,9 @@ pub(super) const COLUMNS: &str = "id, time, kind, request_id, user_id, user_emai
 /// Postgres' 65,535 bind parameters.
 pub(super) const INSERT_CHUNK: usize = 500;
 
+/// Batches larger than this are written off the async workers.
+const SLOW_BATCH: usize = 64;
+
 /// Appends placeholders for the values, separated by commas.
 macro_rules! bind_row {
     ($statement:ident, $first:expr $(, $rest:expr)*) => {
@@ -82,7 +85,13 @@ pub(super) fn insert(chunk: &[AuditEvent]) -> Statement<'_> {
         );
         insert.push(")");
     }
-    insert
+    // A large batch (a burst of calls) takes milliseconds to write: on SQLite, not on an async
+    // worker.
+    if chunk.len() > SLOW_BATCH {
+        insert.slow()
+    } else {
+        insert
+    }
 }
 
 /// The `SELECT` of the events matching `filter`, newest first, at most `filter.limit`.
