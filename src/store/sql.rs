@@ -456,13 +456,12 @@ impl Store for SqlStore {
             ),
             ("DELETE FROM consents WHERE expires_at <= $1", now),
         ] {
-            let result = tx.execute(sql(text).bind(cutoff).slow()).await?;
-            deleted += result;
+            deleted += tx.execute(sql(text).bind(cutoff).slow()).await?;
         }
         if let Some(dead) = keep.dead_grants {
             // Revoked, or with nothing left to refresh with and nothing to redeem: no token
             // issued from it is still good. Its codes, refresh tokens and step-ups go with it.
-            let result = tx.execute(sql(
+            deleted += tx.execute(sql(
                 "DELETE FROM grants
                  WHERE (revoked_at IS NOT NULL AND revoked_at <= $1)
                     OR (revoked_at IS NULL AND created_at <= $1
@@ -472,10 +471,9 @@ impl Store for SqlStore {
             .bind(now - dead)
             .slow())
             .await?;
-            deleted += result;
         }
         if let Some(unused) = keep.unused_clients {
-            let result = tx
+            deleted += tx
                 .execute(
                     sql("DELETE FROM clients WHERE created_at <= $1
                          AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.client_id = clients.client_id)")
@@ -483,17 +481,15 @@ impl Store for SqlStore {
                     .slow(),
                 )
                 .await?;
-            deleted += result;
         }
         if let Some(audit) = keep.audit {
-            let result = tx
+            deleted += tx
                 .execute(
                     sql("DELETE FROM audit_events WHERE time <= $1")
                         .bind(now - audit)
                         .slow(),
                 )
                 .await?;
-            deleted += result;
         }
         tx.commit().await?;
         Ok(deleted)

@@ -478,10 +478,8 @@ async fn forward_stderr(backend: String, pid: Option<u32>, stderr: ChildStderr) 
             Line::TooLong { head, .. } => (String::from_utf8_lossy(head), true),
         };
         let lower = text.to_ascii_lowercase();
-        let trouble = ["error", "warn", "fatal", "panic", "exception"]
-            .iter()
-            .any(|word| lower.contains(word));
-        if trouble {
+        let trouble = ["error", "warn", "fatal", "panic", "exception"];
+        if trouble.iter().any(|word| lower.contains(word)) {
             tracing::warn!(backend = %backend, ?pid, truncated, "backend stderr: {text}");
         } else {
             tracing::debug!(backend = %backend, ?pid, truncated, "backend stderr: {text}");
