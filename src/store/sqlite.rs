@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::SecondsFormat;
 use rusqlite::types::Null;
 use rusqlite::{CachedStatement, Connection, OpenFlags};
-use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::db::{Db, DbError, FromRow, Row, Statement, Value};
 use super::sql::SqlStore;
@@ -118,17 +118,8 @@ impl Lite {
         })
     }
 
-    /// The connection, for statements that run here and now.
-    async fn take(&self) -> StoreResult<MutexGuard<'_, Connection>> {
-        let connection = tokio::time::timeout(CONNECTION_WAIT, self.connection.lock())
-            .await
-            .map_err(|_| StoreError::Unavailable(DbError::Busy(CONNECTION_WAIT)))?;
-        settle(&connection)?;
-        Ok(connection)
-    }
-
-    /// The connection, for work that moves to the blocking pool.
-    async fn take_owned(&self) -> StoreResult<OwnedMutexGuard<Connection>> {
+    /// The connection, which a statement's work can take along to the blocking pool.
+    async fn take(&self) -> StoreResult<OwnedMutexGuard<Connection>> {
         let connection =
             tokio::time::timeout(CONNECTION_WAIT, self.connection.clone().lock_owned())
                 .await
@@ -150,7 +141,7 @@ impl Lite {
                 return result;
             }
         }
-        let connection = self.take_owned().await?;
+        let connection = self.take().await?;
         let (_, result) = off_thread(connection, statement.into_owned(), work).await?;
         result
     }
@@ -164,7 +155,7 @@ impl Lite {
     }
 
     pub(super) async fn begin(&self) -> StoreResult<LiteTx> {
-        let connection = self.take_owned().await?;
+        let connection = self.take().await?;
         connection.execute_batch("BEGIN")?;
         Ok(LiteTx {
             connection: Some(connection),
@@ -172,7 +163,7 @@ impl Lite {
     }
 
     pub(super) async fn migrate(&self) -> StoreResult<()> {
-        let mut connection = self.take_owned().await?;
+        let mut connection = self.take().await?;
         tokio::task::spawn_blocking(move || {
             connection.busy_timeout(BUSY_TIMEOUT)?;
             let migrated = migrate::run(&mut connection);
@@ -243,11 +234,7 @@ pub struct LiteTx {
 
 impl LiteTx {
     fn connection(&self) -> StoreResult<&Connection> {
-        self.connection
-            .as_deref()
-            .ok_or(StoreError::Database(DbError::Panicked(
-                "the transaction lost its connection".to_owned(),
-            )))
+        self.connection.as_deref().ok_or_else(lost)
     }
 
     async fn run<T: Send + 'static>(
@@ -261,12 +248,7 @@ impl LiteTx {
                 return result;
             }
         }
-        let connection = self
-            .connection
-            .take()
-            .ok_or(StoreError::Database(DbError::Panicked(
-                "the transaction lost its connection".to_owned(),
-            )))?;
+        let connection = self.connection.take().ok_or_else(lost)?;
         let (connection, result) = off_thread(connection, statement.into_owned(), work).await?;
         self.connection = Some(connection);
         result
@@ -291,6 +273,13 @@ impl LiteTx {
     pub(super) fn rollback(self) -> StoreResult<()> {
         Ok(self.connection()?.execute_batch("ROLLBACK")?)
     }
+}
+
+/// What a transaction reports once its connection was lost: a slow statement's task panicked.
+fn lost() -> StoreError {
+    StoreError::Database(DbError::Panicked(
+        "the transaction lost its connection".to_owned(),
+    ))
 }
 
 impl Drop for LiteTx {
