@@ -283,30 +283,29 @@ impl From<GrantRow> for Grant {
     }
 }
 
-row_struct! {
-    pub(super) struct CodeRow {
-        code_hash: String,
-        grant_id: String,
-        client_id: String,
-        redirect_uri: String,
-        code_challenge: String,
-        expires_at: DateTime<Utc>,
-        redeemed_at: Option<DateTime<Utc>>,
+/// A code read with its own column names.
+impl FromRow for AuthorizationCode {
+    fn from_row(row: &Row<'_>) -> StoreResult<Self> {
+        code_named(row, "client_id", "redirect_uri")
     }
 }
 
-impl From<CodeRow> for AuthorizationCode {
-    fn from(row: CodeRow) -> Self {
-        Self {
-            code_hash: row.code_hash,
-            grant_id: row.grant_id,
-            client_id: row.client_id,
-            redirect_uri: row.redirect_uri,
-            code_challenge: row.code_challenge,
-            expires_at: row.expires_at,
-            redeemed_at: row.redeemed_at,
-        }
-    }
+/// A code from `row`, its client and redirect URI in the columns named `client_id` and
+/// `redirect_uri` (a join with grants renames the two, which grants have too).
+fn code_named(
+    row: &Row<'_>,
+    client_id: &str,
+    redirect_uri: &str,
+) -> StoreResult<AuthorizationCode> {
+    Ok(AuthorizationCode {
+        code_hash: row.get("code_hash")?,
+        grant_id: row.get("grant_id")?,
+        client_id: row.get(client_id)?,
+        redirect_uri: row.get(redirect_uri)?,
+        code_challenge: row.get("code_challenge")?,
+        expires_at: row.get("expires_at")?,
+        redeemed_at: row.get("redeemed_at")?,
+    })
 }
 
 /// [`get_code_exchange`](super::Store::get_code_exchange)'s row: the code's columns (the two
@@ -315,15 +314,7 @@ impl From<CodeRow> for AuthorizationCode {
 impl FromRow for CodeExchange {
     fn from_row(row: &Row<'_>) -> StoreResult<Self> {
         Ok(Self {
-            code: AuthorizationCode {
-                code_hash: row.get("code_hash")?,
-                grant_id: row.get("grant_id")?,
-                client_id: row.get("code_client_id")?,
-                redirect_uri: row.get("code_redirect_uri")?,
-                code_challenge: row.get("code_challenge")?,
-                expires_at: row.get("expires_at")?,
-                redeemed_at: row.get("redeemed_at")?,
-            },
+            code: code_named(row, "code_client_id", "code_redirect_uri")?,
             grant: GrantRow::from_row(row)?.into(),
             email: row.get("user_email")?,
         })

@@ -12,8 +12,8 @@ use sqlx::types::Json;
 use super::db::{Db, sql};
 use super::inserts;
 use super::rows::{
-    ClientRow, CodeRow, GrantRow, RefreshTokenRow, SigningKeyRow, after_failed_redemption,
-    client_columns, grant_columns, on_unique,
+    ClientRow, GrantRow, RefreshTokenRow, SigningKeyRow, after_failed_redemption, client_columns,
+    grant_columns, on_unique,
 };
 use super::{
     AuthorizationCode, Client, CodeExchange, CodeRedemption, Grant, RefreshToken, Retention,
@@ -199,14 +199,14 @@ impl Store for SqlStore {
     }
 
     async fn get_code(&self, code_hash: &str) -> StoreResult<Option<AuthorizationCode>> {
-        let row = self.db.fetch_optional::<CodeRow>(sql(
+        let row = self.db.fetch_optional::<AuthorizationCode>(sql(
             "SELECT code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
                  redeemed_at
              FROM authorization_codes WHERE code_hash = $1",
         )
         .bind(code_hash))
         .await?;
-        Ok(row.map(Into::into))
+        Ok(row)
     }
 
     async fn get_code_exchange(&self, code_hash: &str) -> StoreResult<Option<CodeExchange>> {
@@ -240,7 +240,7 @@ impl Store for SqlStore {
     ) -> StoreResult<CodeRedemption> {
         let mut tx = self.db.begin().await?;
         let redeemed = tx
-            .fetch_optional::<CodeRow>(
+            .fetch_optional::<AuthorizationCode>(
                 sql("UPDATE authorization_codes SET redeemed_at = $1
                      WHERE code_hash = $2 AND redeemed_at IS NULL AND expires_at > $1
                      RETURNING code_hash, grant_id, client_id, redirect_uri, code_challenge, expires_at,
@@ -260,7 +260,7 @@ impl Store for SqlStore {
                 .map_err(on_unique("refresh token exists"))?;
         }
         tx.commit().await?;
-        Ok(CodeRedemption::Redeemed(row.into()))
+        Ok(CodeRedemption::Redeemed(row))
     }
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> StoreResult<()> {
