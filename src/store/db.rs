@@ -102,7 +102,8 @@ impl<'a> Statement<'a> {
         self
     }
 
-    /// Marks the statement as one that may run long.
+    /// Marks the statement as one that may run long: one that may scan or change many rows must
+    /// be marked, for on SQLite every other statement runs on the async worker that asks.
     pub fn slow(mut self) -> Self {
         self.slow = true;
         self
